@@ -1,0 +1,77 @@
+"""BLOOM self-attention: fused QKV projection, ALiBi-biased scores, masked softmax, output dense.
+
+    scores[b, n, t, s] = q[b,n,t] . k[b,n,s] / sqrt(D) + slope[n] * pos[b, s] + mask[b, t, s]
+    probs = softmax_s(scores) * head_mask[n]
+    out   = dense(concat_n(probs @ v))
+
+Shape legend: B batch, T query length, S key length, H hidden, N heads, D head_dim = H / N.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .functional import linear, linear_tp, softmax
+
+
+@dataclass(frozen=True)
+class AttentionSpec:
+    """The attention hyper-parameters a layer needs (taken from BloomConfig)."""
+
+    n_head: int
+    pretraining_tp: int = 1
+    slow_but_exact: bool = False
+
+
+def split_heads(fused_qkv: np.ndarray, n_head: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """[B, T, 3H] -> q, k, v, each [B, N, T, D].
+
+    subtle: the fused weight is laid out per head, q/k/v interleaved: row (n, slot, d) is
+    n*3D + slot*D + d. So the view is [B, T, N, 3, D], not three [B, T, H] blocks.
+    """
+    B, T, three_h = fused_qkv.shape
+    D = three_h // (3 * n_head)
+    fused = fused_qkv.reshape(B, T, n_head, 3, D)  # [B, T, N, 3, D]
+    q, k, v = (fused[:, :, :, i, :].transpose(0, 2, 1, 3) for i in range(3))  # 3 x [B, N, T, D]
+    return q, k, v
+
+
+def merge_heads(context: np.ndarray) -> np.ndarray:
+    """[B, N, T, D] -> [B, T, N*D]: put the heads side by side again."""
+    B, N, T, D = context.shape
+    return context.transpose(0, 2, 1, 3).reshape(B, T, N * D)
+
+
+def attention_probs(q: np.ndarray, k: np.ndarray, alibi: np.ndarray, mask_bias: np.ndarray) -> np.ndarray:
+    """Scaled dot-product scores plus ALiBi plus the mask, softmaxed over keys -> [B, N, T, S].
+
+    As in transformers' `alibi.baddbmm(q, k^T, beta=1, alpha=1/sqrt(D))`: the scale multiplies the
+    product, then ALiBi is added, then the mask (an addition too, so masked scores round to finfo.min).
+    """
+    inv_norm = np.float32(1.0 / math.sqrt(q.shape[-1]))
+    scores = alibi + inv_norm * (q @ k.transpose(0, 1, 3, 2))  # [B,N,1,S] + [B,N,T,D]@[B,N,D,S] -> [B,N,T,S]
+    return softmax(scores + mask_bias, axis=-1)  # [B, N, T, S]
+
+
+def self_attention(x: np.ndarray, residual: np.ndarray, p: dict[str, np.ndarray], alibi: np.ndarray,
+                   mask_bias: np.ndarray, spec: AttentionSpec,
+                   head_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One attention sub-layer: returns (residual + attention output [B, T, H], probs [B, N, T, S]).
+
+    `p` holds the layer's `self_attention.*` tensors under their checkpoint names.
+    `head_mask` [N] scales each head's probabilities (0 switches a head off).
+    """
+    fused = linear(x, p["query_key_value.weight"], p["query_key_value.bias"])  # [B, T, H] -> [B, T, 3H]
+    q, k, v = split_heads(fused, spec.n_head)  # 3 x [B, N, T, D]
+    probs = attention_probs(q, k, alibi, mask_bias)  # [B, N, T, S]
+    if head_mask is not None:
+        probs = probs * head_mask.astype(np.float32)[None, :, None, None]
+    context = merge_heads(probs @ v)  # [B, N, T, S] @ [B, N, S, D] -> [B, N, T, D] -> [B, T, H]
+    if spec.pretraining_tp > 1 and spec.slow_but_exact:
+        out = linear_tp(context, p["dense.weight"], spec.pretraining_tp)  # no bias: see linear_tp
+    else:
+        out = linear(context, p["dense.weight"], p["dense.bias"])  # [B, T, H]
+    return residual + out, probs

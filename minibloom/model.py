@@ -1,0 +1,90 @@
+"""BloomModel: the bare BLOOM transformer, token ids in, hidden states out.
+
+    x = word_embeddings[input_ids]                       [B, T, H]
+    h = word_embeddings_layernorm(x)                     (BLOOM normalises its embeddings)
+    for each of n_layer blocks: h = bloom_block(h, ...)  (ALiBi + causal/padding mask inside)
+    last_hidden_state = ln_f(h)
+
+The ALiBi bias and the mask are computed once per forward and shared by every layer.
+
+Shape legend: B batch, T query length, S key length, H hidden, N heads, V vocab, L layers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .alibi import alibi_bias
+from .attention import AttentionSpec
+from .block import BlockSpec, bloom_block, sub_params
+from .config import BloomConfig
+from .errors import InputError
+from .functional import layer_norm
+from .masking import causal_padding_bias
+from .outputs import BaseModelOutputWithPast
+from .pretrained import PreTrainedBloom
+from .validation import check_attention_mask, check_embeds, check_head_mask, check_ids
+
+
+def block_spec(config: BloomConfig) -> BlockSpec:
+    """The per-block hyper-parameters, read once from the config."""
+    attention = AttentionSpec(config.n_head, config.pretraining_tp, config.slow_but_exact)
+    return BlockSpec(attention, config.layer_norm_epsilon, config.apply_residual_connection_post_layernorm)
+
+
+class BloomModel(PreTrainedBloom):
+    """The bare BLOOM transformer (transformers' `BloomModel`), in NumPy.
+
+    >>> model = BloomModel(BloomConfig(vocab_size=32, hidden_size=16, n_head=4))  # random weights
+    >>> model(np.array([[1, 2, 3]])).last_hidden_state.shape
+    (1, 3, 16)
+    """
+
+    def forward(self, input_ids: Any = None, attention_mask: Any = None, head_mask: Any = None,
+                inputs_embeds: Any = None, output_attentions: bool | None = None,
+                output_hidden_states: bool | None = None) -> BaseModelOutputWithPast:
+        """Run the model. Exactly one of `input_ids` [B, T] and `inputs_embeds` [B, T, H].
+
+        attention_mask [B, T]: 1 for real tokens, 0 for padding (default: all ones). Left padding
+        is fine: ALiBi positions come from the mask, so real tokens see the same positions.
+        head_mask [N] or [L, N]: multiplies each head's attention probabilities.
+        """
+        cfg = self.config
+        output_attentions = cfg.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = cfg.output_hidden_states if output_hidden_states is None else output_hidden_states
+        x = self.embed(input_ids, inputs_embeds)  # [B, T, H]
+        B, T, _ = x.shape
+        mask = np.ones((B, T), np.int64) if attention_mask is None else check_attention_mask(attention_mask, B, T)
+        heads = check_head_mask(head_mask, cfg.n_layer, cfg.n_head)  # [L, N] or None
+
+        alibi = alibi_bias(mask, cfg.n_head)  # [B, N, 1, S]
+        mask_bias = causal_padding_bias(mask, T)  # [B, 1, T, S]
+        spec = block_spec(cfg)
+        h = layer_norm(x, self.params["word_embeddings_layernorm.weight"],
+                       self.params["word_embeddings_layernorm.bias"], cfg.layer_norm_epsilon)  # [B, T, H]
+        all_hidden, all_attn = [], []
+        for i in range(cfg.n_layer):
+            all_hidden.append(h)
+            h, probs = bloom_block(h, sub_params(self.params, f"h.{i}."), alibi, mask_bias, spec,
+                                   None if heads is None else heads[i])  # [B, T, H], [B, N, T, S]
+            all_attn.append(probs)
+        h = layer_norm(h, self.params["ln_f.weight"], self.params["ln_f.bias"], cfg.layer_norm_epsilon)
+        all_hidden.append(h)  # subtle: the last entry is ln_f(h); the raw last block output is never returned
+        return BaseModelOutputWithPast(
+            last_hidden_state=h,
+            hidden_states=tuple(all_hidden) if output_hidden_states else None,
+            attentions=tuple(all_attn) if output_attentions else None,
+        )
+
+    __call__ = forward
+
+    def embed(self, input_ids: Any = None, inputs_embeds: Any = None) -> np.ndarray:
+        """Token ids [B, T] -> embeddings [B, T, H] (or checked `inputs_embeds`), before the embedding LN."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise InputError("pass exactly one of input_ids and inputs_embeds")
+        if inputs_embeds is not None:
+            return check_embeds(inputs_embeds, self.config.hidden_size)
+        ids = check_ids(input_ids, self.config.vocab_size)
+        return self.params["word_embeddings.weight"][ids]  # [V, H][B, T] -> [B, T, H]

@@ -1,0 +1,79 @@
+"""Loading and saving models the way transformers' `from_pretrained` / `save_pretrained` do.
+
+Every model class holds its tensors in `self.params`, a flat dict keyed by checkpoint names
+*without* the `transformer.` prefix (`h.0.mlp.dense_h_to_4h.weight`, `score.weight`). Classes that
+transformers saves with the prefix (the task heads) set `save_prefix = True`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import numpy as np
+
+from .config import BloomConfig
+from .errors import InputError
+from .weights import (BASE_PREFIX, bloom_param_shapes, check_state_dict, init_params, load_state_dict,
+                      save_state_dict, strip_base_prefix)
+
+# Tensors of transformers' task heads: present in head checkpoints, ignored by classes that lack them.
+HEAD_TENSORS = ("lm_head.weight", "score.weight", "classifier.weight", "classifier.bias",
+                "qa_outputs.weight", "qa_outputs.bias")
+SAVE_DTYPES = ("float32", "float16", "bfloat16")
+
+
+class PreTrainedBloom:
+    """Base of every minibloom model class: construction, checks, from_pretrained, save_pretrained."""
+
+    save_prefix = False  # head classes save the base model's tensors as `transformer.*`
+
+    def __init__(self, config: BloomConfig, params: dict[str, np.ndarray] | None = None, seed: int = 0):
+        """Build from a config and tensors (checkpoint names); random weights when `params` is None."""
+        shapes = self.param_shapes(config)
+        if params is None:
+            params = init_params(shapes, config.initializer_range, seed)
+        check_state_dict(params, shapes, where=f"{type(self).__name__} parameters")
+        self.config = config
+        self.params = {name: np.asarray(params[name], dtype=np.float32) for name in shapes}
+
+    @classmethod
+    def param_shapes(cls, config: BloomConfig) -> dict[str, tuple[int, ...]]:
+        """Every tensor this class needs, by checkpoint name (no prefix), with its shape."""
+        return bloom_param_shapes(config)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike):
+        """Load config.json and the safetensors weights of a local checkpoint directory.
+
+        Accepts checkpoints saved by any BLOOM class (with or without the `transformer.` prefix);
+        other heads' tensors are ignored, anything else unexpected or mis-shaped is an error.
+        """
+        config = BloomConfig.from_pretrained(directory)
+        state = cls._adapt_state(strip_base_prefix(load_state_dict(directory)), config)
+        shapes = cls.param_shapes(config)
+        ignored = tuple(name for name in HEAD_TENSORS if name not in shapes)
+        check_state_dict(state, shapes, ignored=ignored, where=os.fspath(directory))
+        return cls(config, {name: state[name] for name in shapes})
+
+    @classmethod
+    def _adapt_state(cls, state: dict[str, np.ndarray], config: BloomConfig) -> dict[str, np.ndarray]:
+        """Hook for classes whose checkpoints may omit tensors (e.g. a tied lm_head)."""
+        return state
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The tensors under the names transformers saves this class with."""
+        if not self.save_prefix:
+            return dict(self.params)
+        base = bloom_param_shapes(self.config)
+        return {(BASE_PREFIX + k if k in base else k): v for k, v in self.params.items()}
+
+    def save_pretrained(self, directory: str | os.PathLike, dtype: str = "float32",
+                        max_shard_size: int | str | None = None) -> None:
+        """Write config.json and safetensors weights (stored as `dtype`) that transformers loads."""
+        if dtype not in SAVE_DTYPES:
+            raise InputError(f"dtype must be one of {SAVE_DTYPES}, got {dtype!r}")
+        config = copy.deepcopy(self.config)
+        config.architectures = [type(self).__name__]
+        save_state_dict(self.state_dict(), directory, dtype=dtype, max_shard_size=max_shard_size)
+        config.save_pretrained(directory)

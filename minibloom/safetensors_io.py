@@ -1,0 +1,177 @@
+"""The .safetensors file format, read and written with NumPy alone.
+
+A .safetensors file is:
+
+    [8 bytes]  N, the header length, unsigned little-endian
+    [N bytes]  a JSON object: {name: {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]},
+                               "__metadata__": {str: str}}   (padded with spaces)
+    [rest]     the tensor bytes; offsets are relative to the start of this region, little-endian, C order
+
+Why not the `safetensors` package: NumPy has no bfloat16, so `safetensors.numpy` cannot read
+bloom-176b's tensors; and a loader that checks every header field itself can say exactly which
+tensor of which file is broken. (The test suite uses the `safetensors` package as an oracle.)
+
+bfloat16 is the top half of a float32: decode it as `uint16 -> uint32 << 16 -> float32`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .atomic import atomic_open
+from .errors import SafetensorsFormatError
+
+# safetensors dtype code -> NumPy dtype of the stored bytes (bf16 is read as raw uint16)
+STORAGE_DTYPES = {"F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"),
+                  "I64": np.dtype("<i8"), "I32": np.dtype("<i4"), "I16": np.dtype("<i2"), "I8": np.dtype("i1"),
+                  "U8": np.dtype("u1"), "BOOL": np.dtype("?")}
+FLOAT_CODES = ("F64", "F32", "F16", "BF16")
+DTYPE_CODES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
+MAX_HEADER_BYTES = 100_000_000  # the limit the reference implementation enforces
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Where one tensor lives in a file: dtype code, shape, and absolute byte range."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    begin: int  # absolute offset in the file
+    end: int
+
+
+def read_header(path: str | os.PathLike) -> tuple[dict[str, TensorInfo], dict[str, str]]:
+    """Parse and validate the header of a .safetensors file without reading any tensor bytes.
+
+    Returns ({name: TensorInfo}, metadata). Every lie a header can tell (length past the end of
+    the file, offsets out of bounds or overlapping, byte counts that disagree with the shape,
+    unknown dtypes) raises `SafetensorsFormatError` naming the file and the tensor.
+    """
+    path = os.fspath(path)
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            prefix = f.read(8)
+            if len(prefix) < 8:
+                raise SafetensorsFormatError(f"{path}: file is {size} bytes, too short for a safetensors header")
+            n = int.from_bytes(prefix, "little")
+            if n > min(MAX_HEADER_BYTES, size - 8):
+                raise SafetensorsFormatError(f"{path}: header length {n} exceeds the file size ({size} bytes)")
+            raw = f.read(n)
+    except OSError as e:
+        raise SafetensorsFormatError(f"cannot read {path}: {e}") from None
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SafetensorsFormatError(f"{path}: header is not valid JSON: {e}") from None
+    if not isinstance(header, dict):
+        raise SafetensorsFormatError(f"{path}: header must be a JSON object")
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict):
+        raise SafetensorsFormatError(f"{path}: '__metadata__' must be an object")
+    data_start = 8 + n
+    infos = {name: _tensor_info(path, name, entry, data_start, size) for name, entry in header.items()}
+    _check_no_overlap(path, infos)
+    return infos, metadata
+
+
+def _tensor_info(path: str, name: str, entry: object, data_start: int, size: int) -> TensorInfo:
+    """Validate one header entry and turn its relative offsets into absolute ones."""
+    where = f"{path}: tensor {name!r}"
+    if not isinstance(entry, dict):
+        raise SafetensorsFormatError(f"{where}: header entry must be an object")
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if dtype not in STORAGE_DTYPES:
+        raise SafetensorsFormatError(f"{where}: unsupported dtype {dtype!r} (minibloom reads {', '.join(STORAGE_DTYPES)})")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                              for d in shape):
+        raise SafetensorsFormatError(f"{where}: shape must be a list of non-negative integers, got {shape!r}")
+    if (not isinstance(offsets, list) or len(offsets) != 2
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+        raise SafetensorsFormatError(f"{where}: data_offsets must be [begin, end], got {offsets!r}")
+    begin, end = offsets
+    if not 0 <= begin <= end or data_start + end > size:
+        raise SafetensorsFormatError(f"{where}: data_offsets {offsets} lie outside the data region "
+                                     f"({size - data_start} bytes)")
+    expected = math.prod(shape) * STORAGE_DTYPES[dtype].itemsize
+    if end - begin != expected:
+        raise SafetensorsFormatError(f"{where}: {end - begin} bytes stored but shape {shape} of {dtype} "
+                                     f"needs {expected}")
+    return TensorInfo(name, dtype, tuple(shape), data_start + begin, data_start + end)
+
+
+def _check_no_overlap(path: str, infos: dict[str, TensorInfo]) -> None:
+    ordered = sorted(infos.values(), key=lambda t: (t.begin, t.end))
+    for a, b in zip(ordered, ordered[1:]):
+        if b.begin < a.end:
+            raise SafetensorsFormatError(f"{path}: tensors {a.name!r} and {b.name!r} overlap")
+
+
+def read_tensor(path: str | os.PathLike, info: TensorInfo, dtype: np.dtype | None = None) -> np.ndarray:
+    """Read one tensor's bytes (memory-mapped) and decode them to `dtype`.
+
+    dtype None keeps the stored type, except bfloat16, which NumPy lacks: it becomes float32.
+    """
+    storage = STORAGE_DTYPES[info.dtype]
+    if dtype is None:
+        dtype = np.float32 if info.dtype == "BF16" else storage.newbyteorder("=")
+    count = (info.end - info.begin) // storage.itemsize
+    if count == 0:
+        return np.zeros(info.shape, dtype=dtype)
+    raw = np.memmap(path, dtype=storage, mode="r", offset=info.begin, shape=(count,))
+    if info.dtype == "BF16":
+        values = (raw.astype(np.uint32) << 16).view(np.float32)  # bf16 is the top half of a float32
+    else:
+        values = raw
+    return np.array(values, dtype=dtype).reshape(info.shape)
+
+
+def load_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read every tensor of a .safetensors file, in its stored dtype (bfloat16 as float32)."""
+    infos, _ = read_header(path)
+    return {name: read_tensor(path, info) for name, info in infos.items()}
+
+
+def encode(array: np.ndarray, dtype: str) -> bytes:
+    """float array -> little-endian bytes of `dtype` ('float32', 'float16' or 'bfloat16').
+
+    bfloat16 rounds to nearest, ties to even, like torch's `.to(torch.bfloat16)`: add 0x7FFF plus
+    the lowest kept bit, then drop the low 16 bits. NaN stays NaN (its payload is forced quiet).
+    """
+    x = np.ascontiguousarray(array, dtype=np.float32)
+    if dtype == "float32":
+        return x.astype("<f4").tobytes()
+    if dtype == "float16":
+        return x.astype("<f2").tobytes()
+    bits = x.view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+    rounded[np.isnan(x)] = 0x7FC0
+    return rounded.astype("<u2").tobytes()
+
+
+def save_file(tensors: dict[str, np.ndarray], path: str | os.PathLike, dtype: str = "float32",
+              metadata: dict[str, str] | None = None) -> None:
+    """Write `tensors` to a .safetensors file atomically, all stored as `dtype`."""
+    if dtype not in DTYPE_CODES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPE_CODES)}, got {dtype!r}")
+    header: dict[str, object] = {"__metadata__": dict(metadata or {"format": "pt"})}
+    blobs, offset = [], 0
+    for name in sorted(tensors):
+        blob = encode(tensors[name], dtype)
+        header[name] = {"dtype": DTYPE_CODES[dtype], "shape": list(np.shape(tensors[name])),
+                        "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)  # pad so the data region starts 8-byte aligned
+    with atomic_open(path) as f:
+        f.write(len(raw).to_bytes(8, "little"))
+        f.write(raw)
+        for blob in blobs:
+            f.write(blob)

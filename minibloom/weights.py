@@ -1,0 +1,219 @@
+"""BLOOM checkpoints on disk, laid out exactly as the Hugging Face hub lays them out.
+
+A checkpoint directory holds `config.json` and either
+
+- `model.safetensors`, one file with every tensor, or
+- `model.safetensors.index.json` = {"metadata": {"total_size": N}, "weight_map": {name: file}}
+  plus the shards it names (`model-00001-of-00002.safetensors`; bloom-176b spells it
+  `model_00001-of-00072.safetensors`: only the index is trusted, never the file names).
+
+Tensor names are transformers' module paths (`h.0.self_attention.query_key_value.weight`).
+Checkpoints saved from a task head carry a `transformer.` prefix on the base model's tensors;
+official BLOOM checkpoints (converted from Megatron) have none. Both load.
+
+The parameter table (`bloom_param_shapes`) is the one place that says which tensors a BLOOM
+model has and what shapes they take; the loader checks every tensor against it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import numpy as np
+
+from .atomic import atomic_write_bytes
+from .config import BloomConfig
+from .errors import CheckpointError, SafetensorsFormatError, WeightsMismatchError
+from .safetensors_io import FLOAT_CODES, read_header, read_tensor, save_file
+
+SAFE_WEIGHTS_NAME = "model.safetensors"
+SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
+BASE_PREFIX = "transformer."
+_SHARD_NAME = re.compile(r"^model[-_]\d+-of-\d+\.safetensors$")
+
+
+def bloom_param_shapes(config: BloomConfig) -> dict[str, tuple[int, ...]]:
+    """Every tensor of a BloomModel with its shape (E = hidden, V = vocab; 12 tensors per layer)."""
+    E, V = config.hidden_size, config.vocab_size
+    shapes = {"word_embeddings.weight": (V, E),
+              "word_embeddings_layernorm.weight": (E,), "word_embeddings_layernorm.bias": (E,)}
+    for i in range(config.n_layer):
+        h = f"h.{i}."
+        shapes.update({
+            h + "input_layernorm.weight": (E,), h + "input_layernorm.bias": (E,),
+            h + "self_attention.query_key_value.weight": (3 * E, E),  # rows: head, then q/k/v, then dim
+            h + "self_attention.query_key_value.bias": (3 * E,),
+            h + "self_attention.dense.weight": (E, E), h + "self_attention.dense.bias": (E,),
+            h + "post_attention_layernorm.weight": (E,), h + "post_attention_layernorm.bias": (E,),
+            h + "mlp.dense_h_to_4h.weight": (4 * E, E), h + "mlp.dense_h_to_4h.bias": (4 * E,),
+            h + "mlp.dense_4h_to_h.weight": (E, 4 * E), h + "mlp.dense_4h_to_h.bias": (E,),
+        })
+    shapes.update({"ln_f.weight": (E,), "ln_f.bias": (E,)})
+    return shapes
+
+
+def init_params(shapes: dict[str, tuple[int, ...]], initializer_range: float = 0.02,
+                seed: int = 0) -> dict[str, np.ndarray]:
+    """Random weights as transformers initialises them: matrices ~ N(0, initializer_range),
+    biases 0, LayerNorm weights 1. For tests, demos and benchmarks; never a trained model."""
+    rng = np.random.default_rng(seed)
+    params = {}
+    for name, shape in shapes.items():
+        if len(shape) == 2:
+            params[name] = rng.normal(0.0, initializer_range, size=shape).astype(np.float32)
+        elif "layernorm" in name or name.startswith("ln_f"):
+            params[name] = np.ones(shape, np.float32) if name.endswith("weight") else np.zeros(shape, np.float32)
+        else:
+            params[name] = np.zeros(shape, np.float32)
+    return params
+
+
+# -- reading -----------------------------------------------------------------------------------
+def checkpoint_files(directory: str | os.PathLike) -> dict[str, str]:
+    """Map each tensor name to the file that holds it, from the single file or the shard index."""
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise CheckpointError(f"checkpoint directory not found: {directory}")
+    single = os.path.join(directory, SAFE_WEIGHTS_NAME)
+    index = os.path.join(directory, SAFE_WEIGHTS_INDEX_NAME)
+    if os.path.isfile(single):  # transformers also looks for the single file first
+        infos, _ = read_header(single)
+        return {name: single for name in infos}
+    if os.path.isfile(index):
+        return {name: os.path.join(directory, f) for name, f in _read_index(index).items()}
+    others = sorted(f for f in os.listdir(directory) if f.endswith((".bin", ".pt", ".h5", ".msgpack")))
+    hint = f" (found {', '.join(others)}: convert them to safetensors first)" if others else ""
+    raise CheckpointError(f"{directory} holds neither {SAFE_WEIGHTS_NAME} nor {SAFE_WEIGHTS_INDEX_NAME}{hint}")
+
+
+def _read_index(path: str) -> dict[str, str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            index = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"cannot read shard index {path}: {e}") from None
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise CheckpointError(f"{path}: 'weight_map' must be an object of tensor name -> file name")
+    for name, shard in weight_map.items():
+        if os.path.basename(shard) != shard or shard in ("", ".", ".."):
+            raise CheckpointError(f"{path}: tensor {name!r} names shard {shard!r}, which is not a plain file name")
+        if not os.path.isfile(os.path.join(os.path.dirname(path), shard)):
+            raise CheckpointError(f"{path}: tensor {name!r} is in shard {shard!r}, which is missing")
+    return weight_map
+
+
+def load_state_dict(directory: str | os.PathLike, dtype: np.dtype = np.float32) -> dict[str, np.ndarray]:
+    """Read every tensor of a checkpoint directory, decoded to `dtype`, under its stored name."""
+    state = {}
+    for path, names in _group_by_file(checkpoint_files(directory)).items():
+        infos, _ = read_header(path)
+        for name in names:
+            if name not in infos:
+                raise CheckpointError(f"the shard index says tensor {name!r} is in {path}, but it is not there")
+            if infos[name].dtype not in FLOAT_CODES:
+                raise SafetensorsFormatError(f"{path}: tensor {name!r} is stored as {infos[name].dtype}; "
+                                             f"weights must be one of {', '.join(FLOAT_CODES)}")
+            state[name] = read_tensor(path, infos[name], dtype)
+    return state
+
+
+def _group_by_file(files: dict[str, str]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for name, path in files.items():
+        grouped.setdefault(path, []).append(name)
+    return grouped
+
+
+def strip_base_prefix(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Drop the `transformer.` prefix that head checkpoints put on the base model's tensors."""
+    out: dict[str, np.ndarray] = {}
+    for name, value in state.items():
+        key = name[len(BASE_PREFIX):] if name.startswith(BASE_PREFIX) else name
+        if key in out:
+            raise WeightsMismatchError(f"tensor {key!r} is stored twice, with and without the "
+                                       f"{BASE_PREFIX!r} prefix")
+        out[key] = value
+    return out
+
+
+def check_state_dict(state: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]],
+                     ignored: tuple[str, ...] = (), where: str = "checkpoint") -> None:
+    """Raise `WeightsMismatchError` listing every missing, unexpected or mis-shaped tensor.
+
+    `ignored` names tensors that may be present and are not used (e.g. another head's weights).
+    """
+    problems = [f"missing tensor {n!r} (expected shape {tuple(s)})" for n, s in expected.items() if n not in state]
+    problems += [f"unexpected tensor {n!r} (shape {tuple(v.shape)})" for n, v in state.items()
+                 if n not in expected and n not in ignored]
+    problems += [f"tensor {n!r} has shape {tuple(state[n].shape)}, the config needs {tuple(s)}"
+                 for n, s in expected.items() if n in state and tuple(state[n].shape) != tuple(s)]
+    if problems:
+        shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
+        raise WeightsMismatchError(f"{where}: {shown}")
+
+
+# -- writing -----------------------------------------------------------------------------------
+def parse_size(size: int | str) -> int:
+    """'5GB' -> 5 * 10**9, '20KiB' -> 20 * 2**10, 1000 -> 1000 (transformers' max_shard_size units)."""
+    if isinstance(size, int):
+        return size
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B\s*", str(size), re.IGNORECASE)
+    if not match:
+        raise ValueError(f"max_shard_size must be bytes or like '5GB' / '200MiB', got {size!r}")
+    number, unit, binary = match.groups()
+    power = " KMGT".index(unit.upper() or " ")
+    return int(float(number) * (1024 if binary else 1000) ** power)
+
+
+def save_state_dict(state: dict[str, np.ndarray], directory: str | os.PathLike, dtype: str = "float32",
+                    max_shard_size: int | str | None = None) -> list[str]:
+    """Write tensors into `directory` in the hub layout; every file is written atomically.
+
+    One `model.safetensors` when the tensors fit in `max_shard_size` (or it is None), else
+    `model-0000k-of-0000n.safetensors` shards plus the index, written last. Files of the other
+    layout left from an earlier save are removed once the new ones are in place.
+    """
+    directory = os.fspath(directory)
+    os.makedirs(directory, exist_ok=True)
+    itemsize = 4 if dtype == "float32" else 2
+    shards = _plan_shards(state, itemsize, parse_size(max_shard_size) if max_shard_size is not None else None)
+    if len(shards) == 1:
+        written = [os.path.join(directory, SAFE_WEIGHTS_NAME)]
+        save_file(state, written[0], dtype)
+    else:
+        written, weight_map = [], {}
+        for k, names in enumerate(shards, start=1):
+            fname = f"model-{k:05d}-of-{len(shards):05d}.safetensors"
+            save_file({n: state[n] for n in names}, os.path.join(directory, fname), dtype)
+            written.append(os.path.join(directory, fname))
+            weight_map.update({n: fname for n in names})
+        total = sum(int(np.size(v)) * itemsize for v in state.values())
+        index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
+        written.append(os.path.join(directory, SAFE_WEIGHTS_INDEX_NAME))
+        atomic_write_bytes(written[-1], (json.dumps(index, indent=2) + "\n").encode("utf-8"))
+    _remove_stale(directory, keep=written)
+    return written
+
+
+def _plan_shards(state: dict[str, np.ndarray], itemsize: int, limit: int | None) -> list[list[str]]:
+    shards: list[list[str]] = [[]]
+    used = 0
+    for name in sorted(state):
+        size = int(np.size(state[name])) * itemsize
+        if limit is not None and shards[-1] and used + size > limit:
+            shards.append([])
+            used = 0
+        shards[-1].append(name)
+        used += size
+    return shards
+
+
+def _remove_stale(directory: str, keep: list[str]) -> None:
+    keep_names = {os.path.basename(p) for p in keep}
+    for fname in os.listdir(directory):
+        stale = fname in (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME) or _SHARD_NAME.match(fname)
+        if stale and fname not in keep_names:
+            os.remove(os.path.join(directory, fname))

@@ -1,0 +1,124 @@
+"""Write the golden fixtures under tests/golden/ with transformers itself (needs the `reference` extra).
+
+    python tests/reference/make_golden.py
+
+Each case is a tiny random BLOOM checkpoint saved by transformers' own `save_pretrained`
+(safetensors), so the file layout is the real one, plus `expected.safetensors`: the inputs and
+transformers' float32 outputs for them. The plain test run (no torch) compares minibloom against
+these files. Weights are drawn with a wide spread and non-zero biases so that every quirk shows
+(the dense biases dropped by `slow_but_exact` change the outputs by ~0.5).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import torch
+import transformers
+from safetensors.numpy import save_file
+from transformers import BloomConfig, BloomForCausalLM, BloomModel
+
+GOLDEN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "golden")
+FORMAT_VERSION = "1"
+REGENERATE = "python tests/reference/make_golden.py"
+VOCAB, LAYERS, BATCH, SEQ = 64, 2, 3, 7
+
+# name -> (config overrides, class saved, save dtype, max_shard_size)
+CASES = {
+    "heads8": (dict(hidden_size=32, n_head=8), BloomModel, torch.float32, None),
+    "heads12_prefixed": (dict(hidden_size=48, n_head=12), BloomForCausalLM, torch.float32, None),
+    "heads6_tp2_slow": (dict(hidden_size=48, n_head=6, pretraining_tp=2, slow_but_exact=True), BloomModel,
+                        torch.float32, None),
+    "post_ln_residual": (dict(hidden_size=32, n_head=4, apply_residual_connection_post_layernorm=True),
+                         BloomModel, torch.float32, None),
+    "bf16": (dict(hidden_size=32, n_head=8), BloomModel, torch.bfloat16, None),
+    "fp16": (dict(hidden_size=32, n_head=8), BloomModel, torch.float16, None),
+    "sharded": (dict(hidden_size=32, n_head=4), BloomForCausalLM, torch.float32, "20KB"),
+}
+
+
+def randomize(model: torch.nn.Module, seed: int) -> None:
+    """Spread every parameter: matrices N(0, 0.15), embeddings N(0, 1), biases N(0, 0.1), LN weights 1 + N(0, 0.1)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=gen)
+            if "word_embeddings.weight" in name:
+                p.copy_(noise)
+            elif p.ndim == 2:
+                p.copy_(0.15 * noise)
+            elif "layernorm" in name or "ln_f" in name:
+                p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.1 * noise)
+            else:
+                p.copy_(0.1 * noise)
+
+
+def make_inputs(n_head: int, hidden_size: int, seed: int) -> dict[str, dict[str, np.ndarray]]:
+    """Input sets: no mask, right/left padding (left: fully padded first positions), head_mask, inputs_embeds."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, VOCAB, size=(BATCH, SEQ)).astype(np.int64)
+    right = np.array([[1] * SEQ, [1] * 5 + [0] * 2, [1] * 3 + [0] * 4], dtype=np.int64)
+    left = right[:, ::-1].copy()
+    head_mask = rng.choice([0.0, 0.5, 1.0], size=(LAYERS, n_head)).astype(np.float32)
+    return {
+        "plain": {"input_ids": ids},
+        "right_padded": {"input_ids": ids, "attention_mask": right},
+        "left_padded": {"input_ids": ids, "attention_mask": left},
+        "left_padded_head_mask": {"input_ids": ids, "attention_mask": left, "head_mask": head_mask},
+        "embeds": {"inputs_embeds": rng.normal(size=(2, 5, hidden_size)).astype(np.float32)},
+    }
+
+
+def run_reference(model: BloomModel, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    kwargs = {k: torch.from_numpy(v) for k, v in inputs.items()}
+    with torch.no_grad():
+        out = model(**kwargs, output_hidden_states=True, output_attentions=True, use_cache=False)
+    result = {"last_hidden_state": out.last_hidden_state.numpy()}
+    result.update({f"hidden_states.{i}": h.numpy() for i, h in enumerate(out.hidden_states)})
+    result.update({f"attentions.{i}": a.numpy() for i, a in enumerate(out.attentions)})
+    return result
+
+
+def make_case(name: str, seed: int) -> None:
+    overrides, cls, dtype, shard = CASES[name]
+    config = BloomConfig(vocab_size=VOCAB, n_layer=LAYERS, **overrides)
+    torch.manual_seed(seed)
+    model = cls(config).eval()
+    randomize(model, seed)
+    case_dir = os.path.join(GOLDEN_DIR, name)
+    shutil.rmtree(case_dir, ignore_errors=True)
+    kwargs = {"max_shard_size": shard} if shard else {}
+    model.to(dtype).save_pretrained(case_dir, safe_serialization=True, **kwargs)
+    # The reference outputs come from loading the saved files in float32, as a user would.
+    loaded = cls.from_pretrained(case_dir, dtype=torch.float32).eval()
+    base = loaded.transformer if cls is BloomForCausalLM else loaded
+    tensors: dict[str, np.ndarray] = {}
+    for set_name, inputs in make_inputs(config.n_head, config.hidden_size, seed).items():
+        tensors.update({f"{set_name}/input/{k}": v for k, v in inputs.items()})
+        tensors.update({f"{set_name}/output/{k}": v for k, v in run_reference(base, inputs).items()})
+    metadata = {"format_version": FORMAT_VERSION, "transformers": transformers.__version__,
+                "torch": torch.__version__, "dtype": "float32", "saved_dtype": str(dtype),
+                "regenerate": REGENERATE}
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()},
+              os.path.join(case_dir, "expected.safetensors"), metadata=metadata)
+
+
+def main() -> None:
+    if transformers.__version__ != "4.57.1":
+        sys.exit(f"golden files must come from transformers 4.57.1, found {transformers.__version__}")
+    os.makedirs(GOLDEN_DIR, exist_ok=True)
+    for seed, name in enumerate(CASES):
+        make_case(name, seed)
+    with open(os.path.join(GOLDEN_DIR, "MANIFEST.json"), "w") as f:
+        json.dump({"format_version": FORMAT_VERSION, "transformers": transformers.__version__,
+                   "torch": torch.__version__, "cases": sorted(CASES), "regenerate": REGENERATE}, f, indent=2)
+        f.write("\n")
+    print(f"wrote {len(CASES)} cases to {GOLDEN_DIR}")
+
+
+if __name__ == "__main__":
+    main()

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import GOLDEN_DIR, assert_close, golden_cases
+from tests.conftest import GOLDEN_DIR, assert_close, golden_cases
 
 from minibloom import BloomModel
 from minibloom.safetensors_io import load_file

@@ -51,6 +51,16 @@ BLOOM_DEFAULTS: dict[str, Any] = {
     "output_hidden_states": False,
 }
 
+# Shapes of the released family (hidden / layers / heads); every member has vocab_size 250880.
+BLOOM_FAMILY = {
+    "bloom-560m": dict(hidden_size=1024, n_layer=24, n_head=16),
+    "bloom-1b1": dict(hidden_size=1536, n_layer=24, n_head=16),
+    "bloom-1b7": dict(hidden_size=2048, n_layer=24, n_head=16),
+    "bloom-3b": dict(hidden_size=2560, n_layer=30, n_head=32),
+    "bloom-7b1": dict(hidden_size=4096, n_layer=30, n_head=32),
+    "bloom": dict(hidden_size=14336, n_layer=70, n_head=112, pretraining_tp=4),
+}
+
 ALIASES = {"num_hidden_layers": "n_layer", "num_attention_heads": "n_head"}
 PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
 _POSITIVE_INTS = ("vocab_size", "hidden_size", "n_layer", "n_head", "pretraining_tp")
@@ -191,6 +201,8 @@ class BloomConfig:
     def from_pretrained(cls, directory: str | os.PathLike) -> "BloomConfig":
         """Read `config.json` from a checkpoint directory (a path to the file itself also works)."""
         path = os.fspath(directory)
+        if not os.path.exists(path):
+            raise CheckpointError(f"checkpoint directory not found: {path}")
         if os.path.isdir(path):
             path = os.path.join(path, CONFIG_NAME)
         return cls.from_json_file(path)

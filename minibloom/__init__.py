@@ -9,10 +9,16 @@ __version__ = "0.1.0"
 from .config import BloomConfig
 from .errors import (CheckpointError, ConfigError, InputError, MinibloomError, SafetensorsFormatError,
                      WeightsMismatchError)
+from .heads import (BloomForCausalLM, BloomForQuestionAnswering, BloomForSequenceClassification,
+                    BloomForTokenClassification)
 from .model import BloomModel
-from .outputs import BaseModelOutputWithPast
+from .outputs import (BaseModelOutputWithPast, CausalLMOutputWithCrossAttentions, QuestionAnsweringModelOutput,
+                      SequenceClassifierOutputWithPast, TokenClassifierOutput)
 
 __all__ = [
-    "BaseModelOutputWithPast", "BloomConfig", "BloomModel", "CheckpointError", "ConfigError", "InputError",
-    "MinibloomError", "SafetensorsFormatError", "WeightsMismatchError", "__version__",
+    "BaseModelOutputWithPast", "BloomConfig", "BloomForCausalLM", "BloomForQuestionAnswering",
+    "BloomForSequenceClassification", "BloomForTokenClassification", "BloomModel",
+    "CausalLMOutputWithCrossAttentions", "CheckpointError", "ConfigError", "InputError", "MinibloomError",
+    "QuestionAnsweringModelOutput", "SafetensorsFormatError", "SequenceClassifierOutputWithPast",
+    "TokenClassifierOutput", "WeightsMismatchError", "__version__",
 ]

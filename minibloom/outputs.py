@@ -33,3 +33,46 @@ class BaseModelOutputWithPast(ModelOutput):
     past_key_values: Any = None
     hidden_states: tuple[np.ndarray, ...] | None = None
     attentions: tuple[np.ndarray, ...] | None = None
+
+
+@dataclass
+class CausalLMOutputWithCrossAttentions(ModelOutput):
+    """BloomForCausalLM: logits [B, T, V]; loss (float32 scalar) when labels are given."""
+
+    loss: np.float32 | None = None
+    logits: np.ndarray | None = None
+    past_key_values: Any = None
+    hidden_states: tuple[np.ndarray, ...] | None = None
+    attentions: tuple[np.ndarray, ...] | None = None
+
+
+@dataclass
+class SequenceClassifierOutputWithPast(ModelOutput):
+    """BloomForSequenceClassification: logits [B, C], pooled at each row's last non-pad token."""
+
+    loss: np.float32 | None = None
+    logits: np.ndarray | None = None
+    past_key_values: Any = None
+    hidden_states: tuple[np.ndarray, ...] | None = None
+    attentions: tuple[np.ndarray, ...] | None = None
+
+
+@dataclass
+class TokenClassifierOutput(ModelOutput):
+    """BloomForTokenClassification: logits [B, T, C]."""
+
+    loss: np.float32 | None = None
+    logits: np.ndarray | None = None
+    hidden_states: tuple[np.ndarray, ...] | None = None
+    attentions: tuple[np.ndarray, ...] | None = None
+
+
+@dataclass
+class QuestionAnsweringModelOutput(ModelOutput):
+    """BloomForQuestionAnswering: start_logits and end_logits [B, T]."""
+
+    loss: np.float32 | None = None
+    start_logits: np.ndarray | None = None
+    end_logits: np.ndarray | None = None
+    hidden_states: tuple[np.ndarray, ...] | None = None
+    attentions: tuple[np.ndarray, ...] | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 
 import numpy as np
 
@@ -40,26 +41,38 @@ class PreTrainedBloom:
     @classmethod
     def param_shapes(cls, config: BloomConfig) -> dict[str, tuple[int, ...]]:
         """Every tensor this class needs, by checkpoint name (no prefix), with its shape."""
-        return bloom_param_shapes(config)
+        return {**bloom_param_shapes(config), **cls.head_shapes(config)}
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike):
+    def head_shapes(cls, config: BloomConfig) -> dict[str, tuple[int, ...]]:
+        """The tensors of the task head on top of the base model (none for BloomModel)."""
+        return {}
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, seed: int = 0, **config_overrides):
         """Load config.json and the safetensors weights of a local checkpoint directory.
 
         Accepts checkpoints saved by any BLOOM class (with or without the `transformer.` prefix);
         other heads' tensors are ignored, anything else unexpected or mis-shaped is an error.
+        `config_overrides` (e.g. `num_labels=3`) change the config before the weights are checked.
+        As in transformers, a head missing from the checkpoint (fine-tuning a base model) is
+        initialised from `seed`, with a warning naming its tensors.
         """
         config = BloomConfig.from_pretrained(directory)
-        state = cls._adapt_state(strip_base_prefix(load_state_dict(directory)), config)
+        for key, value in config_overrides.items():
+            setattr(config, key, value)
+        config.validate()
+        state = strip_base_prefix(load_state_dict(directory))
         shapes = cls.param_shapes(config)
+        fresh = {n: s for n, s in cls.head_shapes(config).items() if n not in state}
+        if fresh:
+            warnings.warn(f"{cls.__name__}: {sorted(fresh)} not in {os.fspath(directory)}; newly initialised "
+                          "(train them before use)", stacklevel=2)
+            state.update(init_params(fresh, config.initializer_range, seed))
         ignored = tuple(name for name in HEAD_TENSORS if name not in shapes)
-        check_state_dict(state, shapes, ignored=ignored, where=os.fspath(directory))
+        where = os.fspath(directory) + (f" with {config_overrides}" if config_overrides else "")
+        check_state_dict(state, shapes, ignored=ignored, where=where)
         return cls(config, {name: state[name] for name in shapes})
-
-    @classmethod
-    def _adapt_state(cls, state: dict[str, np.ndarray], config: BloomConfig) -> dict[str, np.ndarray]:
-        """Hook for classes whose checkpoints may omit tensors (e.g. a tied lm_head)."""
-        return state
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """The tensors under the names transformers saves this class with."""

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import transformers
 from safetensors.numpy import save_file
-from transformers import BloomConfig, BloomForCausalLM, BloomModel
+from transformers import (BloomConfig, BloomForCausalLM, BloomForQuestionAnswering, BloomForSequenceClassification,
+                          BloomForTokenClassification, BloomModel)
 
 GOLDEN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "golden")
 FORMAT_VERSION = "1"
@@ -38,6 +39,31 @@ CASES = {
     "bf16": (dict(hidden_size=32, n_head=8), BloomModel, torch.bfloat16, None),
     "fp16": (dict(hidden_size=32, n_head=8), BloomModel, torch.float16, None),
     "sharded": (dict(hidden_size=32, n_head=4), BloomForCausalLM, torch.float32, "20KB"),
+}
+
+
+# head cases: name -> (class, config overrides, {input set: extra inputs (labels, positions)})
+PAD = 3
+HEAD_IDS = np.array([[PAD, PAD, 5, 6, 7, 8, 9], [10, 11, PAD, 12, 13, PAD, PAD], [14, 15, 16, 17, 18, 19, 20],
+                     [PAD] * 7], dtype=np.int64)
+HEAD_MASK = (HEAD_IDS != PAD).astype(np.int64)
+LM_LABELS = np.where(HEAD_MASK == 1, HEAD_IDS, -100)
+HEAD_CASES = {
+    "causal_lm_tied": (BloomForCausalLM, {}, {"labels": {"labels": LM_LABELS},
+                                              "all_ignored": {"labels": np.full_like(HEAD_IDS, -100)}}),
+    "causal_lm_untied": (BloomForCausalLM, {"tie_word_embeddings": False}, {"labels": {"labels": LM_LABELS}}),
+    "seq_cls_regression": (BloomForSequenceClassification, {"num_labels": 1},
+                           {"labels": {"labels": np.array([0.5, -1.0, 2.0, 0.25], np.float32)}}),
+    "seq_cls_single_label": (BloomForSequenceClassification, {"num_labels": 3},
+                             {"labels": {"labels": np.array([0, 2, 1, 1], np.int64)}}),
+    "seq_cls_multi_label": (BloomForSequenceClassification, {"num_labels": 4},
+                            {"labels": {"labels": np.eye(4, dtype=np.float32)[[0, 3, 1, 2]] + np.float32(0.5) *
+                                        np.eye(4, dtype=np.float32)[[1, 1, 1, 1]]}}),
+    "token_cls": (BloomForTokenClassification, {"num_labels": 5},
+                  {"labels": {"labels": np.where(HEAD_MASK == 1, np.arange(7) % 5, -100).astype(np.int64)}}),
+    "question_answering": (BloomForQuestionAnswering, {},
+                           {"spans": {"start_positions": np.array([2, 0, 9, -2], np.int64),
+                                      "end_positions": np.array([[4], [1], [6], [30]], np.int64)}}),
 }
 
 
@@ -103,7 +129,37 @@ def make_case(name: str, seed: int) -> None:
     metadata = {"format_version": FORMAT_VERSION, "transformers": transformers.__version__,
                 "torch": torch.__version__, "dtype": "float32", "saved_dtype": str(dtype),
                 "regenerate": REGENERATE}
-    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()},
+    save_file({k: np.array(v, order="C") for k, v in tensors.items()},
+              os.path.join(case_dir, "expected.safetensors"), metadata=metadata)
+
+
+def make_head_case(name: str, seed: int) -> None:
+    cls, overrides, label_sets = HEAD_CASES[name]
+    config = BloomConfig(vocab_size=VOCAB, n_layer=LAYERS, hidden_size=24, n_head=6, pad_token_id=PAD, **overrides)
+    torch.manual_seed(seed)
+    model = cls(config).eval()
+    randomize(model, seed)
+    case_dir = os.path.join(GOLDEN_DIR, name)
+    shutil.rmtree(case_dir, ignore_errors=True)
+    model.save_pretrained(case_dir, safe_serialization=True)
+    loaded = cls.from_pretrained(case_dir, dtype=torch.float32).eval()
+    tensors: dict[str, np.ndarray] = {}
+    base_inputs = {"input_ids": HEAD_IDS, "attention_mask": HEAD_MASK}
+    for set_name, extra in {"plain": {}, **label_sets}.items():
+        inputs = {**base_inputs, **extra}
+        kwargs = {k: torch.from_numpy(v) for k, v in inputs.items()}
+        if cls is not BloomForQuestionAnswering:  # the QA head takes no use_cache
+            kwargs["use_cache"] = False
+        with torch.no_grad():
+            out = loaded(**kwargs)
+        tensors.update({f"{set_name}/input/{k}": v for k, v in inputs.items()})
+        for field in ("loss", "logits", "start_logits", "end_logits"):
+            value = getattr(out, field, None)
+            if value is not None:
+                tensors[f"{set_name}/output/{field}"] = value.numpy()
+    metadata = {"format_version": FORMAT_VERSION, "transformers": transformers.__version__,
+                "torch": torch.__version__, "class": cls.__name__, "regenerate": REGENERATE}
+    save_file({k: np.array(v, order="C") for k, v in tensors.items()},
               os.path.join(case_dir, "expected.safetensors"), metadata=metadata)
 
 
@@ -113,11 +169,15 @@ def main() -> None:
     os.makedirs(GOLDEN_DIR, exist_ok=True)
     for seed, name in enumerate(CASES):
         make_case(name, seed)
+    for seed, name in enumerate(HEAD_CASES, start=100):
+        make_head_case(name, seed)
+    heads = {name: cls.__name__ for name, (cls, _, _) in HEAD_CASES.items()}
     with open(os.path.join(GOLDEN_DIR, "MANIFEST.json"), "w") as f:
         json.dump({"format_version": FORMAT_VERSION, "transformers": transformers.__version__,
-                   "torch": torch.__version__, "cases": sorted(CASES), "regenerate": REGENERATE}, f, indent=2)
+                   "torch": torch.__version__, "cases": sorted(CASES), "head_cases": heads,
+                   "regenerate": REGENERATE}, f, indent=2)
         f.write("\n")
-    print(f"wrote {len(CASES)} cases to {GOLDEN_DIR}")
+    print(f"wrote {len(CASES)} model cases and {len(heads)} head cases to {GOLDEN_DIR}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,61 @@
+"""The losses of the task heads, in float32, as torch.nn computes them with reduction="mean".
+
+- cross_entropy: -log softmax(logits)[target], averaged over the targets that are not ignored
+  (causal LM, token classification, single-label classification, question answering);
+- mse: mean squared error (regression);
+- bce_with_logits: binary cross-entropy on raw logits (multi-label classification).
+
+Numerical stability: log softmax is computed as `x - max - log(sum(exp(x - max)))` (log-sum-exp),
+so no exponent overflows; BCE uses `max(x, 0) - x*t + log1p(exp(-|x|))`, which never takes the
+log of 0. Sums are accumulated in float64 and the result returned as float32.
+
+Shape legend: M rows (flattened batch x positions), C classes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+
+IGNORE_INDEX = -100
+
+
+def log_softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """log(softmax(x)) without computing softmax first: x - logsumexp(x)."""
+    x = logits.astype(np.float32, copy=False)
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int = IGNORE_INDEX,
+                  name: str = "labels") -> np.float32:
+    """Mean of -log p(target) over rows whose target != ignore_index: logits [M, C], targets [M].
+
+    subtle: when every target is ignored, torch divides 0 by 0 and returns NaN; so do we.
+    """
+    M, C = logits.shape
+    targets = np.asarray(targets).reshape(M)
+    counted = targets != ignore_index  # [M]
+    bad = np.flatnonzero(counted & ((targets < 0) | (targets >= C)))
+    if bad.size:
+        raise InputError(f"{name} holds {targets[bad[0]]} at flat position {bad[0]}: targets must be in "
+                         f"[0, {C}) or {ignore_index} (ignored)")
+    logp = log_softmax(logits)  # [M, C]
+    picked = logp[np.flatnonzero(counted), targets[counted]]  # [counted]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.float32(-picked.astype(np.float64).sum() / counted.sum())
+
+
+def mse(predictions: np.ndarray, targets: np.ndarray) -> np.float32:
+    """mean((p - t)^2) over every element."""
+    diff = predictions.astype(np.float64) - np.asarray(targets, dtype=np.float32).astype(np.float64)
+    return np.float32(np.mean(diff * diff))
+
+
+def bce_with_logits(logits: np.ndarray, targets: np.ndarray) -> np.float32:
+    """mean(-t log sigmoid(x) - (1 - t) log(1 - sigmoid(x))), in the stable form."""
+    x = logits.astype(np.float32)
+    t = np.asarray(targets, dtype=np.float32)
+    per_element = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
+    return np.float32(per_element.astype(np.float64).mean())

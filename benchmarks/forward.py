@@ -1,0 +1,67 @@
+"""Prefill time of minibloom's NumPy BloomModel against transformers on the same random weights.
+
+    python benchmarks/forward.py                      # bloom-560m shapes, B=1 and B=4, T=128
+    python benchmarks/forward.py --n-layer 4 --repeats 5
+
+Both run in this process on the same float32 arrays (torch tensors share NumPy's memory) with the
+same thread count. Prints the median time of each and the ratio minibloom / torch. Needs the
+`reference` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+
+def median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--like", default="bloom-560m")
+    parser.add_argument("--n-layer", type=int, help="fewer layers for a quick run")
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    import torch
+    import transformers
+
+    from minibloom import BloomConfig, BloomModel
+    from minibloom.config import BLOOM_FAMILY
+
+    sizes = dict(BLOOM_FAMILY[args.like], vocab_size=250880)
+    if args.n_layer:
+        sizes["n_layer"] = args.n_layer
+    config = BloomConfig(**sizes)
+    ours = BloomModel(config, seed=0)
+    theirs = transformers.BloomModel(transformers.BloomConfig(**sizes)).eval()
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.params.items()})
+    threads = torch.get_num_threads()
+    print(f"{args.like} shapes, {config.n_layer} layers, T={args.seq_len}, torch {torch.__version__} "
+          f"({threads} threads), numpy {np.__version__}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    print(f"{'batch':>5} {'minibloom ms':>13} {'torch ms':>9} {'ratio':>6}")
+    rng = np.random.default_rng(0)
+    for B in args.batch:
+        ids = rng.integers(0, config.vocab_size, size=(B, args.seq_len))
+        t_ours = median_seconds(lambda: ours(ids), args.repeats)
+        with torch.no_grad():
+            t_torch = median_seconds(lambda: theirs(torch.from_numpy(ids), use_cache=False), args.repeats)
+        print(f"{B:>5} {t_ours * 1e3:>13.1f} {t_torch * 1e3:>9.1f} {t_ours / t_torch:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .cache import CacheSlot
 from .functional import linear, linear_tp, softmax
 
 
@@ -57,15 +58,18 @@ def attention_probs(q: np.ndarray, k: np.ndarray, alibi: np.ndarray, mask_bias: 
 
 
 def self_attention(x: np.ndarray, residual: np.ndarray, p: dict[str, np.ndarray], alibi: np.ndarray,
-                   mask_bias: np.ndarray, spec: AttentionSpec,
-                   head_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   mask_bias: np.ndarray, spec: AttentionSpec, head_mask: np.ndarray | None = None,
+                   cache: CacheSlot | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One attention sub-layer: returns (residual + attention output [B, T, H], probs [B, N, T, S]).
 
     `p` holds the layer's `self_attention.*` tensors under their checkpoint names.
     `head_mask` [N] scales each head's probabilities (0 switches a head off).
+    `cache`: where this layer keeps past keys/values; the new T tokens then attend to all S = P + T.
     """
     fused = linear(x, p["query_key_value.weight"], p["query_key_value.bias"])  # [B, T, H] -> [B, T, 3H]
     q, k, v = split_heads(fused, spec.n_head)  # 3 x [B, N, T, D]
+    if cache is not None:
+        k, v = cache.store(k, v)  # 2 x [B, N, S, D]: the past positions, then the new ones
     probs = attention_probs(q, k, alibi, mask_bias)  # [B, N, T, S]
     if head_mask is not None:
         probs = probs * head_mask.astype(np.float32)[None, :, None, None]

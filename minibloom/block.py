@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .attention import AttentionSpec, self_attention
+from .cache import CacheSlot
 from .functional import bloom_gelu, layer_norm, linear, linear_tp
 
 
@@ -43,13 +44,14 @@ def mlp(x: np.ndarray, p: dict[str, np.ndarray], spec: AttentionSpec) -> np.ndar
 
 
 def bloom_block(x: np.ndarray, p: dict[str, np.ndarray], alibi: np.ndarray, mask_bias: np.ndarray,
-                spec: BlockSpec, head_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                spec: BlockSpec, head_mask: np.ndarray | None = None,
+                cache: CacheSlot | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Run one block: x [B, T, H] -> (out [B, T, H], attention probs [B, N, T, S])."""
     eps = spec.layer_norm_epsilon
     ln1 = layer_norm(x, p["input_layernorm.weight"], p["input_layernorm.bias"], eps)  # [B, T, H]
     residual = ln1 if spec.residual_post_layernorm else x
     x1, probs = self_attention(ln1, residual, sub_params(p, "self_attention."), alibi, mask_bias,
-                               spec.attention, head_mask)  # [B, T, H], [B, N, T, S]
+                               spec.attention, head_mask, cache)  # [B, T, H], [B, N, T, S]
     ln2 = layer_norm(x1, p["post_attention_layernorm.weight"], p["post_attention_layernorm.bias"], eps)
     residual = ln2 if spec.residual_post_layernorm else x1
     return residual + mlp(ln2, sub_params(p, "mlp."), spec.attention), probs  # [B, T, H]

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .cache import KVCache
 from .config import BloomConfig
 from .errors import InputError
 from .functional import linear
@@ -41,12 +42,6 @@ class BloomWithHead(PreTrainedBloom):
         base = {name: self.params[name] for name in bloom_param_shapes(config)}  # shared, not copied
         self.transformer = BloomModel(config, base)
 
-    def run_base(self, input_ids: Any, attention_mask: Any, head_mask: Any, inputs_embeds: Any,
-                 output_attentions: bool | None, output_hidden_states: bool | None):
-        return self.transformer(input_ids=input_ids, attention_mask=attention_mask, head_mask=head_mask,
-                                inputs_embeds=inputs_embeds, output_attentions=output_attentions,
-                                output_hidden_states=output_hidden_states)
-
 
 class BloomForCausalLM(BloomWithHead):
     """Next-token prediction: logits over the vocabulary at every position.
@@ -65,18 +60,36 @@ class BloomForCausalLM(BloomWithHead):
         """[V, H]: the tied embedding matrix, or the separate lm_head when untied."""
         return self.params["word_embeddings.weight" if self.config.tie_word_embeddings else "lm_head.weight"]
 
-    def forward(self, input_ids: Any = None, attention_mask: Any = None, head_mask: Any = None,
-                inputs_embeds: Any = None, labels: Any = None, output_attentions: bool | None = None,
-                output_hidden_states: bool | None = None) -> CausalLMOutputWithCrossAttentions:
+    def forward(self, input_ids: Any = None, past_key_values: KVCache | None = None, attention_mask: Any = None,
+                head_mask: Any = None, inputs_embeds: Any = None, labels: Any = None, use_cache: bool | None = None,
+                output_attentions: bool | None = None, output_hidden_states: bool | None = None) -> CausalLMOutputWithCrossAttentions:
         """labels [B, T]: usually input_ids; shifted inside (position t predicts token t+1), -100 ignored."""
-        out = self.run_base(input_ids, attention_mask, head_mask, inputs_embeds, output_attentions,
-                            output_hidden_states)
+        out = self.transformer(input_ids=input_ids, past_key_values=past_key_values,
+                               attention_mask=attention_mask, head_mask=head_mask, inputs_embeds=inputs_embeds, use_cache=use_cache,
+                               output_attentions=output_attentions, output_hidden_states=output_hidden_states)
         logits = linear(out.last_hidden_state, self.lm_head_weight)  # [B, T, H] -> [B, T, V]
         loss = None if labels is None else causal_lm_loss(logits, labels)
-        return CausalLMOutputWithCrossAttentions(loss=loss, logits=logits, hidden_states=out.hidden_states,
+        return CausalLMOutputWithCrossAttentions(loss=loss, logits=logits, past_key_values=out.past_key_values,
+                                                 hidden_states=out.hidden_states,
                                                  attentions=out.attentions)
 
     __call__ = forward
+
+
+    def generate(self, input_ids: Any, attention_mask: Any = None, **kwargs: Any) -> np.ndarray:
+        """Continue each prompt; returns prompt + new tokens [B, L]. See `minibloom.generation.generate`:
+        greedy by default; do_sample with temperature / top_k / top_p and `seed`; num_beams for beam
+        search; max_new_tokens, eos_token_id (one or several), pad_token_id, repetition_penalty,
+        a `streamer` callback, and a progress bar on a terminal."""
+        from .generation import generate
+
+        return generate(self, input_ids, attention_mask, **kwargs)
+
+    def stream(self, input_ids: Any, attention_mask: Any = None, **kwargs: Any):
+        """Yield each step's new tokens [B] as they are chosen (greedy or sampling)."""
+        from .generation import stream
+
+        return stream(self, input_ids, attention_mask, **kwargs)
 
 
 def causal_lm_loss(logits: np.ndarray, labels: Any) -> np.float32:
@@ -94,19 +107,21 @@ class BloomForSequenceClassification(BloomWithHead):
     def head_shapes(cls, config: BloomConfig) -> dict[str, tuple[int, ...]]:
         return {"score.weight": (config.num_labels, config.hidden_size)}
 
-    def forward(self, input_ids: Any = None, attention_mask: Any = None, head_mask: Any = None,
-                inputs_embeds: Any = None, labels: Any = None, output_attentions: bool | None = None,
-                output_hidden_states: bool | None = None) -> SequenceClassifierOutputWithPast:
+    def forward(self, input_ids: Any = None, past_key_values: KVCache | None = None, attention_mask: Any = None,
+                head_mask: Any = None, inputs_embeds: Any = None, labels: Any = None, use_cache: bool | None = None,
+                output_attentions: bool | None = None, output_hidden_states: bool | None = None) -> SequenceClassifierOutputWithPast:
         """labels: int [B] (single-label), float [B] or [B, C] (regression), float [B, C] (multi-label)."""
-        out = self.run_base(input_ids, attention_mask, head_mask, inputs_embeds, output_attentions,
-                            output_hidden_states)
+        out = self.transformer(input_ids=input_ids, past_key_values=past_key_values,
+                               attention_mask=attention_mask, head_mask=head_mask, inputs_embeds=inputs_embeds, use_cache=use_cache,
+                               output_attentions=output_attentions, output_hidden_states=output_hidden_states)
         logits = linear(out.last_hidden_state, self.params["score.weight"])  # [B, T, C]
         B = logits.shape[0]
         rows = last_non_pad_index(None if input_ids is None else check_ids(input_ids, self.config.vocab_size),
                                   self.config.pad_token_id, B)  # [B]
         pooled = logits[np.arange(B), rows]  # [B, C]
         loss = None if labels is None else self.sequence_loss(pooled, labels)
-        return SequenceClassifierOutputWithPast(loss=loss, logits=pooled, hidden_states=out.hidden_states,
+        return SequenceClassifierOutputWithPast(loss=loss, logits=pooled, past_key_values=out.past_key_values,
+                                                hidden_states=out.hidden_states,
                                                 attentions=out.attentions)
 
     __call__ = forward
@@ -155,12 +170,13 @@ class BloomForTokenClassification(BloomWithHead):
     def head_shapes(cls, config: BloomConfig) -> dict[str, tuple[int, ...]]:
         return {"classifier.weight": (config.num_labels, config.hidden_size), "classifier.bias": (config.num_labels,)}
 
-    def forward(self, input_ids: Any = None, attention_mask: Any = None, head_mask: Any = None,
-                inputs_embeds: Any = None, labels: Any = None, output_attentions: bool | None = None,
-                output_hidden_states: bool | None = None) -> TokenClassifierOutput:
+    def forward(self, input_ids: Any = None, past_key_values: KVCache | None = None, attention_mask: Any = None,
+                head_mask: Any = None, inputs_embeds: Any = None, labels: Any = None, use_cache: bool | None = None,
+                output_attentions: bool | None = None, output_hidden_states: bool | None = None) -> TokenClassifierOutput:
         """labels [B, T] of class ids, -100 for positions that do not count."""
-        out = self.run_base(input_ids, attention_mask, head_mask, inputs_embeds, output_attentions,
-                            output_hidden_states)
+        out = self.transformer(input_ids=input_ids, past_key_values=past_key_values,
+                               attention_mask=attention_mask, head_mask=head_mask, inputs_embeds=inputs_embeds, use_cache=use_cache,
+                               output_attentions=output_attentions, output_hidden_states=output_hidden_states)
         logits = linear(out.last_hidden_state, self.params["classifier.weight"], self.params["classifier.bias"])
         loss = None
         if labels is not None:
@@ -184,9 +200,13 @@ class BloomForQuestionAnswering(BloomWithHead):
                 inputs_embeds: Any = None, start_positions: Any = None, end_positions: Any = None,
                 output_attentions: bool | None = None,
                 output_hidden_states: bool | None = None) -> QuestionAnsweringModelOutput:
-        """start_positions, end_positions [B]: token indices of the answer span (loss needs both)."""
-        out = self.run_base(input_ids, attention_mask, head_mask, inputs_embeds, output_attentions,
-                            output_hidden_states)
+        """start_positions, end_positions [B]: token indices of the answer span (loss needs both).
+
+        Like transformers' QA head, it takes no cache: it always runs the whole sequence.
+        """
+        out = self.transformer(input_ids=input_ids, attention_mask=attention_mask, head_mask=head_mask,
+                               inputs_embeds=inputs_embeds, use_cache=False, output_attentions=output_attentions,
+                               output_hidden_states=output_hidden_states)
         logits = linear(out.last_hidden_state, self.params["qa_outputs.weight"], self.params["qa_outputs.bias"])
         start_logits, end_logits = logits[..., 0], logits[..., 1]  # [B, T] each
         loss = None

@@ -19,6 +19,7 @@ import numpy as np
 from .alibi import alibi_bias
 from .attention import AttentionSpec
 from .block import BlockSpec, bloom_block, sub_params
+from .cache import CacheSlot, KVCache
 from .config import BloomConfig
 from .errors import InputError
 from .functional import layer_norm
@@ -42,41 +43,66 @@ class BloomModel(PreTrainedBloom):
     (1, 3, 16)
     """
 
-    def forward(self, input_ids: Any = None, attention_mask: Any = None, head_mask: Any = None,
-                inputs_embeds: Any = None, output_attentions: bool | None = None,
+    def forward(self, input_ids: Any = None, past_key_values: KVCache | None = None, attention_mask: Any = None,
+                head_mask: Any = None, inputs_embeds: Any = None, use_cache: bool | None = None,
+                output_attentions: bool | None = None,
                 output_hidden_states: bool | None = None) -> BaseModelOutputWithPast:
-        """Run the model. Exactly one of `input_ids` [B, T] and `inputs_embeds` [B, T, H].
+        """Run the model on T new tokens. Exactly one of `input_ids` [B, T] and `inputs_embeds` [B, T, H].
 
-        attention_mask [B, T]: 1 for real tokens, 0 for padding (default: all ones). Left padding
+        past_key_values: a `KVCache` holding P earlier tokens; it is updated in place (as transformers
+        updates a passed cache), and returned. use_cache (default config.use_cache) makes one if none.
+        attention_mask [B, P + T]: 1 for real tokens, 0 for padding (default: all ones). Left padding
         is fine: ALiBi positions come from the mask, so real tokens see the same positions.
         head_mask [N] or [L, N]: multiplies each head's attention probabilities.
         """
         cfg = self.config
         output_attentions = cfg.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = cfg.output_hidden_states if output_hidden_states is None else output_hidden_states
+        use_cache = cfg.use_cache if use_cache is None else use_cache
         x = self.embed(input_ids, inputs_embeds)  # [B, T, H]
         B, T, _ = x.shape
-        mask = np.ones((B, T), np.int64) if attention_mask is None else check_attention_mask(attention_mask, B, T)
+        cache = self.prepare_cache(past_key_values, use_cache, B, T)
+        P = 0 if cache is None else cache.length
+        mask = np.ones((B, P + T), np.int64) if attention_mask is None else check_attention_mask(attention_mask, B, P + T)
         heads = check_head_mask(head_mask, cfg.n_layer, cfg.n_head)  # [L, N] or None
 
         alibi = alibi_bias(mask, cfg.n_head)  # [B, N, 1, S]
-        mask_bias = causal_padding_bias(mask, T)  # [B, 1, T, S]
+        mask_bias = causal_padding_bias(mask, T, P)  # [B, 1, T, S]
         spec = block_spec(cfg)
         h = layer_norm(x, self.params["word_embeddings_layernorm.weight"],
                        self.params["word_embeddings_layernorm.bias"], cfg.layer_norm_epsilon)  # [B, T, H]
         all_hidden, all_attn = [], []
         for i in range(cfg.n_layer):
             all_hidden.append(h)
+            slot = None if cache is None else CacheSlot(cache, i, P)
             h, probs = bloom_block(h, sub_params(self.params, f"h.{i}."), alibi, mask_bias, spec,
-                                   None if heads is None else heads[i])  # [B, T, H], [B, N, T, S]
+                                   None if heads is None else heads[i], slot)  # [B, T, H], [B, N, T, S]
             all_attn.append(probs)
+        if cache is not None:
+            cache.length = P + T
         h = layer_norm(h, self.params["ln_f.weight"], self.params["ln_f.bias"], cfg.layer_norm_epsilon)
         all_hidden.append(h)  # subtle: the last entry is ln_f(h); the raw last block output is never returned
         return BaseModelOutputWithPast(
             last_hidden_state=h,
+            past_key_values=cache,
             hidden_states=tuple(all_hidden) if output_hidden_states else None,
             attentions=tuple(all_attn) if output_attentions else None,
         )
+
+    def prepare_cache(self, past_key_values: KVCache | None, use_cache: bool, batch: int,
+                      new_tokens: int) -> KVCache | None:
+        """The cache this step writes into: the one passed, a new growable one, or none."""
+        if past_key_values is None:
+            return KVCache.for_config(self.config, batch, new_tokens, growable=True) if use_cache else None
+        if not isinstance(past_key_values, KVCache):
+            raise InputError("past_key_values must be a minibloom KVCache (KVCache.from_legacy converts "
+                             f"per-layer (key, value) pairs), got {type(past_key_values).__name__}")
+        if len(past_key_values.keys) != self.config.n_layer or past_key_values.keys[0].shape[1::2] != (
+                self.config.n_head, self.config.head_dim):
+            raise InputError("past_key_values was made for another model shape: "
+                             f"{len(past_key_values.keys)} layers of {past_key_values.keys[0].shape}")
+        past_key_values.check_fits(batch, new_tokens)
+        return past_key_values
 
     __call__ = forward
 

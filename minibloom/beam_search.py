@@ -1,0 +1,140 @@
+"""Beam search, ported step for step from transformers 4.57.1's vectorised `_beam_search`.
+
+Each prompt keeps `num_beams` running hypotheses. Per step:
+
+1. every running beam proposes every token: score = beam score + log p(token)       [B, beams * V]
+2. keep the top K = max(2, 1 + #eos) * beams candidates (extra ones so that, even if some end in
+   EOS, `beams` candidates remain to continue)
+3. candidates that hit EOS or max_length leave the running set (score - 1e9) ...
+4. ... and, if among the top `beams`, compete for the `beams` finished slots with score
+   sum log p / (generated length ** length_penalty)
+5. stop when no running beam can beat the worst finished one (early_stopping rules), when every
+   slot is finished and early_stopping is True, or when every candidate hit a stopping criterion.
+
+The -1e9 offsets are transformers' way of masking without branching; they are reproduced exactly,
+float32 arithmetic included, so ties break the same way.
+
+Shape legend: B prompts, K candidates kept, V vocab, L max_length, L0 prompt length.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .cache import KVCache
+from .logits_process import repetition_penalty
+from .losses import log_softmax
+
+NEG = np.float32(-1.0e9)
+
+
+def topk_indices(x: np.ndarray, k: int) -> np.ndarray:
+    """Indices [B, k] of the k largest entries of each row, largest first (ties: lower index first)."""
+    if x.shape[-1] > 4 * k:  # partition first: the full sort of beams * V entries is the slow part
+        part = np.argpartition(-x, k - 1, axis=-1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(x.shape[-1]), x.shape)
+    values = np.take_along_axis(x, part, axis=-1)
+    order = np.lexsort((part, -values), axis=-1)
+    return np.take_along_axis(part, order, axis=-1)[:, :k]
+
+
+def gather_beams(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """x [B, K, ...] -> x[b, idx[b, j], ...] as [B, k, ...] (transformers' `_gather_beams`)."""
+    return np.take_along_axis(x, idx.reshape(idx.shape + (1,) * (x.ndim - 2)), axis=1)
+
+
+def update_finished(state: dict, topk_log_probs: np.ndarray, topk_sequences: np.ndarray,
+                    topk_beam_indices: np.ndarray, hits: np.ndarray, cur_len: int, L0: int, gen) -> None:
+    """Step 4: candidates that just finished compete with the finished beams (in place on `state`)."""
+    nb = gen.num_beams
+    just_finished = hits & (np.arange(hits.shape[1]) < nb)[None, :]  # only the top `beams` may finish
+    scores = topk_log_probs / np.float32((cur_len + 1 - L0) ** gen.length_penalty)
+    full = state["is_sent_finished"].all(axis=-1, keepdims=True) & (gen.early_stopping is True)
+    scores = scores + full.astype(np.float32) * NEG
+    scores = scores + (~state["improvable"]).astype(np.float32) * NEG
+    scores = scores + (~just_finished).astype(np.float32) * NEG
+    merged = {
+        "sequences": np.concatenate([state["sequences"], topk_sequences], axis=1),
+        "beam_scores": np.concatenate([state["beam_scores"], scores], axis=1),
+        "beam_indices": np.concatenate([state["beam_indices"], topk_beam_indices], axis=1),
+        "is_sent_finished": np.concatenate([state["is_sent_finished"], just_finished], axis=1),
+    }
+    keep = topk_indices(merged["beam_scores"], nb)
+    state.update({name: gather_beams(value, keep) for name, value in merged.items()})
+
+
+def still_improvable(state: dict, running_scores: np.ndarray, cur_len: int, max_length: int, L0: int,
+                     gen) -> np.ndarray:
+    """Step 5's heuristic [B, 1]: can the best running beam still beat a finished one?"""
+    if gen.early_stopping == "never" and gen.length_penalty > 0.0:
+        best_length = max_length - L0
+    else:
+        best_length = cur_len - L0
+    best_possible = running_scores[:, :1] / np.float32(best_length ** gen.length_penalty)  # [B, 1]
+    worst_finished = np.where(state["is_sent_finished"], state["beam_scores"].min(axis=1, keepdims=True), NEG)
+    return state["improvable"] & (best_possible > worst_finished).any(axis=-1, keepdims=True)
+
+
+def beam_search(model, ids: np.ndarray, mask: np.ndarray, max_length: int, gen) -> np.ndarray:
+    """Run beam search; returns the best `num_return_sequences` per prompt, [B * n, L0 + generated]."""
+    B, L0 = ids.shape
+    nb, V = gen.num_beams, model.config.vocab_size
+    eos = np.array(gen.eos_token_id, np.int64)
+    K = max(2, 1 + eos.size) * nb
+    fill = (gen.pad_token_id or gen.eos_token_id[0]) if eos.size else -1  # transformers' output fill value
+    running_sequences = np.full((B, nb, max_length), fill, np.int64)
+    running_sequences[:, :, :L0] = ids[:, None, :]
+    running_scores = np.zeros((B, nb), np.float32)
+    running_scores[:, 1:] = NEG  # all beams start equal: only beam 0 may propose at the first step
+    running_beam_indices = np.full((B, nb, max_length - L0), -1, np.int64)
+    state = {"sequences": running_sequences.copy(), "beam_scores": np.full((B, nb), NEG, np.float32),
+             "beam_indices": running_beam_indices.copy(), "is_sent_finished": np.zeros((B, nb), bool),
+             "improvable": np.ones((B, 1), bool)}
+
+    flat_mask = np.ones((B * nb, max_length), mask.dtype)
+    flat_mask[:, :L0] = np.repeat(mask, nb, axis=0)
+    cache = KVCache.for_config(model.config, B * nb, max_length)
+    logits = model(np.repeat(ids, nb, axis=0), attention_mask=flat_mask[:, :L0], past_key_values=cache).logits[:, -1]
+    cur_len = L0
+    while True:
+        log_probs = log_softmax(logits.astype(np.float32))  # [B * nb, V]
+        if gen.repetition_penalty != 1.0:
+            log_probs = repetition_penalty(running_sequences[:, :, :cur_len].reshape(B * nb, cur_len), log_probs,
+                                           gen.repetition_penalty)
+        log_probs = (log_probs.reshape(B, nb, V) + running_scores[:, :, None]).reshape(B, nb * V)
+
+        # 2. top-K continuations over all beams
+        top = topk_indices(log_probs, K)  # [B, K]
+        topk_log_probs = np.take_along_axis(log_probs, top, axis=-1)
+        parent, topk_ids = top // V, top % V
+        topk_sequences = gather_beams(running_sequences, parent)  # [B, K, L] (a copy)
+        topk_sequences[:, :, cur_len] = topk_ids
+        topk_beam_indices = gather_beams(running_beam_indices, parent)
+        topk_beam_indices[:, :, cur_len - L0] = parent + np.arange(B)[:, None] * nb  # flat row of the parent
+
+        # 3. which candidates stop; the best `nb` others keep running
+        hits = np.isin(topk_ids, eos) | (cur_len + 1 >= max_length)  # [B, K]
+        running_log_probs = topk_log_probs + hits.astype(np.float32) * NEG
+        keep = topk_indices(running_log_probs, nb)
+        running_sequences = gather_beams(topk_sequences, keep)
+        running_scores = gather_beams(running_log_probs, keep)
+        running_beam_indices = gather_beams(topk_beam_indices, keep)
+
+        # 4. finished hypotheses
+        update_finished(state, topk_log_probs, topk_sequences, topk_beam_indices, hits, cur_len, L0, gen)
+
+        # 5. each surviving beam continues from its parent's cache rows
+        cache.reorder(running_beam_indices[:, :, cur_len - L0].reshape(-1))
+        cur_len += 1
+        state["improvable"] = still_improvable(state, running_scores, cur_len, max_length, L0, gen)
+        all_done = state["is_sent_finished"].all() and gen.early_stopping is True
+        if not (state["improvable"].any() and not all_done and not hits.all()):
+            break
+        step_ids = running_sequences[:, :, cur_len - 1].reshape(B * nb, 1)  # [B * nb, 1]
+        logits = model(step_ids, attention_mask=flat_mask[:, :cur_len], past_key_values=cache).logits[:, -1]
+
+    n = gen.num_return_sequences
+    sequences = state["sequences"][:, :n].reshape(B * n, max_length)
+    generated = (state["beam_indices"][:, :n].reshape(B * n, -1) != -1).sum(axis=1).max()
+    return sequences[:, :L0 + generated].copy()

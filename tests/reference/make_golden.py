@@ -67,16 +67,51 @@ HEAD_CASES = {
 }
 
 
-def randomize(model: torch.nn.Module, seed: int) -> None:
-    """Spread every parameter: matrices N(0, 0.15), embeddings N(0, 1), biases N(0, 0.1), LN weights 1 + N(0, 0.1)."""
+# generation: prompts of mixed lengths, left-padded; a vocabulary small enough that EOS comes up
+GEN_PROMPTS = np.array([[PAD, PAD, PAD, 5, 6], [7, 8, 9, 10, 11], [PAD, 12, 13, 14, 15]], dtype=np.int64)
+GEN_SETTINGS = {
+    "greedy": dict(max_new_tokens=12),
+    "greedy_two_eos_repetition": dict(max_new_tokens=12, eos_token_id=[2, 9], repetition_penalty=1.4),
+    "beam3": dict(max_new_tokens=10, num_beams=3),
+    "beam2_early_length_penalty": dict(max_new_tokens=10, num_beams=2, early_stopping=True, length_penalty=0.6),
+    "beam4_never_two_returned": dict(max_new_tokens=8, num_beams=4, early_stopping="never", num_return_sequences=2),
+}
+
+
+def make_generation_case(seed: int) -> None:
+    config = BloomConfig(vocab_size=20, n_layer=LAYERS, hidden_size=24, n_head=6, pad_token_id=PAD, eos_token_id=2)
+    torch.manual_seed(seed)
+    model = BloomForCausalLM(config).eval()
+    # Small embeddings, large matrices: otherwise the tied head keeps repeating the last token and never says EOS.
+    randomize(model, seed, embedding_std=0.3, matrix_std=1.0)
+    case_dir = os.path.join(GOLDEN_DIR, "generation")
+    shutil.rmtree(case_dir, ignore_errors=True)
+    model.save_pretrained(case_dir, safe_serialization=True)
+    loaded = BloomForCausalLM.from_pretrained(case_dir, dtype=torch.float32).eval()
+    mask = (GEN_PROMPTS != PAD).astype(np.int64)
+    tensors = {"input/input_ids": GEN_PROMPTS, "input/attention_mask": mask}
+    for name, settings in GEN_SETTINGS.items():
+        with torch.no_grad():
+            out = loaded.generate(torch.from_numpy(GEN_PROMPTS), attention_mask=torch.from_numpy(mask),
+                                  do_sample=False, **settings)
+        # subtle: beam search returns a strided view; safetensors.numpy writes raw buffers, so copy to C order
+        tensors[f"{name}/sequences"] = np.array(out.numpy(), order="C")
+    metadata = {"format_version": FORMAT_VERSION, "transformers": transformers.__version__,
+                "torch": torch.__version__, "settings": json.dumps(GEN_SETTINGS), "regenerate": REGENERATE}
+    save_file(tensors, os.path.join(case_dir, "expected.safetensors"), metadata=metadata)
+
+
+def randomize(model: torch.nn.Module, seed: int, embedding_std: float = 1.0, matrix_std: float = 0.15) -> None:
+    """Spread every parameter: matrices N(0, matrix_std), embeddings N(0, embedding_std), biases N(0, 0.1),
+    LN weights 1 + N(0, 0.1)."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
             noise = torch.randn(p.shape, generator=gen)
             if "word_embeddings.weight" in name:
-                p.copy_(noise)
+                p.copy_(embedding_std * noise)
             elif p.ndim == 2:
-                p.copy_(0.15 * noise)
+                p.copy_(matrix_std * noise)
             elif "layernorm" in name or "ln_f" in name:
                 p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.1 * noise)
             else:
@@ -171,6 +206,7 @@ def main() -> None:
         make_case(name, seed)
     for seed, name in enumerate(HEAD_CASES, start=100):
         make_head_case(name, seed)
+    make_generation_case(200)
     heads = {name: cls.__name__ for name, (cls, _, _) in HEAD_CASES.items()}
     with open(os.path.join(GOLDEN_DIR, "MANIFEST.json"), "w") as f:
         json.dump({"format_version": FORMAT_VERSION, "transformers": transformers.__version__,

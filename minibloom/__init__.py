@@ -1,16 +1,20 @@
 """minibloom: the BLOOM language-model family in NumPy, readable and exact.
 
 Start at `model.py` (the forward pass) and follow the imports: `block.py`, `attention.py`,
-`alibi.py`, `masking.py`, `functional.py`. Checkpoints: `config.py`, `weights.py`.
+`alibi.py`, `masking.py`, `functional.py`. Checkpoints: `config.py`, `weights.py`. Heads and
+losses: `heads.py`, `losses.py`. Generation: `cache.py`, `generation.py`, `logits_process.py`,
+`beam_search.py`.
 """
 
 __version__ = "0.1.0"
 
+from .cache import KVCache
 from .config import BloomConfig
 from .errors import (CheckpointError, ConfigError, InputError, MinibloomError, SafetensorsFormatError,
                      WeightsMismatchError)
 from .heads import (BloomForCausalLM, BloomForQuestionAnswering, BloomForSequenceClassification,
                     BloomForTokenClassification)
+from .generation import GenerationConfig
 from .model import BloomModel
 from .outputs import (BaseModelOutputWithPast, CausalLMOutputWithCrossAttentions, QuestionAnsweringModelOutput,
                       SequenceClassifierOutputWithPast, TokenClassifierOutput)
@@ -18,7 +22,8 @@ from .outputs import (BaseModelOutputWithPast, CausalLMOutputWithCrossAttentions
 __all__ = [
     "BaseModelOutputWithPast", "BloomConfig", "BloomForCausalLM", "BloomForQuestionAnswering",
     "BloomForSequenceClassification", "BloomForTokenClassification", "BloomModel",
-    "CausalLMOutputWithCrossAttentions", "CheckpointError", "ConfigError", "InputError", "MinibloomError",
+    "CausalLMOutputWithCrossAttentions", "CheckpointError", "ConfigError", "GenerationConfig", "InputError", "KVCache",
+    "MinibloomError",
     "QuestionAnsweringModelOutput", "SafetensorsFormatError", "SequenceClassifierOutputWithPast",
     "TokenClassifierOutput", "WeightsMismatchError", "__version__",
 ]

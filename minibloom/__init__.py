@@ -3,7 +3,7 @@
 Start at `model.py` (the forward pass) and follow the imports: `block.py`, `attention.py`,
 `alibi.py`, `masking.py`, `functional.py`. Checkpoints: `config.py`, `weights.py`. Heads and
 losses: `heads.py`, `losses.py`. Generation: `cache.py`, `generation.py`, `logits_process.py`,
-`beam_search.py`.
+`beam_search.py`. Tokenizer: `tokenizer/`.
 """
 
 __version__ = "0.1.0"
@@ -11,19 +11,20 @@ __version__ = "0.1.0"
 from .cache import KVCache
 from .config import BloomConfig
 from .errors import (CheckpointError, ConfigError, InputError, MinibloomError, SafetensorsFormatError,
-                     WeightsMismatchError)
+                     TokenizerFileError, WeightsMismatchError)
 from .heads import (BloomForCausalLM, BloomForQuestionAnswering, BloomForSequenceClassification,
                     BloomForTokenClassification)
 from .generation import GenerationConfig
 from .model import BloomModel
+from .tokenizer import BloomTokenizer
 from .outputs import (BaseModelOutputWithPast, CausalLMOutputWithCrossAttentions, QuestionAnsweringModelOutput,
                       SequenceClassifierOutputWithPast, TokenClassifierOutput)
 
 __all__ = [
-    "BaseModelOutputWithPast", "BloomConfig", "BloomForCausalLM", "BloomForQuestionAnswering",
+    "BaseModelOutputWithPast", "BloomConfig", "BloomTokenizer", "BloomForCausalLM", "BloomForQuestionAnswering",
     "BloomForSequenceClassification", "BloomForTokenClassification", "BloomModel",
     "CausalLMOutputWithCrossAttentions", "CheckpointError", "ConfigError", "GenerationConfig", "InputError", "KVCache",
     "MinibloomError",
     "QuestionAnsweringModelOutput", "SafetensorsFormatError", "SequenceClassifierOutputWithPast",
-    "TokenClassifierOutput", "WeightsMismatchError", "__version__",
+    "TokenClassifierOutput", "TokenizerFileError", "WeightsMismatchError", "__version__",
 ]

@@ -29,3 +29,8 @@ class WeightsMismatchError(CheckpointError):
 
 class InputError(MinibloomError, ValueError):
     """An argument to a public function is wrong (dtype, rank, shape, range); names the argument."""
+
+
+class TokenizerFileError(MinibloomError):
+    """A tokenizer.json is missing, not JSON, or asks for a pipeline minibloom does not implement;
+    the message names the file and the component at fault."""

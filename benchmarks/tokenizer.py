@@ -1,0 +1,93 @@
+"""Encode throughput (MB/s, one thread) of minibloom's BloomTokenizer against HF tokenizers.
+
+    python benchmarks/tokenizer.py                        # the test tokenizer on ~3.5 MB of text
+    python benchmarks/tokenizer.py --file corpus.txt --tokenizer path/to/tokenizer.json
+
+Both load the same tokenizer.json and encode the same text in this process. HF tokenizers runs
+single-threaded (RAYON_NUM_THREADS=1, set before it is imported), in its two modes: `encode` of the
+whole file as one string, and `encode_batch` of its lines. minibloom encodes line by line.
+"cold" is the first pass with empty piece caches (a freshly loaded tokenizer; Numba's compile of
+the merge loop is done beforehand and reported on its own); "warm" is a second pass over the same
+text. The ids of both are checked equal before anything is timed. Needs the `reference` extra.
+
+The default text is the multilingual corpus the test tokenizer was trained on (glibc locale
+strings and the installed programs' gettext translations, built by tests/reference/make_tokenizer.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+os.environ["RAYON_NUM_THREADS"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--file", help="UTF-8 text to encode (default: the training corpus)")
+    parser.add_argument("--tokenizer", default=os.path.join(ROOT, "tests", "data", "tokenizer", "tokenizer.json"))
+    args = parser.parse_args()
+
+    import tokenizers
+
+    from minibloom.tokenizer import BloomTokenizer
+    from minibloom.tokenizer.bpe import bpe_merge_ids
+
+    if args.file:
+        with open(args.file, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    else:
+        sys.path.insert(0, ROOT)
+        from tests.reference.make_tokenizer import glibc_strings, translations
+
+        lines = glibc_strings() + translations()
+    text = "\n".join(lines)
+    megabytes = len(text.encode("utf-8")) / 1e6
+
+    start = time.perf_counter()
+    ours = BloomTokenizer.from_file(args.tokenizer)
+    load_s = time.perf_counter() - start
+    compile_s = seconds(lambda: ours.encode_ids("warm up the jit"))  # first call: Numba compile or cache load
+    hf = tokenizers.Tokenizer.from_file(args.tokenizer)
+    assert [e.ids for e in hf.encode_batch(lines[:2000])] == [ours.encode_ids(t) for t in lines[:2000]]
+
+    def run_ours(tok):
+        for line in lines:
+            tok.encode_ids(line)
+
+    rows = []
+    for mode in ("cold", "warm"):
+        tok = BloomTokenizer.from_file(args.tokenizer) if mode == "cold" else ours
+        t_ours = seconds(lambda: run_ours(tok))
+        hf_tok = tokenizers.Tokenizer.from_file(args.tokenizer) if mode == "cold" else hf
+        t_encode = seconds(lambda: hf_tok.encode(text))
+        hf_tok = tokenizers.Tokenizer.from_file(args.tokenizer) if mode == "cold" else hf
+        t_batch = seconds(lambda: hf_tok.encode_batch(lines))
+        if mode == "cold":
+            run_ours(ours)  # fill the cache of the tokenizer used warm
+            hf.encode_batch(lines)
+            hf.encode(text)
+        rows.append((mode, t_ours, t_encode, t_batch))
+
+    print(f"{megabytes:.2f} MB in {len(lines)} lines; tokenizers {tokenizers.__version__} (RAYON_NUM_THREADS=1); "
+          f"minibloom load {load_s:.2f} s, first call (Numba compile or cache load) {compile_s:.2f} s")
+    print(f"{'pass':>5} {'minibloom MB/s':>15} {'HF encode MB/s':>15} {'HF batch MB/s':>14} "
+          f"{'vs encode':>10} {'vs batch':>9}")
+    for mode, t_ours, t_encode, t_batch in rows:
+        best_hf = min(t_encode, t_batch)
+        print(f"{mode:>5} {megabytes / t_ours:>15.2f} {megabytes / t_encode:>15.2f} {megabytes / t_batch:>14.2f} "
+              f"{t_encode / t_ours:>9.2f}x {t_batch / t_ours:>8.2f}x   (vs HF's best: {best_hf / t_ours:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()

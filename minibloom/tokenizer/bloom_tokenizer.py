@@ -1,0 +1,360 @@
+"""BloomTokenizer: text <-> token ids with BLOOM's tokenizer.json, as transformers' BloomTokenizerFast.
+
+Encoding one text:
+
+    1. added tokens  find `<s>`, `</s>`, `<pad>`, `<unk>` in the raw text (leftmost, longest first);
+                     they become their ids and the text between them is encoded on its own
+    2. pre-tokenize  cut each stretch into pieces (`pretokenizer.py`)
+    3. BPE           each piece's UTF-8 bytes -> merged tokens -> ids (`bpe.py`, cached per piece)
+
+Nothing is added around the ids: BLOOM's post-processor adds no `<s>` or `</s>`. Offsets are
+character offsets into the text, as transformers returns them; a token holding only part of a
+multi-byte character (byte-level BPE can split one) gets the offsets of the whole character.
+Decoding maps each token back to bytes and decodes UTF-8 with errors="replace".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import regex
+
+from ..atomic import atomic_write_bytes
+from ..errors import InputError, TokenizerFileError
+from .bytes_unicode import from_byte_level
+from .pretokenizer import PIECE_RE
+from .tokenizer_json import Pipeline, parse_pipeline, read_json
+
+SPACE = "Ġ"  # the byte-level stand-in of " "
+
+
+class BloomTokenizer:
+    """Load with `from_file("tokenizer.json")` or `from_pretrained(directory)`; call it on text."""
+
+    model_input_names = ["input_ids", "attention_mask"]
+
+    def __init__(self, data: dict[str, Any], path: str = "tokenizer.json", padding_side: str = "right",
+                 add_prefix_space: bool | None = None, model_max_length: int | None = None,
+                 special_tokens: dict[str, str] | None = None):
+        if add_prefix_space:  # as BloomTokenizerFast: switch it on in the pre-tokenizer and decoder
+            data = {**data, **{k: _with_prefix_space(data.get(k)) for k in ("pre_tokenizer", "decoder")}}
+        self.data = data
+        self.pipeline: Pipeline = parse_pipeline(data, path)
+        self.bpe = self.pipeline.bpe
+        self.padding_side = padding_side
+        self.truncation_side = "right"
+        self.model_max_length = model_max_length
+        self.id_to_token = {i: t for t, i in self.bpe.vocab.items()}
+        self.id_to_token.update({a.id: a.content for a in self.pipeline.added_tokens})
+        self.token_to_id = {t: i for i, t in self.id_to_token.items()}
+        self.special_ids = {a.id for a in self.pipeline.added_tokens if a.special}
+        self.n_ids = max(self.id_to_token) + 1
+        self.token_nbytes = np.zeros(self.n_ids, np.int64)  # bytes of text each token stands for
+        for i, t in self.id_to_token.items():
+            self.token_nbytes[i] = len(from_byte_level(t))
+        contents = sorted((a.content for a in self.pipeline.added_tokens), key=len, reverse=True)
+        self.added_re = regex.compile("|".join(map(regex.escape, contents))) if contents else None
+        self.added_first_chars = {c[0] for c in contents}  # a cheap test before the regex search
+        names = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>",
+                 **(special_tokens or {})}
+        for name, token in names.items():
+            setattr(self, name, token if token in self.token_to_id else None)
+
+    # ----------------------------------------------------------------------------------- loading
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, **kwargs: Any) -> "BloomTokenizer":
+        """A tokenizer.json file (padding_side "right", as BloomTokenizerFast(tokenizer_file=...))."""
+        return cls(read_json(path), os.fspath(path), **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, **kwargs: Any) -> "BloomTokenizer":
+        """A directory with tokenizer.json and, optionally, tokenizer_config.json (padding side,
+        add_prefix_space, model_max_length, special token names); keyword arguments override it."""
+        path = os.path.join(directory, "tokenizer.json")
+        if not os.path.isfile(path):
+            raise TokenizerFileError(f"{directory}: no tokenizer.json in this directory")
+        config_path = os.path.join(directory, "tokenizer_config.json")
+        config = read_json(config_path) if os.path.isfile(config_path) else {}
+        settings = {k: config[k] for k in ("padding_side", "add_prefix_space", "model_max_length") if k in config}
+        specials = {k: config[k] for k in ("unk_token", "bos_token", "eos_token", "pad_token")
+                    if isinstance(config.get(k), str)}
+        settings = {"padding_side": "right", **settings, "special_tokens": specials, **kwargs}
+        if settings.get("padding_side") not in ("left", "right"):
+            raise TokenizerFileError(f"{config_path}: padding_side must be 'left' or 'right', "
+                                     f"got {settings.get('padding_side')!r}")
+        return cls(read_json(path), path, **settings)
+
+    def save(self, directory: str | os.PathLike) -> None:
+        """Write tokenizer.json and tokenizer_config.json into `directory`, each atomically."""
+        os.makedirs(directory, exist_ok=True)
+        config = {"tokenizer_class": "BloomTokenizerFast", "padding_side": self.padding_side,
+                  "add_prefix_space": self.pipeline.add_prefix_space, "clean_up_tokenization_spaces": False,
+                  **{k: getattr(self, k) for k in ("unk_token", "bos_token", "eos_token", "pad_token")}}
+        if self.model_max_length is not None:
+            config["model_max_length"] = self.model_max_length
+        for name, content in (("tokenizer.json", self.data), ("tokenizer_config.json", config)):
+            atomic_write_bytes(os.path.join(directory, name),
+                               json.dumps(content, ensure_ascii=False, indent=2).encode("utf-8"))
+
+    save_pretrained = save
+
+    # ------------------------------------------------------------------------------- properties
+
+    @property
+    def vocab_size(self) -> int:
+        """Size of the BPE vocab without added tokens (BLOOM: 250680; the model has 250880 rows)."""
+        return len(self.bpe.vocab)
+
+    def __len__(self) -> int:
+        return len(self.id_to_token)
+
+    def get_vocab(self) -> dict[str, int]:
+        return dict(self.token_to_id)
+
+    def __getattr__(self, name: str) -> Any:  # unk_token_id, bos_token_id, eos_token_id, pad_token_id
+        if name.endswith("_token_id") and name[:-3] in ("unk_token", "bos_token", "eos_token", "pad_token"):
+            token = self.__dict__.get(name[:-3])
+            return None if token is None else self.token_to_id[token]
+        raise AttributeError(name)
+
+    # -------------------------------------------------------------------------------- encoding
+
+    def _segments(self, text: str) -> Iterable[tuple[str | int, int]]:
+        """(text stretch or added-token id, start offset), in order."""
+        if self.added_re is None:
+            yield text, 0
+            return
+        pos = 0
+        for m in self.added_re.finditer(text):
+            if m.start() > pos:
+                yield text[pos:m.start()], pos
+            yield self.token_to_id[m.group()], m.start()
+            pos = m.end()
+        if pos < len(text):
+            yield text[pos:], pos
+
+    def _pieces(self, stretch: str) -> list[str]:
+        pieces = PIECE_RE.findall(stretch)
+        if self.pipeline.add_prefix_space:
+            pieces = [p if p.startswith(" ") else " " + p for p in pieces]
+        return pieces
+
+    def encode_ids(self, text: str) -> list[int]:
+        """Token ids of one text: the fast path (no offsets). Most pieces are in the BPE cache, so
+        this is mostly one regex scan and a dict lookup per piece."""
+        if self.pipeline.add_prefix_space or (self.added_re is not None and self._may_hold_added(text)):
+            return self._encode_ids_general(text)
+        out: list[int] = []
+        get, encode_piece = self.bpe.cache.get, self.bpe.encode_piece
+        for piece in PIECE_RE.findall(text):
+            ids = get(piece)
+            out += encode_piece(piece) if ids is None else ids
+        return out
+
+    def _may_hold_added(self, text: str) -> bool:
+        return any(c in text for c in self.added_first_chars) and self.added_re.search(text) is not None
+
+    def _encode_ids_general(self, text: str) -> list[int]:
+        out: list[int] = []
+        for stretch, _ in self._segments(text):
+            if isinstance(stretch, int):
+                out.append(stretch)
+            else:
+                for piece in self._pieces(stretch):
+                    out += self.bpe.encode_piece(piece)
+        return out
+
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Token ids and (start, end) character offsets into `text`."""
+        ids: list[int] = []
+        offsets: list[tuple[int, int]] = []
+        for stretch, start in self._segments(text):
+            if isinstance(stretch, int):
+                ids.append(stretch)
+                offsets.append((start, start + len(self.id_to_token[stretch])))
+                continue
+            for m in PIECE_RE.finditer(stretch):
+                piece_ids, piece_offsets = self._piece_offsets(m.group(), start + m.start())
+                ids += piece_ids
+                offsets += piece_offsets
+        if self.pipeline.trim_offsets:
+            offsets = self._trim_offsets(ids, offsets)
+        return ids, offsets
+
+    def _piece_offsets(self, piece: str, start: int) -> tuple[list[int], list[tuple[int, int]]]:
+        """Map each token's byte span in the piece to the characters holding those bytes."""
+        char_of_byte = np.repeat(np.arange(len(piece)), [len(c.encode("utf-8")) for c in piece])  # [n_bytes]
+        if self.pipeline.add_prefix_space and not piece.startswith(" "):
+            piece = " " + piece  # subtle: the added space is aligned with the piece's first character
+            char_of_byte = np.r_[0, char_of_byte]
+        ids = self.bpe.encode_piece(piece)
+        ends = np.cumsum(self.token_nbytes[ids])  # [n_tokens] byte end of each token
+        begins = ends - self.token_nbytes[ids]
+        return ids, [(start + int(char_of_byte[b]), start + int(char_of_byte[e - 1]) + 1)
+                     for b, e in zip(begins, ends)]
+
+    def _trim_offsets(self, ids: list[int], offsets: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The ByteLevel post-processor's trim_offsets: leave leading/trailing spaces out of the span."""
+        trimmed = []
+        for i, (token_id, (start, end)) in enumerate(zip(ids, offsets)):
+            token = self.id_to_token[token_id]
+            leading = len(token) - len(token.lstrip(SPACE))
+            trailing = len(token) - len(token.rstrip(SPACE))
+            if leading and (i == 0 or start == 0) and self.pipeline.post_add_prefix_space and leading == 1:
+                leading = 0  # a prefix space the pre-tokenizer may have added stays in the first span
+            if leading:
+                start = min(start + leading, end)
+            if trailing and end >= trailing:
+                end = max(end - trailing, start)
+            trimmed.append((start, end))
+        return trimmed
+
+    def __call__(self, text: str | Sequence[str], padding: bool | str = False, truncation: bool | str = False,
+                 max_length: int | None = None, return_offsets_mapping: bool = False,
+                 add_special_tokens: bool = True, padding_side: str | None = None,
+                 return_attention_mask: bool = True, return_tensors: str | None = "np") -> dict[str, np.ndarray]:
+        """Encode one text ([T] arrays) or a list of texts ([B, T] arrays) into a dict of NumPy arrays:
+        input_ids, attention_mask and, if asked, offset_mapping ([..., T, 2]).
+
+        padding: False, True / "longest" (to the longest in the batch) or "max_length".
+        truncation: True cuts each text to max_length tokens (from the right, or the left when
+        truncation_side is "left"). add_special_tokens is accepted for compatibility: BLOOM adds none.
+        """
+        batch = check_texts(text)
+        pad_mode = check_padding(padding, max_length)
+        side = check_side(padding_side or self.padding_side, "padding_side")
+        if return_tensors not in (None, "np"):
+            raise InputError(f"return_tensors must be 'np' (minibloom returns NumPy arrays), got {return_tensors!r}")
+        encoded = [self.encode_with_offsets(t) if return_offsets_mapping else (self.encode_ids(t), None)
+                   for t in batch]
+        limit = max_length if max_length is not None else self.model_max_length
+        if truncation and limit is not None:
+            encoded = [self._truncate(ids, offs, limit) for ids, offs in encoded]
+        out = self._pad(encoded, pad_mode, max_length, side, return_offsets_mapping)
+        if not return_attention_mask:
+            del out["attention_mask"]
+        if isinstance(text, str):
+            out = {k: v[0] for k, v in out.items()}
+        return out
+
+    def _truncate(self, ids: list[int], offsets: list | None, limit: int):
+        cut = slice(max(len(ids) - limit, 0), None) if self.truncation_side == "left" else slice(0, limit)
+        return ids[cut], None if offsets is None else offsets[cut]
+
+    def _pad(self, encoded, pad_mode: str | None, max_length: int | None, side: str,
+             with_offsets: bool) -> dict[str, np.ndarray]:
+        lengths = [len(ids) for ids, _ in encoded]
+        if pad_mode is None:
+            if len(set(lengths)) > 1:
+                raise InputError(f"texts encode to different lengths {sorted(set(lengths))}; pass padding=True "
+                                 "(and/or truncation=True with max_length) to get one array")
+            width = lengths[0]
+        else:
+            width = max(max(lengths), max_length or 0) if pad_mode == "max_length" else max(lengths)
+        if pad_mode is not None and self.pad_token is None:
+            raise InputError("this tokenizer has no pad token, so it cannot pad")
+        B = len(encoded)
+        input_ids = np.full((B, width), self.pad_token_id if pad_mode else 0, np.int64)  # [B, T]
+        mask = np.zeros((B, width), np.int64)  # [B, T]
+        offsets = np.zeros((B, width, 2), np.int64)  # [B, T, 2]
+        for b, (ids, offs) in enumerate(encoded):
+            cols = slice(width - len(ids), width) if side == "left" else slice(0, len(ids))
+            input_ids[b, cols] = ids
+            mask[b, cols] = 1
+            if offs:
+                offsets[b, cols] = offs
+        out = {"input_ids": input_ids, "attention_mask": mask}
+        if with_offsets:
+            out["offset_mapping"] = offsets
+        return out
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """Token ids of one text, as a list."""
+        return self.encode_ids(check_texts(text)[0] if isinstance(text, str) else _not_a_str(text))
+
+    def tokenize(self, text: str) -> list[str]:
+        """Token strings (byte-level form: 'ĠHello') of one text."""
+        return self.convert_ids_to_tokens(self.encode(text))
+
+    # -------------------------------------------------------------------------------- decoding
+
+    def _check_ids(self, ids: Any, name: str = "token_ids") -> list[int]:
+        arr = np.asarray(ids)
+        if arr.dtype.kind not in "iu" and not (arr.size == 0 and arr.dtype.kind == "f"):
+            raise InputError(f"{name} must be integers, got dtype {arr.dtype}")
+        flat = arr.reshape(-1).astype(np.int64)
+        bad = np.flatnonzero((flat < 0) | (flat >= self.n_ids))
+        if bad.size or any(int(i) not in self.id_to_token for i in flat):
+            k = int(bad[0]) if bad.size else next(k for k, i in enumerate(flat) if int(i) not in self.id_to_token)
+            raise InputError(f"{name}[{k}] = {flat[k]} is not a token id of this tokenizer (ids 0..{self.n_ids - 1})")
+        return flat.tolist()
+
+    def convert_ids_to_tokens(self, ids: int | Sequence[int], skip_special_tokens: bool = False) -> str | list[str]:
+        if isinstance(ids, (int, np.integer)):
+            return self.id_to_token[self._check_ids([ids], "ids")[0]]
+        return [self.id_to_token[i] for i in self._check_ids(ids, "ids")
+                if not (skip_special_tokens and i in self.special_ids)]
+
+    def convert_tokens_to_ids(self, tokens: str | Sequence[str]) -> int | None | list[int | None]:
+        if isinstance(tokens, str):
+            return self.token_to_id.get(tokens)
+        return [self.token_to_id.get(t) for t in tokens]
+
+    def decode(self, token_ids: Any, skip_special_tokens: bool = False) -> str:
+        """Ids -> text. Tokens are joined as bytes first, so a character split across two tokens comes
+        back whole; bytes that are not valid UTF-8 become U+FFFD, as in transformers."""
+        if isinstance(token_ids, (int, np.integer)):
+            token_ids = [token_ids]
+        ids = self._check_ids(token_ids)
+        data = b"".join(from_byte_level(self.id_to_token[i]) for i in ids
+                        if not (skip_special_tokens and i in self.special_ids))
+        return data.decode("utf-8", errors="replace")
+
+    def batch_decode(self, sequences: Any, skip_special_tokens: bool = False) -> list[str]:
+        return [self.decode(seq, skip_special_tokens=skip_special_tokens) for seq in sequences]
+
+
+def _with_prefix_space(component: Any) -> Any:
+    """A copy of a pipeline component with every `"add_prefix_space": false` set to true."""
+    return json.loads(json.dumps(component).replace('"add_prefix_space": false', '"add_prefix_space": true'))
+
+
+def check_texts(text: Any) -> list[str]:
+    """A str or a non-empty list/tuple of str -> list of str; anything else is an InputError."""
+    if isinstance(text, str):
+        return [text]
+    if isinstance(text, (list, tuple)) and text and all(isinstance(t, str) for t in text):
+        return list(text)
+    if isinstance(text, (list, tuple)):
+        bad = next((k for k, t in enumerate(text) if not isinstance(t, str)), None)
+        raise InputError("text must be a str or a non-empty list of str" +
+                         ("" if bad is None else f"; text[{bad}] is a {type(text[bad]).__name__}"))
+    return _not_a_str(text)
+
+
+def _not_a_str(text: Any):
+    raise InputError(f"text must be a str or a list of str, got {type(text).__name__}")
+
+
+def check_padding(padding: Any, max_length: int | None) -> str | None:
+    if max_length is not None and (not isinstance(max_length, (int, np.integer)) or max_length < 0):
+        raise InputError(f"max_length must be a non-negative integer, got {max_length!r}")
+    if padding in (False, None, "do_not_pad"):
+        return None
+    if padding in (True, "longest"):
+        return "longest"
+    if padding == "max_length":
+        if max_length is None:
+            raise InputError("padding='max_length' needs max_length")
+        return "max_length"
+    raise InputError(f"padding must be True, False, 'longest' or 'max_length', got {padding!r}")
+
+
+def check_side(side: Any, name: str) -> str:
+    if side not in ("left", "right"):
+        raise InputError(f"{name} must be 'left' or 'right', got {side!r}")
+    return side

@@ -1,0 +1,138 @@
+"""Reading tokenizer.json, the file HF tokenizers writes, and refusing any pipeline we do not implement.
+
+A tokenizer.json names each stage of the pipeline: normalizer, pre_tokenizer, model, post_processor,
+decoder, plus the added tokens matched before everything else. minibloom implements exactly
+BLOOM's choices (no normalizer; Split by BLOOM's regex then ByteLevel; BPE; ByteLevel post-processor
+and decoder) and raises `TokenizerFileError` naming the first stage that differs, rather than
+producing different ids without a word.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import TokenizerFileError
+from .bpe import BPE
+from .pretokenizer import BLOOM_SPLIT_PATTERN
+
+
+@dataclass(frozen=True)
+class AddedToken:
+    """A token matched in the raw text before pre-tokenization (BLOOM's are `<unk> <s> </s> <pad>`)."""
+
+    id: int
+    content: str
+    special: bool
+
+
+@dataclass
+class Pipeline:
+    """What minibloom needs from a tokenizer.json, checked."""
+
+    bpe: BPE
+    added_tokens: list[AddedToken]
+    add_prefix_space: bool  # ByteLevel pre-tokenizer: prepend " " to pieces that lack one
+    trim_offsets: bool  # ByteLevel post-processor: offsets leave out leading/trailing spaces
+    post_add_prefix_space: bool  # ByteLevel post-processor: keep the first token's single space
+
+
+def read_json(path: str | os.PathLike) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise TokenizerFileError(f"{path}: no such tokenizer file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise TokenizerFileError(f"{path}: not a readable JSON file: {e}") from None
+    if not isinstance(data, dict):
+        raise TokenizerFileError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def parse_pipeline(data: dict[str, Any], path: str) -> Pipeline:
+    """Check every stage of a tokenizer.json dict against BLOOM's pipeline and build it."""
+    def fail(where: str, why: str) -> TokenizerFileError:
+        return TokenizerFileError(f"{path}: {where}: {why} (minibloom implements BLOOM's pipeline only)")
+
+    for key in ("normalizer", "truncation", "padding"):
+        if data.get(key) is not None:
+            raise fail(key, f"expected null, got {_short(data[key])}")
+    add_prefix_space = _check_pre_tokenizer(data.get("pre_tokenizer"), fail)
+    post = data.get("post_processor")
+    if post is not None and (not isinstance(post, dict) or post.get("type") != "ByteLevel"):
+        raise fail("post_processor", f"expected ByteLevel or null, got {_short(post)}")
+    decoder = data.get("decoder")
+    if not isinstance(decoder, dict) or decoder.get("type") != "ByteLevel":
+        raise fail("decoder", f"expected ByteLevel, got {_short(decoder)}")
+    bpe = _parse_model(data.get("model"), fail)
+    added = _parse_added_tokens(data.get("added_tokens", []), fail)
+    return Pipeline(bpe=bpe, added_tokens=added, add_prefix_space=add_prefix_space,
+                    trim_offsets=bool(post and post.get("trim_offsets", True)),
+                    post_add_prefix_space=bool(post and post.get("add_prefix_space", True)))
+
+
+def _check_pre_tokenizer(pre: Any, fail) -> bool:
+    """Sequence[Split(BLOOM regex, Isolated, invert false), ByteLevel(use_regex false)] -> add_prefix_space."""
+    steps = pre.get("pretokenizers") if isinstance(pre, dict) and pre.get("type") == "Sequence" else None
+    if not isinstance(steps, list) or len(steps) != 2 or not all(isinstance(s, dict) for s in steps):
+        raise fail("pre_tokenizer", f"expected Sequence[Split, ByteLevel], got {_short(pre)}")
+    split, byte_level = steps
+    if (split.get("type"), split.get("pattern"), split.get("behavior"), split.get("invert")) != (
+            "Split", {"Regex": BLOOM_SPLIT_PATTERN}, "Isolated", False):
+        raise fail("pre_tokenizer.pretokenizers[0]",
+                   f"expected Split(Regex({BLOOM_SPLIT_PATTERN!r}), Isolated, invert=false), got {_short(split)}")
+    if byte_level.get("type") != "ByteLevel" or byte_level.get("use_regex", True):
+        raise fail("pre_tokenizer.pretokenizers[1]", f"expected ByteLevel(use_regex=false), got {_short(byte_level)}")
+    return bool(byte_level.get("add_prefix_space", True))
+
+
+def _parse_model(model: Any, fail) -> BPE:
+    if not isinstance(model, dict) or model.get("type", "BPE") != "BPE":
+        raise fail("model", f"expected a BPE model, got {_short(model)}")
+    for key, allowed in (("dropout", (None,)), ("continuing_subword_prefix", (None, "")),
+                         ("end_of_word_suffix", (None, "")), ("byte_fallback", (False, None))):
+        if model.get(key) not in allowed:
+            raise fail(f"model.{key}", f"{model[key]!r} is not supported")
+    vocab = model.get("vocab")
+    if not isinstance(vocab, dict) or not all(isinstance(t, str) and type(i) is int and i >= 0
+                                              for t, i in vocab.items()):
+        raise fail("model.vocab", "expected an object {token: non-negative integer id}")
+    if len(set(vocab.values())) != len(vocab):
+        raise fail("model.vocab", "two tokens share an id")
+    merges = []
+    for k, m in enumerate(model.get("merges", [])):
+        pair = m.split(" ") if isinstance(m, str) else m
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
+            raise fail(f"model.merges[{k}]", f"expected 'a b' or ['a', 'b'], got {m!r}")
+        for part in (*pair, pair[0] + pair[1]):
+            if part not in vocab:
+                raise fail(f"model.merges[{k}]", f"{m!r} names {part!r}, which is not in the vocab")
+        merges.append((pair[0], pair[1]))
+    unk = model.get("unk_token")
+    if unk is not None and unk not in vocab:
+        raise fail("model.unk_token", f"{unk!r} is not in the vocab")
+    return BPE(vocab, merges, unk_token=unk, fuse_unk=bool(model.get("fuse_unk")),
+               ignore_merges=bool(model.get("ignore_merges")))
+
+
+def _parse_added_tokens(entries: Any, fail) -> list[AddedToken]:
+    if not isinstance(entries, list):
+        raise fail("added_tokens", "expected a list")
+    added = []
+    for k, e in enumerate(entries):
+        if not (isinstance(e, dict) and type(e.get("id")) is int and e["id"] >= 0
+                and isinstance(e.get("content"), str) and e["content"]):
+            raise fail(f"added_tokens[{k}]", f"expected {{id, content, ...}}, got {_short(e)}")
+        for flag in ("single_word", "lstrip", "rstrip"):
+            if e.get(flag):
+                raise fail(f"added_tokens[{k}] ({e['content']!r})", f"{flag}=true is not supported")
+        added.append(AddedToken(e["id"], e["content"], bool(e.get("special"))))
+    return added
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 120 else text[:117] + "..."

@@ -41,7 +41,6 @@ def main() -> None:
     import tokenizers
 
     from minibloom.tokenizer import BloomTokenizer
-    from minibloom.tokenizer.bpe import bpe_merge_ids
 
     if args.file:
         with open(args.file, encoding="utf-8") as f:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
 from .cache import CacheSlot
-from .functional import linear, linear_tp, softmax
+from .functional import softmax
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def attention_probs(q: np.ndarray, k: np.ndarray, alibi: np.ndarray, mask_bias: 
 
 
 def self_attention(x: np.ndarray, residual: np.ndarray, p: dict[str, np.ndarray], alibi: np.ndarray,
-                   mask_bias: np.ndarray, spec: AttentionSpec, head_mask: np.ndarray | None = None,
+                   mask_bias: np.ndarray, spec: AttentionSpec, ops: ModuleType, head_mask: np.ndarray | None = None,
                    cache: CacheSlot | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One attention sub-layer: returns (residual + attention output [B, T, H], probs [B, N, T, S]).
 
@@ -66,16 +67,16 @@ def self_attention(x: np.ndarray, residual: np.ndarray, p: dict[str, np.ndarray]
     `head_mask` [N] scales each head's probabilities (0 switches a head off).
     `cache`: where this layer keeps past keys/values; the new T tokens then attend to all S = P + T.
     """
-    fused = linear(x, p["query_key_value.weight"], p["query_key_value.bias"])  # [B, T, H] -> [B, T, 3H]
+    fused = ops.linear(x, p["query_key_value.weight"], p["query_key_value.bias"])  # [B, T, H] -> [B, T, 3H]
     q, k, v = split_heads(fused, spec.n_head)  # 3 x [B, N, T, D]
     if cache is not None:
         k, v = cache.store(k, v)  # 2 x [B, N, S, D]: the past positions, then the new ones
-    probs = attention_probs(q, k, alibi, mask_bias)  # [B, N, T, S]
+    probs = ops.attention_probs(q, k, alibi, mask_bias)  # [B, N, T, S]
     if head_mask is not None:
         probs = probs * head_mask.astype(np.float32)[None, :, None, None]
-    context = merge_heads(probs @ v)  # [B, N, T, S] @ [B, N, S, D] -> [B, N, T, D] -> [B, T, H]
+    context = merge_heads(ops.context(probs, v))  # [B, N, T, S] @ [B, N, S, D] -> [B, N, T, D] -> [B, T, H]
     if spec.pretraining_tp > 1 and spec.slow_but_exact:
-        out = linear_tp(context, p["dense.weight"], spec.pretraining_tp)  # no bias: see linear_tp
+        out = ops.linear_tp(context, p["dense.weight"], spec.pretraining_tp)  # no bias: see linear_tp
     else:
-        out = linear(context, p["dense.weight"], p["dense.bias"])  # [B, T, H]
+        out = ops.linear(context, p["dense.weight"], p["dense.bias"])  # [B, T, H]
     return residual + out, probs

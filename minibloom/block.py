@@ -13,12 +13,12 @@ Shape legend: B batch, T query length, S key length, H hidden, N heads.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
 from .attention import AttentionSpec, self_attention
 from .cache import CacheSlot
-from .functional import bloom_gelu, layer_norm, linear, linear_tp
 
 
 @dataclass(frozen=True)
@@ -35,23 +35,24 @@ def sub_params(params: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarr
     return {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
 
 
-def mlp(x: np.ndarray, p: dict[str, np.ndarray], spec: AttentionSpec) -> np.ndarray:
+def mlp(x: np.ndarray, p: dict[str, np.ndarray], spec: AttentionSpec, ops: ModuleType) -> np.ndarray:
     """The feed-forward sub-layer [B, T, H] -> [B, T, H], through a 4H-wide GELU layer."""
-    hidden = bloom_gelu(linear(x, p["dense_h_to_4h.weight"], p["dense_h_to_4h.bias"]))  # [B, T, 4H]
+    hidden = ops.linear_gelu(x, p["dense_h_to_4h.weight"], p["dense_h_to_4h.bias"])  # gelu(linear): [B, T, 4H]
     if spec.pretraining_tp > 1 and spec.slow_but_exact:
-        return linear_tp(hidden, p["dense_4h_to_h.weight"], spec.pretraining_tp)  # no bias, as transformers
-    return linear(hidden, p["dense_4h_to_h.weight"], p["dense_4h_to_h.bias"])  # [B, T, H]
+        return ops.linear_tp(hidden, p["dense_4h_to_h.weight"], spec.pretraining_tp)  # no bias, as transformers
+    return ops.linear(hidden, p["dense_4h_to_h.weight"], p["dense_4h_to_h.bias"])  # [B, T, H]
 
 
 def bloom_block(x: np.ndarray, p: dict[str, np.ndarray], alibi: np.ndarray, mask_bias: np.ndarray,
-                spec: BlockSpec, head_mask: np.ndarray | None = None,
+                spec: BlockSpec, ops: ModuleType, head_mask: np.ndarray | None = None,
                 cache: CacheSlot | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Run one block: x [B, T, H] -> (out [B, T, H], attention probs [B, N, T, S])."""
+    """Run one block: x [B, T, H] -> (out [B, T, H], attention probs [B, N, T, S]).
+    `ops` is the backend module that computes each op (`minibloom.backends`)."""
     eps = spec.layer_norm_epsilon
-    ln1 = layer_norm(x, p["input_layernorm.weight"], p["input_layernorm.bias"], eps)  # [B, T, H]
+    ln1 = ops.layer_norm(x, p["input_layernorm.weight"], p["input_layernorm.bias"], eps)  # [B, T, H]
     residual = ln1 if spec.residual_post_layernorm else x
     x1, probs = self_attention(ln1, residual, sub_params(p, "self_attention."), alibi, mask_bias,
-                               spec.attention, head_mask, cache)  # [B, T, H], [B, N, T, S]
-    ln2 = layer_norm(x1, p["post_attention_layernorm.weight"], p["post_attention_layernorm.bias"], eps)
+                               spec.attention, ops, head_mask, cache)  # [B, T, H], [B, N, T, S]
+    ln2 = ops.layer_norm(x1, p["post_attention_layernorm.weight"], p["post_attention_layernorm.bias"], eps)
     residual = ln2 if spec.residual_post_layernorm else x1
-    return residual + mlp(ln2, sub_params(p, "mlp."), spec.attention), probs  # [B, T, H]
+    return residual + mlp(ln2, sub_params(p, "mlp."), spec.attention, ops), probs  # [B, T, H]

@@ -22,7 +22,6 @@ import numpy as np
 from .cache import KVCache
 from .config import BloomConfig
 from .errors import InputError
-from .functional import linear
 from .losses import IGNORE_INDEX, bce_with_logits, cross_entropy, mse
 from .model import BloomModel
 from .outputs import (CausalLMOutputWithCrossAttentions, QuestionAnsweringModelOutput,
@@ -37,10 +36,11 @@ class BloomWithHead(PreTrainedBloom):
 
     save_prefix = True
 
-    def __init__(self, config: BloomConfig, params: dict[str, np.ndarray] | None = None, seed: int = 0):
-        super().__init__(config, params, seed)
+    def __init__(self, config: BloomConfig, params: dict[str, np.ndarray] | None = None, seed: int = 0,
+                 backend: str = "numpy", storage: str = "float32"):
+        super().__init__(config, params, seed, backend, storage)
         base = {name: self.params[name] for name in bloom_param_shapes(config)}  # shared, not copied
-        self.transformer = BloomModel(config, base)
+        self.transformer = BloomModel(config, base, backend=backend, storage=storage)
 
 
 class BloomForCausalLM(BloomWithHead):
@@ -67,7 +67,7 @@ class BloomForCausalLM(BloomWithHead):
         out = self.transformer(input_ids=input_ids, past_key_values=past_key_values,
                                attention_mask=attention_mask, head_mask=head_mask, inputs_embeds=inputs_embeds, use_cache=use_cache,
                                output_attentions=output_attentions, output_hidden_states=output_hidden_states)
-        logits = linear(out.last_hidden_state, self.lm_head_weight)  # [B, T, H] -> [B, T, V]
+        logits = self.ops.linear(out.last_hidden_state, self.lm_head_weight)  # [B, T, H] -> [B, T, V]
         loss = None if labels is None else causal_lm_loss(logits, labels)
         return CausalLMOutputWithCrossAttentions(loss=loss, logits=logits, past_key_values=out.past_key_values,
                                                  hidden_states=out.hidden_states,
@@ -114,7 +114,7 @@ class BloomForSequenceClassification(BloomWithHead):
         out = self.transformer(input_ids=input_ids, past_key_values=past_key_values,
                                attention_mask=attention_mask, head_mask=head_mask, inputs_embeds=inputs_embeds, use_cache=use_cache,
                                output_attentions=output_attentions, output_hidden_states=output_hidden_states)
-        logits = linear(out.last_hidden_state, self.params["score.weight"])  # [B, T, C]
+        logits = self.ops.linear(out.last_hidden_state, self.params["score.weight"])  # [B, T, C]
         B = logits.shape[0]
         rows = last_non_pad_index(None if input_ids is None else check_ids(input_ids, self.config.vocab_size),
                                   self.config.pad_token_id, B)  # [B]
@@ -177,7 +177,7 @@ class BloomForTokenClassification(BloomWithHead):
         out = self.transformer(input_ids=input_ids, past_key_values=past_key_values,
                                attention_mask=attention_mask, head_mask=head_mask, inputs_embeds=inputs_embeds, use_cache=use_cache,
                                output_attentions=output_attentions, output_hidden_states=output_hidden_states)
-        logits = linear(out.last_hidden_state, self.params["classifier.weight"], self.params["classifier.bias"])
+        logits = self.ops.linear(out.last_hidden_state, self.params["classifier.weight"], self.params["classifier.bias"])
         loss = None
         if labels is not None:
             B, T, C = logits.shape
@@ -207,7 +207,7 @@ class BloomForQuestionAnswering(BloomWithHead):
         out = self.transformer(input_ids=input_ids, attention_mask=attention_mask, head_mask=head_mask,
                                inputs_embeds=inputs_embeds, use_cache=False, output_attentions=output_attentions,
                                output_hidden_states=output_hidden_states)
-        logits = linear(out.last_hidden_state, self.params["qa_outputs.weight"], self.params["qa_outputs.bias"])
+        logits = self.ops.linear(out.last_hidden_state, self.params["qa_outputs.weight"], self.params["qa_outputs.bias"])
         start_logits, end_logits = logits[..., 0], logits[..., 1]  # [B, T] each
         loss = None
         if start_positions is not None and end_positions is not None:

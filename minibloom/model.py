@@ -22,7 +22,6 @@ from .block import BlockSpec, bloom_block, sub_params
 from .cache import CacheSlot, KVCache
 from .config import BloomConfig
 from .errors import InputError
-from .functional import layer_norm
 from .masking import causal_padding_bias
 from .outputs import BaseModelOutputWithPast
 from .pretrained import PreTrainedBloom
@@ -69,18 +68,18 @@ class BloomModel(PreTrainedBloom):
         alibi = alibi_bias(mask, cfg.n_head)  # [B, N, 1, S]
         mask_bias = causal_padding_bias(mask, T, P)  # [B, 1, T, S]
         spec = block_spec(cfg)
-        h = layer_norm(x, self.params["word_embeddings_layernorm.weight"],
-                       self.params["word_embeddings_layernorm.bias"], cfg.layer_norm_epsilon)  # [B, T, H]
+        h = self.ops.layer_norm(x, self.params["word_embeddings_layernorm.weight"],
+                                self.params["word_embeddings_layernorm.bias"], cfg.layer_norm_epsilon)  # [B, T, H]
         all_hidden, all_attn = [], []
         for i in range(cfg.n_layer):
             all_hidden.append(h)
             slot = None if cache is None else CacheSlot(cache, i, P)
-            h, probs = bloom_block(h, sub_params(self.params, f"h.{i}."), alibi, mask_bias, spec,
+            h, probs = bloom_block(h, sub_params(self.params, f"h.{i}."), alibi, mask_bias, spec, self.ops,
                                    None if heads is None else heads[i], slot)  # [B, T, H], [B, N, T, S]
             all_attn.append(probs)
         if cache is not None:
             cache.length = P + T
-        h = layer_norm(h, self.params["ln_f.weight"], self.params["ln_f.bias"], cfg.layer_norm_epsilon)
+        h = self.ops.layer_norm(h, self.params["ln_f.weight"], self.params["ln_f.bias"], cfg.layer_norm_epsilon)
         all_hidden.append(h)  # subtle: the last entry is ln_f(h); the raw last block output is never returned
         return BaseModelOutputWithPast(
             last_hidden_state=h,
@@ -113,4 +112,4 @@ class BloomModel(PreTrainedBloom):
         if inputs_embeds is not None:
             return check_embeds(inputs_embeds, self.config.hidden_size)
         ids = check_ids(input_ids, self.config.vocab_size)
-        return self.params["word_embeddings.weight"][ids]  # [V, H][B, T] -> [B, T, H]
+        return self.ops.embed(self.params["word_embeddings.weight"], ids)  # [V, H][B, T] -> [B, T, H]

@@ -13,8 +13,10 @@ import warnings
 
 import numpy as np
 
+from .backends import get_backend
 from .config import BloomConfig
 from .errors import InputError
+from .storage import check_storage, store, to_float32
 from .weights import (BASE_PREFIX, bloom_param_shapes, check_state_dict, init_params, load_state_dict,
                       save_state_dict, strip_base_prefix)
 
@@ -29,14 +31,23 @@ class PreTrainedBloom:
 
     save_prefix = False  # head classes save the base model's tensors as `transformer.*`
 
-    def __init__(self, config: BloomConfig, params: dict[str, np.ndarray] | None = None, seed: int = 0):
-        """Build from a config and tensors (checkpoint names); random weights when `params` is None."""
+    def __init__(self, config: BloomConfig, params: dict[str, np.ndarray] | None = None, seed: int = 0,
+                 backend: str = "numpy", storage: str = "float32"):
+        """Build from a config and tensors (checkpoint names); random weights when `params` is None.
+
+        backend: "numpy" (the readable reference) or "numba" (compiled kernels), see `backends`.
+        storage: how weight matrices are held, "float32", "float16" or "bfloat16" (compute is
+        float32 either way; 2 bytes halve the RAM and the bytes read per decoded token).
+        """
         shapes = self.param_shapes(config)
         if params is None:
             params = init_params(shapes, config.initializer_range, seed)
         check_state_dict(params, shapes, where=f"{type(self).__name__} parameters")
         self.config = config
-        self.params = {name: np.asarray(params[name], dtype=np.float32) for name in shapes}
+        self.backend, self.storage = backend, storage
+        self.ops = get_backend(backend)
+        dtype = check_storage(storage)
+        self.params = {name: store(name, np.asarray(params[name]), dtype) for name in shapes}
 
     @classmethod
     def param_shapes(cls, config: BloomConfig) -> dict[str, tuple[int, ...]]:
@@ -49,7 +60,8 @@ class PreTrainedBloom:
         return {}
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, seed: int = 0, **config_overrides):
+    def from_pretrained(cls, directory: str | os.PathLike, seed: int = 0, backend: str = "numpy",
+                        storage: str = "float32", **config_overrides):
         """Load config.json and the safetensors weights of a local checkpoint directory.
 
         Accepts checkpoints saved by any BLOOM class (with or without the `transformer.` prefix);
@@ -57,12 +69,17 @@ class PreTrainedBloom:
         `config_overrides` (e.g. `num_labels=3`) change the config before the weights are checked.
         As in transformers, a head missing from the checkpoint (fine-tuning a base model) is
         initialised from `seed`, with a warning naming its tensors.
+
+        Tensors are memory-mapped (`safetensors_io.map_tensor`): weights already in the `storage`
+        dtype are used in place, so loading takes no time and RAM holds only the weights' bytes.
         """
         config = BloomConfig.from_pretrained(directory)
         for key, value in config_overrides.items():
             setattr(config, key, value)
         config.validate()
-        state = strip_base_prefix(load_state_dict(directory))
+        check_storage(storage)
+        get_backend(backend)
+        state = strip_base_prefix(load_state_dict(directory, dtype=None))
         shapes = cls.param_shapes(config)
         fresh = {n: s for n, s in cls.head_shapes(config).items() if n not in state}
         if fresh:
@@ -72,14 +89,15 @@ class PreTrainedBloom:
         ignored = tuple(name for name in HEAD_TENSORS if name not in shapes)
         where = os.fspath(directory) + (f" with {config_overrides}" if config_overrides else "")
         check_state_dict(state, shapes, ignored=ignored, where=where)
-        return cls(config, {name: state[name] for name in shapes})
+        return cls(config, {name: state[name] for name in shapes}, backend=backend, storage=storage)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """The tensors under the names transformers saves this class with."""
+        params = {k: to_float32(v) for k, v in self.params.items()}
         if not self.save_prefix:
-            return dict(self.params)
+            return params
         base = bloom_param_shapes(self.config)
-        return {(BASE_PREFIX + k if k in base else k): v for k, v in self.params.items()}
+        return {(BASE_PREFIX + k if k in base else k): v for k, v in params.items()}
 
     def save_pretrained(self, directory: str | os.PathLike, dtype: str = "float32",
                         max_shard_size: int | str | None = None) -> None:

@@ -132,6 +132,19 @@ def read_tensor(path: str | os.PathLike, info: TensorInfo, dtype: np.dtype | Non
     return np.array(values, dtype=dtype).reshape(info.shape)
 
 
+def map_tensor(path: str | os.PathLike, info: TensorInfo) -> np.ndarray:
+    """A float tensor as a read-only memory map, no copy: F32 as float32, F16 as float16, BF16 as
+    raw 16-bit patterns under `storage.BF16`; pages are read from disk only when first touched, so
+    loading costs no time and RAM holds only what is used. Other dtypes are decoded to float32."""
+    from .storage import BF16
+
+    if info.dtype not in ("F32", "F16", "BF16") or info.end == info.begin:
+        return read_tensor(path, info, np.float32)
+    storage = STORAGE_DTYPES[info.dtype]
+    raw = np.memmap(path, dtype=storage, mode="r", offset=info.begin, shape=((info.end - info.begin) // storage.itemsize,))
+    return (raw.view(BF16) if info.dtype == "BF16" else raw).reshape(info.shape)
+
+
 def load_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read every tensor of a .safetensors file, in its stored dtype (bfloat16 as float32)."""
     infos, _ = read_header(path)
@@ -139,20 +152,16 @@ def load_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def encode(array: np.ndarray, dtype: str) -> bytes:
-    """float array -> little-endian bytes of `dtype` ('float32', 'float16' or 'bfloat16').
+    """float array -> little-endian bytes of `dtype` ('float32', 'float16' or 'bfloat16';
+    bfloat16 rounds to nearest even, see `storage.bfloat16_bits`)."""
+    from .storage import bfloat16_bits
 
-    bfloat16 rounds to nearest, ties to even, like torch's `.to(torch.bfloat16)`: add 0x7FFF plus
-    the lowest kept bit, then drop the low 16 bits. NaN stays NaN (its payload is forced quiet).
-    """
     x = np.ascontiguousarray(array, dtype=np.float32)
     if dtype == "float32":
         return x.astype("<f4").tobytes()
     if dtype == "float16":
         return x.astype("<f2").tobytes()
-    bits = x.view(np.uint32).astype(np.uint64)
-    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
-    rounded[np.isnan(x)] = 0x7FC0
-    return rounded.astype("<u2").tobytes()
+    return bfloat16_bits(x).astype("<u2").tobytes()
 
 
 def save_file(tensors: dict[str, np.ndarray], path: str | os.PathLike, dtype: str = "float32",

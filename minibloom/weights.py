@@ -26,7 +26,7 @@ import numpy as np
 from .atomic import atomic_write_bytes
 from .config import BloomConfig
 from .errors import CheckpointError, SafetensorsFormatError, WeightsMismatchError
-from .safetensors_io import FLOAT_CODES, read_header, read_tensor, save_file
+from .safetensors_io import FLOAT_CODES, map_tensor, read_header, read_tensor, save_file
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
 SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
@@ -105,8 +105,9 @@ def _read_index(path: str) -> dict[str, str]:
     return weight_map
 
 
-def load_state_dict(directory: str | os.PathLike, dtype: np.dtype = np.float32) -> dict[str, np.ndarray]:
-    """Read every tensor of a checkpoint directory, decoded to `dtype`, under its stored name."""
+def load_state_dict(directory: str | os.PathLike, dtype: np.dtype | None = np.float32) -> dict[str, np.ndarray]:
+    """Read every tensor of a checkpoint directory, decoded to `dtype`, under its stored name.
+    dtype None: memory-map each tensor as stored (see `safetensors_io.map_tensor`), copying nothing."""
     state = {}
     for path, names in _group_by_file(checkpoint_files(directory)).items():
         infos, _ = read_header(path)
@@ -116,7 +117,7 @@ def load_state_dict(directory: str | os.PathLike, dtype: np.dtype = np.float32) 
             if infos[name].dtype not in FLOAT_CODES:
                 raise SafetensorsFormatError(f"{path}: tensor {name!r} is stored as {infos[name].dtype}; "
                                              f"weights must be one of {', '.join(FLOAT_CODES)}")
-            state[name] = read_tensor(path, infos[name], dtype)
+            state[name] = map_tensor(path, infos[name]) if dtype is None else read_tensor(path, infos[name], dtype)
     return state
 
 

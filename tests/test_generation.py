@@ -18,12 +18,15 @@ CASE = os.path.join(GOLDEN_DIR, "generation")
 EXPECTED = load_file(os.path.join(CASE, "expected.safetensors"))
 SETTINGS = json.loads(read_header(os.path.join(CASE, "expected.safetensors"))[1]["settings"])
 MODEL = BloomForCausalLM.from_pretrained(CASE)
+NUMBA_MODEL = BloomForCausalLM.from_pretrained(CASE, backend="numba")
 PROMPTS, MASK = EXPECTED["input/input_ids"], EXPECTED["input/attention_mask"]
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("name", sorted(SETTINGS))
-def test_generate_matches_transformers_token_ids(name):
-    got = MODEL.generate(PROMPTS, attention_mask=MASK, **SETTINGS[name])
+def test_generate_matches_transformers_token_ids(name, backend):
+    model = MODEL if backend == "numpy" else NUMBA_MODEL
+    got = model.generate(PROMPTS, attention_mask=MASK, **SETTINGS[name])
     np.testing.assert_array_equal(got, EXPECTED[f"{name}/sequences"])
 
 

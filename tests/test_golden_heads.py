@@ -16,10 +16,11 @@ with open(os.path.join(GOLDEN_DIR, "MANIFEST.json")) as f:
     HEAD_CASES = json.load(f)["head_cases"]
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("case", sorted(HEAD_CASES))
-def test_head_logits_and_losses_match_transformers_golden(case):
+def test_head_logits_and_losses_match_transformers_golden(case, backend):
     cls = getattr(minibloom, HEAD_CASES[case])
-    model = cls.from_pretrained(os.path.join(GOLDEN_DIR, case))
+    model = cls.from_pretrained(os.path.join(GOLDEN_DIR, case), backend=backend)
     for set_name, data in load_expected(case).items():
         out = model(**data["input"])
         for field, expected in data["output"].items():

@@ -26,9 +26,17 @@ def load_expected(case: str) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     return sets
 
 
+def stored_dtype(case: str) -> str:
+    """The dtype the case's checkpoint holds (its 2-byte storage keeps every value exact)."""
+    return {"bf16": "bfloat16", "fp16": "float16"}.get(case, "float32")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("storage", ["float32", "as stored"])
 @pytest.mark.parametrize("case", golden_cases())
-def test_bloom_model_matches_transformers_golden_outputs(case):
-    model = BloomModel.from_pretrained(os.path.join(GOLDEN_DIR, case))
+def test_bloom_model_matches_transformers_golden_outputs(case, backend, storage):
+    storage = stored_dtype(case) if storage == "as stored" else storage
+    model = BloomModel.from_pretrained(os.path.join(GOLDEN_DIR, case), backend=backend, storage=storage)
     for set_name, data in load_expected(case).items():
         inputs = {k: (v.astype(np.int64) if k in ("input_ids", "attention_mask") else v)
                   for k, v in data["input"].items()}

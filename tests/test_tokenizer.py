@@ -21,7 +21,7 @@ from minibloom.tokenizer import BloomTokenizer
 from minibloom.tokenizer.bpe import bpe_merge, bpe_merge_ids
 from minibloom.tokenizer.bytes_unicode import BYTE_TO_CHAR, from_byte_level, to_byte_level
 from minibloom.tokenizer.pretokenizer import WORD, split_pieces, split_with_offsets
-from tests.tokenizer_utils import (REGENERATE, TOKENIZER_DIR, TOKENIZER_JSON, VARIANTS, load_json, texts,
+from tests.tokenizer_utils import (REGENERATE, TOKENIZER_DIR, VARIANTS, load_json, texts,
                                    variant_tokenizer)
 
 TOK = BloomTokenizer.from_pretrained(TOKENIZER_DIR)

@@ -16,10 +16,14 @@ import sys
 
 import numpy as np
 
+from .backends import BACKENDS
+from .storage import STORAGE_DTYPES
+
 from . import __version__
 from .config import BLOOM_FAMILY, BloomConfig
 from .errors import MinibloomError
 from .model import BloomModel
+from .storage import STORAGE_DTYPES
 from .weights import bloom_param_shapes, checkpoint_files
 
 TINY = dict(vocab_size=1024, hidden_size=64, n_layer=2, n_head=8)
@@ -51,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     fwd = sub.add_parser("forward", help="run BloomModel on token ids and print the last hidden state")
     fwd.add_argument("directory")
     fwd.add_argument("--ids", type=int, nargs="+", required=True, metavar="ID", help="token ids of one sequence")
+    fwd.add_argument("--backend", choices=BACKENDS, default="numpy",
+                     help="numpy: the readable reference; numba: compiled kernels (faster)")
+    fwd.add_argument("--storage", choices=sorted(STORAGE_DTYPES), default="float32",
+                     help="keep weight matrices in 2 bytes (compute stays float32)")
     return parser
 
 
@@ -84,7 +92,7 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def cmd_forward(args: argparse.Namespace) -> None:
-    model = BloomModel.from_pretrained(args.directory)
+    model = BloomModel.from_pretrained(args.directory, backend=args.backend, storage=args.storage)
     hidden = model(np.array([args.ids])).last_hidden_state[0]  # [T, H]
     np.set_printoptions(precision=4, suppress=True, linewidth=100)
     print(f"last_hidden_state: shape {tuple(hidden.shape)}, mean {hidden.mean():.6f}, std {hidden.std():.6f}")
@@ -99,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     except MinibloomError as e:
         print(f"minibloom: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `minibloom ... | head`: the reader left; stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 0
 
 

@@ -40,6 +40,21 @@ def test_forward_prints_the_model_output():
     assert f"mean {hidden.mean():.6f}" in out.stdout and f"std {hidden.std():.6f}" in out.stdout
 
 
+def test_forward_on_the_numba_backend_with_2_byte_storage():
+    case = os.path.join(GOLDEN_DIR, "bf16")
+    out = run("forward", case, "--ids", "4", "5", "--backend", "numba", "--storage", "bfloat16")
+    hidden = BloomModel.from_pretrained(case)(np.array([[4, 5]])).last_hidden_state[0]
+    assert f"std {hidden.std():.6f}" in out.stdout
+
+
+def test_output_into_a_closed_pipe_is_not_a_traceback():
+    case = os.path.join(GOLDEN_DIR, "heads8")
+    ids = " ".join(["7"] * 3000)  # ~200 kB of output: more than a pipe buffer holds
+    done = subprocess.run(f"{sys.executable} -m minibloom forward {case} --ids {ids} | head -1",
+                          shell=True, capture_output=True, text=True)
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+
+
 @pytest.mark.parametrize("args,message", [
     (("info", "/nonexistent/checkpoint"), "checkpoint directory not found: /nonexistent/checkpoint"),
     (("forward", os.path.join(GOLDEN_DIR, "heads8"), "--ids", "1", "64"), "input_ids[0, 1] = 64 is outside"),

@@ -95,7 +95,8 @@ def beam_search(model, ids: np.ndarray, mask: np.ndarray, max_length: int, gen) 
     flat_mask = np.ones((B * nb, max_length), mask.dtype)
     flat_mask[:, :L0] = np.repeat(mask, nb, axis=0)
     cache = KVCache.for_config(model.config, B * nb, max_length)
-    logits = model(np.repeat(ids, nb, axis=0), attention_mask=flat_mask[:, :L0], past_key_values=cache).logits[:, -1]
+    logits = model(np.repeat(ids, nb, axis=0), attention_mask=flat_mask[:, :L0], past_key_values=cache,
+                   logits_to_keep=1).logits[:, -1]
     cur_len = L0
     while True:
         log_probs = log_softmax(logits.astype(np.float32))  # [B * nb, V]

@@ -140,7 +140,7 @@ def decode_steps(model, ids: np.ndarray, mask: np.ndarray, max_length: int, gen:
     cache = KVCache.for_config(model.config, B, max_length)
     unfinished = np.ones(B, bool)
     eos = np.array(gen.eos_token_id, np.int64)
-    logits = model(ids, attention_mask=mask, past_key_values=cache).logits[:, -1]  # prefill -> [B, V]
+    logits = model(ids, attention_mask=mask, past_key_values=cache, logits_to_keep=1).logits[:, -1]  # prefill: [B, V]
     while True:
         scores = process_scores(tokens[:, :L], logits.astype(np.float32), gen.do_sample, gen.repetition_penalty,
                                 gen.temperature, gen.top_k, gen.top_p)  # [B, V]

@@ -62,12 +62,21 @@ class BloomForCausalLM(BloomWithHead):
 
     def forward(self, input_ids: Any = None, past_key_values: KVCache | None = None, attention_mask: Any = None,
                 head_mask: Any = None, inputs_embeds: Any = None, labels: Any = None, use_cache: bool | None = None,
-                output_attentions: bool | None = None, output_hidden_states: bool | None = None) -> CausalLMOutputWithCrossAttentions:
-        """labels [B, T]: usually input_ids; shifted inside (position t predicts token t+1), -100 ignored."""
+                output_attentions: bool | None = None, output_hidden_states: bool | None = None,
+                logits_to_keep: int = 0) -> CausalLMOutputWithCrossAttentions:
+        """labels [B, T]: usually input_ids; shifted inside (position t predicts token t+1), -100 ignored.
+        logits_to_keep > 0: compute logits for the last that many positions only (generation needs
+        one; a 128-token prompt's full logits take 128 MB at BLOOM's vocab). 0 keeps all, as transformers'
+        BloomForCausalLM, which has no such argument, always does."""
         out = self.transformer(input_ids=input_ids, past_key_values=past_key_values,
                                attention_mask=attention_mask, head_mask=head_mask, inputs_embeds=inputs_embeds, use_cache=use_cache,
                                output_attentions=output_attentions, output_hidden_states=output_hidden_states)
-        logits = self.ops.linear(out.last_hidden_state, self.lm_head_weight)  # [B, T, H] -> [B, T, V]
+        if not isinstance(logits_to_keep, (int, np.integer)) or logits_to_keep < 0:
+            raise InputError(f"logits_to_keep must be a non-negative integer, got {logits_to_keep!r}")
+        if logits_to_keep and labels is not None:
+            raise InputError("logits_to_keep needs labels=None: the loss needs every position's logits")
+        hidden = out.last_hidden_state[:, -logits_to_keep:] if logits_to_keep else out.last_hidden_state
+        logits = self.ops.linear(hidden, self.lm_head_weight)  # [B, T, H] -> [B, T, V]
         loss = None if labels is None else causal_lm_loss(logits, labels)
         return CausalLMOutputWithCrossAttentions(loss=loss, logits=logits, past_key_values=out.past_key_values,
                                                  hidden_states=out.hidden_states,

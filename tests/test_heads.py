@@ -144,3 +144,17 @@ def test_every_head_round_trips_through_save_pretrained(tmp_path):
         for field in ("logits", "start_logits"):
             if hasattr(a, field) and getattr(a, field) is not None:
                 np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+
+def test_logits_to_keep_returns_the_last_positions_only():
+    config = BloomConfig(vocab_size=30, hidden_size=16, n_head=4, n_layer=2)
+    lm = BloomForCausalLM(config, seed=1)
+    ids = np.array([[3, 4, 5, 6, 7]])
+    full = lm(ids).logits
+    kept = lm(ids, logits_to_keep=2).logits
+    assert kept.shape == (1, 2, 30)
+    np.testing.assert_allclose(kept, full[:, -2:], rtol=1e-6, atol=1e-6)  # BLAS may sum in another order
+    with pytest.raises(InputError, match="labels=None"):
+        lm(ids, labels=ids, logits_to_keep=1)
+    with pytest.raises(InputError, match="logits_to_keep"):
+        lm(ids, logits_to_keep=-1)

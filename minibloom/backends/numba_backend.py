@@ -8,8 +8,8 @@ What it changes, op by op (each kernel is tested equal to its NumPy op):
   token are halved; many rows (prefill) widen blocks of the matrix and hand each block to BLAS.
 - linear_gelu: the bias add and BLOOM's GELU fused into one pass over the matmul's output.
 - layer_norm: one pass per row for the mean and variance (float64 sums), one to normalise.
-- attention_probs: scale, ALiBi, mask and softmax fused into one pass per row of scores, in
-  parallel over batch x heads; q @ k^T stays in BLAS.
+- attention_probs: scale, ALiBi, mask and softmax fused into one pass per row of scores (with a
+  vectorisable exp); q @ k^T stays in BLAS.
 - embed: a bounds-checked row gather.
 
 Kernel template: what it computes; geometry (`prange` splits the outer loop across threads);
@@ -33,21 +33,30 @@ __all__ = ["attention_probs", "context", "embed", "layer_norm", "linear", "linea
 GEMV_MAX_ROWS = 8  # up to this many input rows, 2-byte weights are multiplied by `_gemv_*`
 WIDEN_BLOCK = 2048  # weight rows widened per BLAS call when more input rows come
 
-JIT = dict(cache=True, nogil=True)
+# subtle: threads. NumPy's OpenBLAS threads spin for a while after each matmul, and so do the
+# threads of Numba's OpenMP layer after each parallel kernel; alternating the two on few cores
+# made every op ~3x slower (Numba's sleeping "workqueue" layer avoids that but costs ~100 us per
+# launch). So the cheap element-wise kernels run on one thread (SERIAL) between BLAS calls, and
+# only the kernels that replace BLAS -- the 2-byte matrix-vector products of decoding and the
+# widening of 2-byte weights -- run in parallel (PARALLEL).
+SERIAL = dict(cache=True, nogil=True)
 PARALLEL = dict(cache=True, nogil=True, parallel=True)
+# LLVM's fast-math flags that let loops vectorise (reassociating sums, fused multiply-add, ...);
+# "nnan" and "ninf" are left out, so NaN and inf keep their meaning (masked scores reach -inf).
+FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
 # ------------------------------------------------------------------------------------ layer norm
 
-@numba.njit(**PARALLEL)
+@numba.njit(**SERIAL)
 def _layer_norm(x, weight, bias, eps, out):
     """out[r] = (x[r] - mean) / sqrt(var + eps) * weight + bias for each row r of x [R, F].
 
-    Geometry: rows in parallel. Pass 1: mean and (biased) variance with float64 sums, so the
+    Geometry: row by row. Pass 1: mean and (biased) variance with float64 sums, so the
     result does not depend on the order of summation; pass 2: normalise in float32 as NumPy does.
     """
     R, F = x.shape
-    for r in prange(R):
+    for r in range(R):
         total = 0.0
         for f in range(F):
             total += x[r, f]
@@ -70,16 +79,60 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) 
 
 # ------------------------------------------------------------------------------------- bias + GELU
 
-@numba.njit(**PARALLEL)
+@numba.njit(inline="always", fastmath=FAST)
+def _exp_row(x, out, pow2_bits):
+    """out[k] = exp(x[k]) over a row, in loops LLVM can vectorise (the libm call per element
+    cannot be, and is ~10x slower). `out` may be `x`; `pow2_bits` is an int32 scratch row.
+
+    Cephes' expf: write x = m ln2 + r with |r| <= ln2 / 2 (ln2 split in two constants so m ln2
+    is exact), e^r = 1 + r + r^2 p(r) with a degree-5 polynomial, and e^x = 2^m e^r, 2^m built
+    directly as float32 bits ((m + 127) << 23). Relative error <= 3e-7, as NumPy's own float32
+    exp (2e-7). Below -87.34 the result is 0, as float32 exp underflows; inputs are clamped
+    at 88 (softmax and GELU never pass more).
+    """
+    pow2 = pow2_bits.view(np.float32)
+    for k in range(x.shape[0]):
+        v = x[k]
+        underflow = v < np.float32(-87.33654)
+        v = min(max(v, np.float32(-87.0)), np.float32(88.0))
+        m = np.floor(v * np.float32(1.44269504088896341) + np.float32(0.5))
+        r = v - m * np.float32(0.693359375) - m * np.float32(-2.12194440e-4)
+        p = np.float32(1.9875691500e-4)
+        p = p * r + np.float32(1.3981999507e-3)
+        p = p * r + np.float32(8.3334519073e-3)
+        p = p * r + np.float32(4.1665795894e-2)
+        p = p * r + np.float32(1.6666665459e-1)
+        p = p * r + np.float32(5.0000001201e-1)
+        out[k] = p * (r * r) + r + np.float32(1.0)
+        pow2_bits[k] = np.int32(0) if underflow else (np.int32(m) + np.int32(127)) << np.int32(23)
+    for k in range(x.shape[0]):
+        out[k] = out[k] * pow2[k]
+
+
+@numba.njit(**SERIAL, fastmath=FAST)
 def _bias_gelu(y, bias):
-    """In place: y[r, o] = bloom_gelu(y[r, o] + bias[o]) over y [R, O]; rows in parallel, one pass.
-    The constants and the order of operations are bloom_gelu's, in float32."""
+    """In place: y[r, o] = bloom_gelu(y[r, o] + bias[o]) over y [R, O], with bloom_gelu's
+    constants and order of operations in float32.
+
+    Geometry: row by row. Pass 1: v = y + bias and the tanh argument u; pass 2: exp(2|u|);
+    pass 3: tanh(u) = sign(u) (1 - 2 / (exp(2|u|) + 1)) and the GELU itself. (tanh through exp,
+    because `_exp_row` vectorises and the libm tanh does not.)
+    """
     R, O = y.shape
-    for r in prange(R):
+    for r in range(R):
+        e = np.empty(O, np.float32)
+        scratch = np.empty(O, np.int32)
+        row = y[r]
         for o in range(O):
-            v = y[r, o] + bias[o]
-            inner = np.float32(0.79788456) * v * (np.float32(1.0) + np.float32(0.044715) * v * v)
-            y[r, o] = v * np.float32(0.5) * (np.float32(1.0) + np.tanh(inner))
+            v = row[o] + bias[o]
+            row[o] = v
+            u = np.float32(0.79788456) * v * (np.float32(1.0) + np.float32(0.044715) * v * v)
+            e[o] = np.float32(2.0) * abs(u)
+        _exp_row(e, e, scratch)
+        for o in range(O):
+            t = np.float32(1.0) - np.float32(2.0) / (e[o] + np.float32(1.0))
+            t = -t if row[o] < 0 else t  # u has the sign of v, as 1 + 0.044715 v^2 > 0
+            row[o] = row[o] * np.float32(0.5) * (np.float32(1.0) + t)
 
 
 # --------------------------------------------------------------------------- 2-byte weight widening
@@ -125,7 +178,7 @@ def _widen(w_bits, is_bf16, out):
             _widen_f16(w_bits[r], row_bits, out[r])
 
 
-@numba.njit(**PARALLEL, fastmath=True)
+@numba.njit(**PARALLEL, fastmath=FAST)
 def _gemv(x, w_bits, is_bf16, out):
     """out [M, N] = x [M, K] @ widen(w_bits [N, K])^T for a few rows M (decoding).
 
@@ -192,30 +245,31 @@ def linear_tp(x: np.ndarray, weight: np.ndarray, pretraining_tp: int) -> np.ndar
 
 # ---------------------------------------------------------------------- ALiBi + mask + softmax
 
-@numba.njit(**PARALLEL)
+@numba.njit(**SERIAL, fastmath=FAST)
 def _scale_alibi_mask_softmax(scores, inv_norm, alibi, mask_bias):
     """In place over scores [B, N, T, S] (= q @ k^T): softmax_s(alibi + inv_norm * scores + mask).
 
-    Geometry: the B*N (batch, head) pairs in parallel. Per query row t: pass 1 adds the scale,
+    Geometry: one (batch, head) pair after another. Per query row t: pass 1 adds the scale,
     the head's ALiBi bias and the mask in the reference order (float32) and finds the row max;
-    pass 2 exponentiates the shifted scores and sums them (float64); pass 3 divides.
+    pass 2 exponentiates the shifted scores (`_exp_row`) and sums them (float64); pass 3 divides.
     """
     B, N, T, S = scores.shape
-    for bn in prange(B * N):
+    for bn in range(B * N):
         b, n = bn // N, bn % N
+        scratch = np.empty(S, np.int32)
         for t in range(T):
             row = scores[b, n, t]
-            top = -np.inf
+            top = np.float32(-np.inf)
             for s in range(S):
                 v = (alibi[b, n, 0, s] + inv_norm * row[s]) + mask_bias[b, 0, t, s]
                 row[s] = v
-                if v > top:
-                    top = v
+                top = max(top, v)
+            for s in range(S):
+                row[s] = row[s] - top
+            _exp_row(row, row, scratch)
             total = 0.0
             for s in range(S):
-                e = np.exp(row[s] - top)
-                row[s] = e
-                total += e
+                total += row[s]
             denom = np.float32(total)
             for s in range(S):
                 row[s] = row[s] / denom
@@ -236,15 +290,15 @@ def context(probs: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------- embeddings
 
-@numba.njit(**PARALLEL)
+@numba.njit(**SERIAL)
 def _gather(table, ids, out):
-    """out[i] = table[ids[i]] for flat ids; rows in parallel. Returns the first index whose id is
+    """out[i] = table[ids[i]] for flat ids. Returns the first index whose id is
     outside the table, or -1: a kernel must never read out of bounds, whatever its caller checked."""
     V = table.shape[0]
     for i in range(ids.shape[0]):
         if ids[i] < 0 or ids[i] >= V:
             return i
-    for i in prange(ids.shape[0]):
+    for i in range(ids.shape[0]):
         out[i] = table[ids[i]]
     return -1
 

@@ -74,7 +74,7 @@ class BloomModel(PreTrainedBloom):
         for i in range(cfg.n_layer):
             all_hidden.append(h)
             slot = None if cache is None else CacheSlot(cache, i, P)
-            h, probs = bloom_block(h, sub_params(self.params, f"h.{i}."), alibi, mask_bias, spec, self.ops,
+            h, probs = bloom_block(h, self.layer_params(i), alibi, mask_bias, spec, self.ops,
                                    None if heads is None else heads[i], slot)  # [B, T, H], [B, N, T, S]
             all_attn.append(probs)
         if cache is not None:
@@ -87,6 +87,14 @@ class BloomModel(PreTrainedBloom):
             hidden_states=tuple(all_hidden) if output_hidden_states else None,
             attentions=tuple(all_attn) if output_attentions else None,
         )
+
+    def layer_params(self, i: int) -> dict[str, np.ndarray]:
+        """Layer i's tensors without the `h.{i}.` prefix, made once (decoding asks every step).
+        subtle: so rebinding `model.params[name]` after the first forward is not seen; edit the
+        array in place or build a new model."""
+        if getattr(self, "_layers", None) is None:
+            self._layers = [sub_params(self.params, f"h.{j}.") for j in range(self.config.n_layer)]
+        return self._layers[i]
 
     def prepare_cache(self, past_key_values: KVCache | None, use_cache: bool, batch: int,
                       new_tokens: int) -> KVCache | None:

@@ -24,6 +24,7 @@ from .config import BloomConfig
 from .errors import InputError
 from .losses import IGNORE_INDEX, bce_with_logits, cross_entropy, mse
 from .model import BloomModel
+from .trace import NO_TRACE, Trace
 from .outputs import (CausalLMOutputWithCrossAttentions, QuestionAnsweringModelOutput,
                       SequenceClassifierOutputWithPast, TokenClassifierOutput)
 from .pretrained import PreTrainedBloom
@@ -63,14 +64,15 @@ class BloomForCausalLM(BloomWithHead):
     def forward(self, input_ids: Any = None, past_key_values: KVCache | None = None, attention_mask: Any = None,
                 head_mask: Any = None, inputs_embeds: Any = None, labels: Any = None, use_cache: bool | None = None,
                 output_attentions: bool | None = None, output_hidden_states: bool | None = None,
-                logits_to_keep: int = 0) -> CausalLMOutputWithCrossAttentions:
+                logits_to_keep: int = 0, trace: Trace = NO_TRACE) -> CausalLMOutputWithCrossAttentions:
         """labels [B, T]: usually input_ids; shifted inside (position t predicts token t+1), -100 ignored.
         logits_to_keep > 0: compute logits for the last that many positions only (generation needs
         one; a 128-token prompt's full logits take 128 MB at BLOOM's vocab). 0 keeps all, as transformers'
         BloomForCausalLM, which has no such argument, always does."""
         out = self.transformer(input_ids=input_ids, past_key_values=past_key_values,
                                attention_mask=attention_mask, head_mask=head_mask, inputs_embeds=inputs_embeds, use_cache=use_cache,
-                               output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+                               output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                               trace=trace)
         if not isinstance(logits_to_keep, (int, np.integer)) or logits_to_keep < 0:
             raise InputError(f"logits_to_keep must be a non-negative integer, got {logits_to_keep!r}")
         if logits_to_keep and labels is not None:
@@ -118,11 +120,13 @@ class BloomForSequenceClassification(BloomWithHead):
 
     def forward(self, input_ids: Any = None, past_key_values: KVCache | None = None, attention_mask: Any = None,
                 head_mask: Any = None, inputs_embeds: Any = None, labels: Any = None, use_cache: bool | None = None,
-                output_attentions: bool | None = None, output_hidden_states: bool | None = None) -> SequenceClassifierOutputWithPast:
+                output_attentions: bool | None = None, output_hidden_states: bool | None = None,
+                trace: Trace = NO_TRACE) -> SequenceClassifierOutputWithPast:
         """labels: int [B] (single-label), float [B] or [B, C] (regression), float [B, C] (multi-label)."""
         out = self.transformer(input_ids=input_ids, past_key_values=past_key_values,
                                attention_mask=attention_mask, head_mask=head_mask, inputs_embeds=inputs_embeds, use_cache=use_cache,
-                               output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+                               output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                               trace=trace)
         logits = self.ops.linear(out.last_hidden_state, self.params["score.weight"])  # [B, T, C]
         B = logits.shape[0]
         rows = last_non_pad_index(None if input_ids is None else check_ids(input_ids, self.config.vocab_size),
@@ -181,11 +185,13 @@ class BloomForTokenClassification(BloomWithHead):
 
     def forward(self, input_ids: Any = None, past_key_values: KVCache | None = None, attention_mask: Any = None,
                 head_mask: Any = None, inputs_embeds: Any = None, labels: Any = None, use_cache: bool | None = None,
-                output_attentions: bool | None = None, output_hidden_states: bool | None = None) -> TokenClassifierOutput:
+                output_attentions: bool | None = None, output_hidden_states: bool | None = None,
+                trace: Trace = NO_TRACE) -> TokenClassifierOutput:
         """labels [B, T] of class ids, -100 for positions that do not count."""
         out = self.transformer(input_ids=input_ids, past_key_values=past_key_values,
                                attention_mask=attention_mask, head_mask=head_mask, inputs_embeds=inputs_embeds, use_cache=use_cache,
-                               output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+                               output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                               trace=trace)
         logits = self.ops.linear(out.last_hidden_state, self.params["classifier.weight"], self.params["classifier.bias"])
         loss = None
         if labels is not None:
@@ -208,14 +214,14 @@ class BloomForQuestionAnswering(BloomWithHead):
     def forward(self, input_ids: Any = None, attention_mask: Any = None, head_mask: Any = None,
                 inputs_embeds: Any = None, start_positions: Any = None, end_positions: Any = None,
                 output_attentions: bool | None = None,
-                output_hidden_states: bool | None = None) -> QuestionAnsweringModelOutput:
+                output_hidden_states: bool | None = None, trace: Trace = NO_TRACE) -> QuestionAnsweringModelOutput:
         """start_positions, end_positions [B]: token indices of the answer span (loss needs both).
 
         Like transformers' QA head, it takes no cache: it always runs the whole sequence.
         """
         out = self.transformer(input_ids=input_ids, attention_mask=attention_mask, head_mask=head_mask,
                                inputs_embeds=inputs_embeds, use_cache=False, output_attentions=output_attentions,
-                               output_hidden_states=output_hidden_states)
+                               output_hidden_states=output_hidden_states, trace=trace)
         logits = self.ops.linear(out.last_hidden_state, self.params["qa_outputs.weight"], self.params["qa_outputs.bias"])
         start_logits, end_logits = logits[..., 0], logits[..., 1]  # [B, T] each
         loss = None

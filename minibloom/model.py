@@ -25,6 +25,7 @@ from .errors import InputError
 from .masking import causal_padding_bias
 from .outputs import BaseModelOutputWithPast
 from .pretrained import PreTrainedBloom
+from .trace import NO_TRACE, Trace
 from .validation import check_attention_mask, check_embeds, check_head_mask, check_ids
 
 
@@ -45,7 +46,7 @@ class BloomModel(PreTrainedBloom):
     def forward(self, input_ids: Any = None, past_key_values: KVCache | None = None, attention_mask: Any = None,
                 head_mask: Any = None, inputs_embeds: Any = None, use_cache: bool | None = None,
                 output_attentions: bool | None = None,
-                output_hidden_states: bool | None = None) -> BaseModelOutputWithPast:
+                output_hidden_states: bool | None = None, trace: Trace = NO_TRACE) -> BaseModelOutputWithPast:
         """Run the model on T new tokens. Exactly one of `input_ids` [B, T] and `inputs_embeds` [B, T, H].
 
         past_key_values: a `KVCache` holding P earlier tokens; it is updated in place (as transformers
@@ -53,12 +54,14 @@ class BloomModel(PreTrainedBloom):
         attention_mask [B, P + T]: 1 for real tokens, 0 for padding (default: all ones). Left padding
         is fine: ALiBi positions come from the mask, so real tokens see the same positions.
         head_mask [N] or [L, N]: multiplies each head's attention probabilities.
+        trace: a `Trace` to record every intermediate under its golden-file name (`golden.py`).
         """
         cfg = self.config
         output_attentions = cfg.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = cfg.output_hidden_states if output_hidden_states is None else output_hidden_states
         use_cache = cfg.use_cache if use_cache is None else use_cache
         x = self.embed(input_ids, inputs_embeds)  # [B, T, H]
+        trace.record("embeddings", x)
         B, T, _ = x.shape
         cache = self.prepare_cache(past_key_values, use_cache, B, T)
         P = 0 if cache is None else cache.length
@@ -70,16 +73,19 @@ class BloomModel(PreTrainedBloom):
         spec = block_spec(cfg)
         h = self.ops.layer_norm(x, self.params["word_embeddings_layernorm.weight"],
                                 self.params["word_embeddings_layernorm.bias"], cfg.layer_norm_epsilon)  # [B, T, H]
+        trace.record("embeddings_layernorm", h)
         all_hidden, all_attn = [], []
         for i in range(cfg.n_layer):
             all_hidden.append(h)
             slot = None if cache is None else CacheSlot(cache, i, P)
             h, probs = bloom_block(h, self.layer_params(i), alibi, mask_bias, spec, self.ops,
-                                   None if heads is None else heads[i], slot)  # [B, T, H], [B, N, T, S]
+                                   None if heads is None else heads[i], slot,
+                                   trace.scope(f"h.{i}"))  # [B, T, H], [B, N, T, S]
             all_attn.append(probs)
         if cache is not None:
             cache.length = P + T
         h = self.ops.layer_norm(h, self.params["ln_f.weight"], self.params["ln_f.bias"], cfg.layer_norm_epsilon)
+        trace.record("ln_f", h)
         all_hidden.append(h)  # subtle: the last entry is ln_f(h); the raw last block output is never returned
         return BaseModelOutputWithPast(
             last_hidden_state=h,

@@ -166,14 +166,16 @@ def encode(array: np.ndarray, dtype: str) -> bytes:
 
 def save_file(tensors: dict[str, np.ndarray], path: str | os.PathLike, dtype: str = "float32",
               metadata: dict[str, str] | None = None) -> None:
-    """Write `tensors` to a .safetensors file atomically, all stored as `dtype`."""
+    """Write `tensors` to a .safetensors file atomically, floats stored as `dtype`; integer
+    tensors are stored as int64 (I64)."""
     if dtype not in DTYPE_CODES:
         raise ValueError(f"dtype must be one of {sorted(DTYPE_CODES)}, got {dtype!r}")
     header: dict[str, object] = {"__metadata__": dict(metadata or {"format": "pt"})}
     blobs, offset = [], 0
     for name in sorted(tensors):
-        blob = encode(tensors[name], dtype)
-        header[name] = {"dtype": DTYPE_CODES[dtype], "shape": list(np.shape(tensors[name])),
+        integer = np.asarray(tensors[name]).dtype.kind in "iu"
+        blob = np.ascontiguousarray(tensors[name], "<i8").tobytes() if integer else encode(tensors[name], dtype)
+        header[name] = {"dtype": "I64" if integer else DTYPE_CODES[dtype], "shape": list(np.shape(tensors[name])),
                         "data_offsets": [offset, offset + len(blob)]}
         blobs.append(blob)
         offset += len(blob)

@@ -75,5 +75,58 @@ def test_corrupt_weights_file_is_a_one_line_error(tmp_path):
 
 def test_help_teaches_every_command():
     out = run("--help").stdout
-    for command in ("init", "info", "forward"):
+    for command in ("generate", "tokenize", "info", "forward", "golden", "init"):
         assert command in out
+        assert run(command, "--help").returncode == 0
+    assert "first divergent op" in run("golden", "compare", "--help").stdout.replace("\n", " ")
+
+
+EMBEDDED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "minibloom", "data",
+                        "shakespeare")
+
+
+def test_generate_on_the_embedded_model_is_deterministic_and_streams():
+    from minibloom import BloomForCausalLM, BloomTokenizer
+
+    a = run("generate", "ROMEO.", "--max-new-tokens", "12", "--sample", "--seed", "7")
+    b = run("generate", "ROMEO.", "--max-new-tokens", "12", "--sample", "--seed", "7")
+    assert a.returncode == 0 and a.stdout == b.stdout and a.stdout.startswith("ROMEO.")
+    assert "tokens/s" in a.stderr
+    greedy = run("generate", "ROMEO.", "--max-new-tokens", "8")
+    tok, lm = BloomTokenizer.from_pretrained(EMBEDDED), BloomForCausalLM.from_pretrained(EMBEDDED)
+    ids = lm.generate(tok("ROMEO.")["input_ids"][None], max_new_tokens=8)
+    assert greedy.stdout == tok.decode(ids[0], skip_special_tokens=True) + "\n"
+
+
+def test_tokenize_prints_ids_tokens_and_offsets():
+    from minibloom import BloomTokenizer
+
+    out = run("tokenize", "Hello, world", "--json")
+    data = json.loads(out.stdout)
+    ids, offsets = BloomTokenizer.from_pretrained(EMBEDDED).encode_with_offsets("Hello, world")
+    assert data["input_ids"] == ids and [(r["start"], r["end"]) for r in data["tokens"]] == offsets
+    table = run("tokenize", "Hello, world")
+    assert table.returncode == 0 and f"{len(ids)} tokens for 12 characters" in table.stdout
+
+
+def test_golden_dump_and_compare_exit_codes(tmp_path):
+    from minibloom import golden
+    from minibloom.safetensors_io import load_file, read_header, save_file
+
+    path = str(tmp_path / "g.safetensors")
+    assert run("golden", "dump", "--text", "To be, or not", "-o", path).returncode == 0
+    same = run("golden", "compare", path, EMBEDDED, "--backend", "numba")
+    assert same.returncode == 0 and "PASS" in same.stdout
+    tensors, meta = load_file(path), read_header(path)[1]
+    tensors["h.2.mlp.gelu"] = tensors["h.2.mlp.gelu"] * np.float32(1.001)
+    save_file(tensors, tmp_path / "bad.safetensors", metadata=meta)
+    bad = run("golden", "compare", path, str(tmp_path / "bad.safetensors"), "--json")
+    assert bad.returncode == 1 and json.loads(bad.stdout)["first_divergence"]["name"] == "h.2.mlp.gelu"
+    assert golden.load(path).metadata["text"] == "To be, or not"
+    broken = run("golden", "compare", path, str(tmp_path / "nothing.safetensors"))
+    assert broken.returncode == 2 and broken.stderr.startswith("minibloom: error:") and "Traceback" not in broken.stderr
+
+
+def test_text_commands_need_a_tokenizer():
+    out = run("generate", "hello", "--checkpoint", os.path.join(GOLDEN_DIR, "heads8"))
+    assert out.returncode == 2 and "no tokenizer.json" in out.stderr

@@ -1,0 +1,108 @@
+"""Golden files for porters: the names are the contract, compare finds the first divergent op."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import pytest
+
+from minibloom import BloomForCausalLM, BloomForSequenceClassification, BloomModel, CheckpointError
+from minibloom import golden
+from minibloom.safetensors_io import save_file
+from tests.conftest import GOLDEN_DIR
+
+CASE = os.path.join(GOLDEN_DIR, "heads12_prefixed")
+IDS = np.array([[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]])
+MASK = np.array([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]])
+DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "golden.md")
+
+
+@pytest.fixture(scope="module")
+def dumped(tmp_path_factory):
+    path = tmp_path_factory.mktemp("golden") / "g.safetensors"
+    golden.dump(BloomForCausalLM.from_pretrained(CASE), path, IDS, MASK)
+    return golden.load(path)
+
+
+def test_every_documented_name_is_recorded_with_its_shape(dumped):
+    config = BloomForCausalLM.from_pretrained(CASE).config
+    B, T, H, N = 2, 5, config.hidden_size, config.n_head
+    documented = re.findall(r"^\| `([^`]+)` \| \[([^\]]+)\]", open(DOCS).read(), flags=re.M)
+    sizes = {"B": B, "T": T, "S": T, "H": H, "3H": 3 * H, "4H": 4 * H, "N": N, "1": 1, "V": config.vocab_size}
+    recorded = dumped.order
+    checked = 0
+    for name, shape in documented:
+        for i in range(config.n_layer) if "{i}" in name else [None]:
+            concrete = name.replace("{i}", str(i))
+            if concrete in ("start_logits", "last_hidden_state"):
+                continue  # not outputs of a causal LM
+            assert concrete in recorded, concrete
+            assert dumped.tensors[concrete].shape == tuple(sizes[d.strip()] for d in shape.split(",")), concrete
+            checked += 1
+    assert checked == len(recorded)  # and nothing recorded is undocumented
+    assert dumped.metadata["config_sha256"] == golden.config_sha256(config)
+
+
+def test_records_equal_the_model_outputs(dumped):
+    model = BloomForCausalLM.from_pretrained(CASE)
+    out = model(IDS, attention_mask=MASK, output_hidden_states=True, output_attentions=True)
+    np.testing.assert_array_equal(dumped.tensors["logits"], out.logits)
+    np.testing.assert_array_equal(dumped.tensors["h.1.self_attention.probs"], out.attentions[1])
+    np.testing.assert_array_equal(dumped.tensors["h.0.output"], out.hidden_states[1])
+    scores = dumped.tensors["h.0.self_attention.scores"]  # softmax of the scores is the probs
+    probs = np.exp(scores - scores.max(-1, keepdims=True))
+    np.testing.assert_allclose(probs / probs.sum(-1, keepdims=True), dumped.tensors["h.0.self_attention.probs"],
+                               atol=1e-6)
+
+
+def test_numba_live_run_passes(dumped):
+    report = golden.compare(dumped, golden.live_run(dumped, CASE, backend="numba"))
+    assert report.ok, golden.format_report(report)
+
+
+@pytest.mark.parametrize("name", ["h.1.mlp.gelu", "h.0.self_attention.scores", "embeddings_layernorm"])
+def test_a_perturbed_op_is_named_as_the_first_divergence_at_its_worst_element(dumped, name):
+    bad = dict(dumped.tensors)
+    x = bad[name]
+    finite = np.where(np.abs(x) < 1e30, np.abs(x), 0)  # masked scores (float32 min) stay as they are
+    bad[name] = np.where(np.abs(x) < 1e30, x * np.float32(1.001), x)
+    report = golden.compare(dumped, bad)
+    first = report.first_divergence
+    assert first is not None and first.name == name
+    worst = np.unravel_index(int(np.argmax(finite)), x.shape)  # 0.1 % of |x|: the largest |x| is worst
+    assert tuple(first.position.values()) == tuple(int(i) for i in worst)
+    assert list(first.position)[:2] == ["batch", "head" if x.ndim == 4 else "token"]
+    assert all(r.ok for r in report.rows if r.name != name)
+    assert "FAIL: first divergence at " + name in golden.format_report(report)
+
+
+def test_shape_mismatch_missing_tensor_and_nan(dumped):
+    bad = dict(dumped.tensors)
+    bad["h.0.self_attention.qkv"] = bad["h.0.self_attention.qkv"][:, :-1]
+    del bad["ln_f"]
+    bad["logits"] = bad["logits"].copy()
+    bad["logits"][0, 0, 0] = np.nan
+    rows = {r.name: r for r in golden.compare(dumped, bad).rows}
+    assert not rows["h.0.self_attention.qkv"].ok and "shape" in rows["h.0.self_attention.qkv"].note
+    assert not rows["ln_f"].ok and rows["ln_f"].note == "missing"
+    assert not rows["logits"].ok and rows["logits"].position == {"batch": 0, "token": 0, "vocab": 0}
+    assert golden.compare(dumped, dict(dumped.tensors)).ok  # NaN-free identical copy passes
+
+
+def test_bare_model_and_classification_heads_record_their_outputs(tmp_path):
+    base = golden.dump(BloomModel.from_pretrained(os.path.join(GOLDEN_DIR, "heads8")), tmp_path / "a", IDS[:, :3] % 64)
+    assert "last_hidden_state" in base and "logits" not in base
+    cls = BloomForSequenceClassification.from_pretrained(os.path.join(GOLDEN_DIR, "seq_cls_single_label"))
+    g = golden.dump(cls, tmp_path / "b", IDS % cls.config.vocab_size)
+    assert g["logits"].shape == (2, cls.config.num_labels)
+    assert golden.load(tmp_path / "b").axes["logits"] == ["batch", "label"]
+
+
+def test_files_that_are_not_golden_files_are_refused(tmp_path):
+    with pytest.raises(CheckpointError, match="no such golden file"):
+        golden.load(tmp_path / "missing.safetensors")
+    save_file({"x": np.zeros(2, np.float32)}, tmp_path / "plain.safetensors")
+    with pytest.raises(CheckpointError, match="not a minibloom golden file"):
+        golden.load(tmp_path / "plain.safetensors")

@@ -140,7 +140,7 @@ def main() -> None:
     import torch
     import transformers
 
-    from minibloom import BloomConfig, BloomForCausalLM, BloomModel, KVCache
+    from minibloom import BloomConfig, BloomForCausalLM, KVCache
     from minibloom.config import BLOOM_FAMILY
 
     sizes = dict(BLOOM_FAMILY[args.like], vocab_size=250880)
@@ -170,7 +170,7 @@ def main() -> None:
           f"{load_s:.2f} s; Numba first call {compile_s:.2f} s")
 
     rng = np.random.default_rng(0)
-    print(f"\nprefill, BloomModel, T=128 (ms; ratio to torch)")
+    print("\nprefill, BloomModel, T=128 (ms; ratio to torch)")
     for B in (1, 4):
         ids = rng.integers(0, config.vocab_size, size=(B, 128))
         row = {}
@@ -186,7 +186,7 @@ def main() -> None:
     probe = rng.standard_normal((128 * 1024, 1024), dtype=np.float32)  # 512 MB
     probe_x = rng.standard_normal((1, 1024), dtype=np.float32)
     prompt = rng.integers(0, config.vocab_size, size=(1, 128))
-    print(f"\ndecode after 128 tokens (ms/token; ratio to torch; ratio to the bandwidth bound)")
+    print("\ndecode after 128 tokens (ms/token; ratio to torch; ratio to the bandwidth bound)")
 
     def torch_decode() -> float:
         with torch.no_grad():
@@ -215,7 +215,7 @@ def main() -> None:
               f"{bw:.1f} GB/s: {t / bound:.2f}x)")
     del probe
 
-    print(f"\npeak RSS, load + generate 4 tokens after 128, each in a fresh process")
+    print("\npeak RSS, load + generate 4 tokens after 128, each in a fresh process")
     for backend, storage in [("torch", "float32"), ("numpy", "float32"), *[("numba", s) for s in STORAGES]]:
         r = peak_rss(dirs[storage], backend, storage)
         print(f"  {backend:8} {storage:9} peak {r['peak_rss'] / 1e9:5.2f} GB, weights {r['weights'] / 1e9:5.2f} GB "

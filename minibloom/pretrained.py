@@ -47,7 +47,11 @@ class PreTrainedBloom:
         self.backend, self.storage = backend, storage
         self.ops = get_backend(backend)
         dtype = check_storage(storage)
-        self.params = {name: store(name, np.asarray(params[name]), dtype) for name in shapes}
+        from tqdm.auto import tqdm
+
+        names = tqdm(shapes, desc="loading weights", unit="tensor", delay=2.0, leave=False,
+                     disable=None)  # shown only on a terminal, and only when it takes over 2 s
+        self.params = {name: store(name, np.asarray(params[name]), dtype) for name in names}
 
     @classmethod
     def param_shapes(cls, config: BloomConfig) -> dict[str, tuple[int, ...]]:

@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 
 from .cache import KVCache
 from .config import BloomConfig
+from .embedded import EMBEDDED_CHECKPOINT
 from .errors import (CheckpointError, ConfigError, InputError, MinibloomError, SafetensorsFormatError,
                      TokenizerFileError, WeightsMismatchError)
 from .heads import (BloomForCausalLM, BloomForQuestionAnswering, BloomForSequenceClassification,
@@ -23,7 +24,7 @@ from .outputs import (BaseModelOutputWithPast, CausalLMOutputWithCrossAttentions
 __all__ = [
     "BaseModelOutputWithPast", "BloomConfig", "BloomTokenizer", "BloomForCausalLM", "BloomForQuestionAnswering",
     "BloomForSequenceClassification", "BloomForTokenClassification", "BloomModel",
-    "CausalLMOutputWithCrossAttentions", "CheckpointError", "ConfigError", "GenerationConfig", "InputError", "KVCache",
+    "CausalLMOutputWithCrossAttentions", "CheckpointError", "ConfigError", "EMBEDDED_CHECKPOINT", "GenerationConfig", "InputError", "KVCache",
     "MinibloomError",
     "QuestionAnsweringModelOutput", "SafetensorsFormatError", "SequenceClassifierOutputWithPast",
     "TokenClassifierOutput", "TokenizerFileError", "WeightsMismatchError", "__version__",

@@ -26,12 +26,13 @@ import numpy as np
 from . import __version__
 from .backends import BACKENDS
 from .config import BLOOM_FAMILY, BloomConfig
+from .embedded import EMBEDDED_CHECKPOINT
 from .errors import MinibloomError, TokenizerFileError
 from .storage import STORAGE_DTYPES
 from .weights import bloom_param_shapes, checkpoint_files
 
 TINY = dict(vocab_size=1024, hidden_size=64, n_layer=2, n_head=8)
-EMBEDDED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "shakespeare")
+EMBEDDED = EMBEDDED_CHECKPOINT
 
 
 def build_parser() -> argparse.ArgumentParser:

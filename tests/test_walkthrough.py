@@ -1,0 +1,24 @@
+"""Every walkthrough script runs on its own and its assertions hold (exit code 0)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = sorted(glob.glob(os.path.join(ROOT, "walkthrough", "[0-9][0-9]_*.py")))
+
+
+def test_the_walkthrough_has_its_eleven_steps():
+    assert [os.path.basename(s)[:2] for s in SCRIPTS] == [f"{i:02d}" for i in range(1, 12)]
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=os.path.basename)
+def test_walkthrough_script_runs(script, tmp_path):
+    done = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert done.stdout.strip(), "a walkthrough script prints what it computes"

@@ -1,0 +1,32 @@
+"""11 - Numba kernels beside the NumPy reference (about 10 s the first time: compiling).
+
+The Numba backend computes the same ops with compiled loops: fused bias + GELU, a one-pass
+ALiBi + mask + softmax, and matrix-vector products that widen 2-byte weights as they read them.
+Each equals its NumPy op; a model picks one with backend="numba". (The CUDA backend is planned:
+see the issues; this script will grow a simulator section when it lands.)
+"""
+
+import time
+
+import numpy as np
+
+from minibloom import EMBEDDED_CHECKPOINT, BloomForCausalLM
+from minibloom.backends import numba_backend, numpy_backend
+from minibloom.storage import from_float32, BF16
+
+rng = np.random.default_rng(0)
+x = rng.standard_normal((1, 256)).astype(np.float32)
+w = from_float32(rng.standard_normal((1024, 256)).astype(np.float32), BF16)  # 2-byte storage
+b = rng.standard_normal(1024).astype(np.float32)
+for name in ("linear", "linear_gelu"):
+    ref, fast = getattr(numpy_backend, name)(x, w, b), getattr(numba_backend, name)(x, w, b)
+    print(f"{name:12} max |numba - numpy| = {np.abs(ref - fast).max():.2e}")
+    assert np.allclose(ref, fast, atol=1e-4)
+
+ids = np.array([[5, 6, 7, 8]])
+for backend, storage in (("numpy", "float32"), ("numba", "float32"), ("numba", "bfloat16")):
+    lm = BloomForCausalLM.from_pretrained(EMBEDDED_CHECKPOINT, backend=backend, storage=storage)
+    lm.generate(ids, max_new_tokens=2)  # warm up (compile)
+    start = time.perf_counter()
+    out = lm.generate(ids, max_new_tokens=20)
+    print(f"{backend:6} {storage:9} {20 / (time.perf_counter() - start):7.1f} tokens/s -> {out[0, 4:10].tolist()}")

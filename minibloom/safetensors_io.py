@@ -87,7 +87,7 @@ def _tensor_info(path: str, name: str, entry: object, data_start: int, size: int
     if not isinstance(entry, dict):
         raise SafetensorsFormatError(f"{where}: header entry must be an object")
     dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-    if dtype not in STORAGE_DTYPES:
+    if not isinstance(dtype, str) or dtype not in STORAGE_DTYPES:
         raise SafetensorsFormatError(f"{where}: unsupported dtype {dtype!r} (minibloom reads {', '.join(STORAGE_DTYPES)})")
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
                                               for d in shape):

@@ -283,7 +283,9 @@ class BloomTokenizer:
     # -------------------------------------------------------------------------------- decoding
 
     def _check_ids(self, ids: Any, name: str = "token_ids") -> list[int]:
-        arr = np.asarray(ids)
+        from ..validation import as_array
+
+        arr = as_array(ids, name) if not isinstance(ids, np.ndarray) else ids
         if arr.dtype.kind not in "iu" and not (arr.size == 0 and arr.dtype.kind == "f"):
             raise InputError(f"{name} must be integers, got dtype {arr.dtype}")
         flat = arr.reshape(-1).astype(np.int64)

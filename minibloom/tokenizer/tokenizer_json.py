@@ -93,11 +93,13 @@ def _parse_model(model: Any, fail) -> BPE:
     if not isinstance(model, dict) or model.get("type", "BPE") != "BPE":
         raise fail("model", f"expected a BPE model, got {_short(model)}")
     for key, allowed in (("dropout", (None,)), ("continuing_subword_prefix", (None, "")),
-                         ("end_of_word_suffix", (None, "")), ("byte_fallback", (False, None))):
-        if model.get(key) not in allowed:
-            raise fail(f"model.{key}", f"{model[key]!r} is not supported")
+                         ("end_of_word_suffix", (None, "")), ("byte_fallback", (False, None)),
+                         ("fuse_unk", (False, True, None)), ("ignore_merges", (False, True, None))):
+        value = model.get(key)
+        if not any(value is a or (type(value) is type(a) and value == a) for a in allowed):
+            raise fail(f"model.{key}", f"{value!r} is not supported")
     vocab = model.get("vocab")
-    if not isinstance(vocab, dict) or not all(isinstance(t, str) and type(i) is int and i >= 0
+    if not isinstance(vocab, dict) or not all(isinstance(t, str) and type(i) is int and 0 <= i < 2**31
                                               for t, i in vocab.items()):
         raise fail("model.vocab", "expected an object {token: non-negative integer id}")
     if len(set(vocab.values())) != len(vocab):
@@ -112,7 +114,7 @@ def _parse_model(model: Any, fail) -> BPE:
                 raise fail(f"model.merges[{k}]", f"{m!r} names {part!r}, which is not in the vocab")
         merges.append((pair[0], pair[1]))
     unk = model.get("unk_token")
-    if unk is not None and unk not in vocab:
+    if unk is not None and (not isinstance(unk, str) or unk not in vocab):
         raise fail("model.unk_token", f"{unk!r} is not in the vocab")
     return BPE(vocab, merges, unk_token=unk, fuse_unk=bool(model.get("fuse_unk")),
                ignore_merges=bool(model.get("ignore_merges")))

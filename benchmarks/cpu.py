@@ -30,18 +30,9 @@ import sys
 import time
 
 import numpy as np
+from common import add_model_args, bloom_sizes, median_seconds
 
 STORAGES = ("float32", "float16", "bfloat16")
-
-
-def median_seconds(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def bandwidth_gbs(matrix: np.ndarray, vector: np.ndarray) -> float:
@@ -127,8 +118,7 @@ def peak_rss(directory: str, backend: str, storage: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--like", default="bloom-560m")
-    parser.add_argument("--n-layer", type=int)
+    add_model_args(parser)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=8, help="timed decode steps")
     parser.add_argument("--workdir", default="/tmp/minibloom-bench")
@@ -141,11 +131,8 @@ def main() -> None:
     import transformers
 
     from minibloom import BloomConfig, BloomForCausalLM, KVCache
-    from minibloom.config import BLOOM_FAMILY
 
-    sizes = dict(BLOOM_FAMILY[args.like], vocab_size=250880)
-    if args.n_layer:
-        sizes["n_layer"] = args.n_layer
+    sizes = bloom_sizes(args)
     config = BloomConfig(**sizes)
     dirs = {s: os.path.join(args.workdir, f"{args.like}-{config.n_layer}l-{s}") for s in STORAGES}
     if not all(os.path.exists(os.path.join(d, "config.json")) for d in dirs.values()):

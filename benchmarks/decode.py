@@ -25,6 +25,7 @@ import statistics
 import time
 
 import numpy as np
+from common import add_model_args, bloom_sizes
 
 
 def per_step_seconds(prefill, step, steps: int) -> float:
@@ -41,8 +42,7 @@ def per_step_seconds(prefill, step, steps: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--like", default="bloom-560m")
-    parser.add_argument("--n-layer", type=int, help="fewer layers for a quick run")
+    add_model_args(parser)
     parser.add_argument("--contexts", type=int, nargs="+", default=[32, 256, 1024])
     parser.add_argument("--steps", type=int, default=8, help="timed decode steps per context")
     parser.add_argument("--no-cache-repeats", type=int, default=1)
@@ -52,11 +52,8 @@ def main() -> None:
     import transformers
 
     from minibloom import BloomConfig, BloomForCausalLM, KVCache
-    from minibloom.config import BLOOM_FAMILY
 
-    sizes = dict(BLOOM_FAMILY[args.like], vocab_size=250880)
-    if args.n_layer:
-        sizes["n_layer"] = args.n_layer
+    sizes = bloom_sizes(args)
     config = BloomConfig(**sizes)
     ours = BloomForCausalLM(config, seed=0)
     theirs = transformers.BloomForCausalLM(transformers.BloomConfig(**sizes)).eval()

@@ -12,26 +12,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 import numpy as np
-
-
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from common import add_model_args, bloom_sizes, median_seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--like", default="bloom-560m")
-    parser.add_argument("--n-layer", type=int, help="fewer layers for a quick run")
+    add_model_args(parser)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--repeats", type=int, default=3)
@@ -41,11 +29,8 @@ def main() -> None:
     import transformers
 
     from minibloom import BloomConfig, BloomModel
-    from minibloom.config import BLOOM_FAMILY
 
-    sizes = dict(BLOOM_FAMILY[args.like], vocab_size=250880)
-    if args.n_layer:
-        sizes["n_layer"] = args.n_layer
+    sizes = bloom_sizes(args)
     config = BloomConfig(**sizes)
     ours = BloomModel(config, seed=0)
     theirs = transformers.BloomModel(transformers.BloomConfig(**sizes)).eval()

@@ -106,7 +106,18 @@ def load(path: str | os.PathLike) -> GoldenFile:
     if metadata.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: golden format version {metadata.get('format_version')!r}, "
                               f"this minibloom reads {FORMAT_VERSION!r}")
-    return GoldenFile(load_file(path), metadata)
+    tensors = load_file(path)
+    try:
+        order, axes = json.loads(metadata.get("order", "")), json.loads(metadata.get("axes", "{}"))
+    except (TypeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: golden metadata 'order' / 'axes' is not valid JSON: {e}") from None
+    if not (isinstance(order, list) and all(isinstance(n, str) for n in order) and isinstance(axes, dict)):
+        raise CheckpointError(f"{path}: golden metadata 'order' must be a list of names and 'axes' an object")
+    missing = [n for n in order if n not in tensors]
+    if missing or not {"input_ids", "attention_mask"} <= set(tensors):
+        raise CheckpointError(f"{path}: tensors named in the metadata are missing: "
+                              f"{(missing or ['input_ids / attention_mask'])[:3]}")
+    return GoldenFile(tensors, metadata)
 
 
 @dataclass
@@ -180,7 +191,9 @@ def compare(expected: GoldenFile, actual: GoldenFile | dict[str, np.ndarray], at
         if name not in tensors:
             rows.append(TensorDiff(name, False, note="missing"))
             continue
-        rows.append(diff_tensor(name, want, np.asarray(tensors[name]), axes.get(name, []), atol, rtol))
+        names = axes.get(name)
+        names = [str(a) for a in names] if isinstance(names, list) else []
+        rows.append(diff_tensor(name, want, np.asarray(tensors[name]), names, atol, rtol))
     return Report(rows, atol, rtol)
 
 

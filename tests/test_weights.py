@@ -134,3 +134,12 @@ def test_truncated_weights_file_is_a_checkpoint_error(tmp_path):
 @pytest.mark.parametrize("text,expected", [("5GB", 5 * 10**9), ("20KiB", 20 * 1024), ("1.5MB", 1_500_000), (7, 7)])
 def test_parse_size_uses_transformers_units(text, expected):
     assert parse_size(text) == expected
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        BloomModel(BloomConfig(vocab_size=8, hidden_size=4, n_head=1, n_layer=1)).save_pretrained(tmp_path)
+    finally:
+        os.umask(old)
+    assert {oct(os.stat(tmp_path / f).st_mode & 0o777) for f in os.listdir(tmp_path)} == {"0o644"}

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from minibloom import BloomForCausalLM
 from tests.conftest import assert_close
-from tests.reference.reference_utils import torch_bloom, transformers
+from tests.reference.reference_utils import torch, torch_bloom, transformers
 
 
 @pytest.mark.parametrize("storage", ["float32", "float16"])

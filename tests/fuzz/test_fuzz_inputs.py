@@ -18,6 +18,10 @@ MODELS = {(cls.__name__, backend): cls(CONFIG, seed=0, backend=backend)
           for cls in (BloomModel, BloomForCausalLM, BloomForSequenceClassification, BloomForTokenClassification,
                       BloomForQuestionAnswering) for backend in ("numpy", "numba")}
 TOK = BloomTokenizer.from_pretrained(TOKENIZER_DIR)
+for _model in MODELS.values():  # compile the Numba kernels now, not inside a timed example
+    _model(np.array([[1, 2]]))
+MODELS[("BloomForCausalLM", "numba")].generate(np.array([[1, 2]]), max_new_tokens=2, progress=False)
+MODELS[("BloomForCausalLM", "numba")].generate(np.array([[1, 2]]), max_new_tokens=2, num_beams=2, progress=False)
 
 DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint64, np.float32, np.float64, np.bool_]
 

@@ -143,3 +143,16 @@ def test_saved_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(old)
     assert {oct(os.stat(tmp_path / f).st_mode & 0o777) for f in os.listdir(tmp_path)} == {"0o644"}
+
+
+def test_a_memory_mapped_model_can_save_over_its_own_checkpoint(tmp_path):
+    """Loading maps the files; saving replaces them (new inodes), so the open model keeps working."""
+    BloomModel(BloomConfig(vocab_size=50, hidden_size=16, n_head=2, n_layer=2), seed=1).save_pretrained(tmp_path)
+    model = BloomModel.from_pretrained(tmp_path)
+    ids = np.array([[1, 2, 3]])
+    before = model(ids).last_hidden_state
+    model.save_pretrained(tmp_path, max_shard_size="5KB")  # sharded: the single file goes away
+    model.save_pretrained(tmp_path)  # and back: the shards go away
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "model.safetensors"]
+    np.testing.assert_array_equal(model(ids).last_hidden_state, before)
+    np.testing.assert_array_equal(BloomModel.from_pretrained(tmp_path)(ids).last_hidden_state, before)

@@ -11,7 +11,8 @@ import inspect
 import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODULES = ("minibloom", "minibloom.tokenizer", "minibloom.golden", "minibloom.backends", "minibloom.storage")
+MODULES = ("minibloom", "minibloom.tokenizer", "minibloom.golden", "minibloom.backends", "minibloom.storage",
+           "minibloom.cuda")
 
 
 def public_names() -> list[tuple[str, object]]:

@@ -34,3 +34,7 @@ class InputError(MinibloomError, ValueError):
 class TokenizerFileError(MinibloomError):
     """A tokenizer.json is missing, not JSON, or asks for a pipeline minibloom does not implement;
     the message names the file and the component at fault."""
+
+
+class BackendUnavailableError(MinibloomError):
+    """A backend was asked for on a machine that cannot run it (the CUDA backend with no GPU)."""

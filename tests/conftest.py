@@ -8,6 +8,11 @@ import os
 import numpy as np
 from hypothesis import HealthCheck, settings
 
+# The CUDA backend's tests run its kernels in Numba's simulator unless a real GPU is asked for
+# (MINIBLOOM_REAL_CUDA=1). The switch must be set before numba is first imported.
+if not os.environ.get("MINIBLOOM_REAL_CUDA"):
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 GOLDEN_DIR = os.path.join(TESTS_DIR, "golden")
 REGENERATE = "python tests/reference/make_golden.py"

@@ -34,4 +34,5 @@ def get_backend(name: str) -> ModuleType:
         from . import numba_backend
 
         return numba_backend
-    raise InputError(f"backend must be one of {BACKENDS}, got {name!r}")
+    hint = " (the GPU backend is a separate class: minibloom.cuda.CudaBloomForCausalLM)" if name == "cuda" else ""
+    raise InputError(f"backend must be one of {BACKENDS}, got {name!r}{hint}")

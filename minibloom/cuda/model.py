@@ -1,0 +1,179 @@
+"""BloomForCausalLM on the GPU, device-resident: the weights are copied to the device once; a
+step sends the ids and the attention mask, runs every op as a kernel (`kernels.py`), keeps the
+keys and values in a device KV cache, and sends back only the last position's logits or, when
+decoding greedily, the next token of each row.
+
+It computes what `minibloom.heads.BloomForCausalLM` computes (tested equal under Numba's CUDA
+simulator), except head_mask and the `slow_but_exact` tensor-parallel path, which it refuses.
+Shape legend: B batch, T new tokens, P cached, S = P + T, H hidden, N heads, D head_dim, V vocab.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from ..alibi import alibi_slopes
+from ..errors import BackendUnavailableError, InputError
+from ..storage import to_float32
+from ..validation import check_attention_mask, check_ids
+
+
+def require_cuda():
+    """numba.cuda, or BackendUnavailableError saying why not."""
+    try:
+        from numba import cuda
+    except ImportError as e:  # pragma: no cover - numba always ships numba.cuda or the extra does
+        raise BackendUnavailableError(f"the CUDA backend needs numba's CUDA support: {e}") from None
+    if not cuda.is_available():
+        raise BackendUnavailableError(
+            "no usable CUDA GPU (the CUDA backend needs an NVIDIA GPU, its driver and the `cuda` extra: "
+            "pip install 'minibloom[cuda]'); to run the kernels in Numba's CPU simulator, set "
+            "NUMBA_ENABLE_CUDASIM=1 before Python starts")
+    return cuda
+
+
+def _blocks(n: int, threads: int) -> int:
+    return max(1, (n + threads - 1) // threads)
+
+
+class CudaBloomForCausalLM:
+    """A causal BLOOM whose weights live on the GPU. Build it from a minibloom model or a directory."""
+
+    def __init__(self, model):
+        self.cuda = cuda = require_cuda()
+        from . import kernels
+
+        self.k = kernels
+        cfg = self.config = model.config
+        if cfg.pretraining_tp > 1 and cfg.slow_but_exact:
+            raise InputError("the CUDA backend does not implement slow_but_exact with pretraining_tp > 1")
+        self.weights = {name: cuda.to_device(np.ascontiguousarray(to_float32(p), np.float32))
+                        for name, p in model.params.items()}  # copied to the device once
+        self.lm_head = self.weights["word_embeddings.weight" if cfg.tie_word_embeddings else "lm_head.weight"]
+        self.slopes = cuda.to_device(alibi_slopes(cfg.n_head))
+        self.cache = None
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, **kwargs: Any) -> "CudaBloomForCausalLM":
+        from ..heads import BloomForCausalLM
+
+        require_cuda()
+        return cls(BloomForCausalLM.from_pretrained(directory, **kwargs))
+
+    # ----------------------------------------------------------------------- kernel launches
+
+    def _linear(self, x, name: str, bias: bool = True):
+        """[R, I] @ W^T + b on the device -> [R, O]."""
+        w = self.weights[name + ".weight"] if isinstance(name, str) else name
+        R, O = x.shape[0], w.shape[0]
+        out = self.cuda.device_array((R, O), np.float32)
+        b = self.weights[name + ".bias"] if bias else self.slopes  # any array when has_bias is False
+        grid = (_blocks(O, self.k.TILE), _blocks(R, self.k.TILE))
+        self.k.matmul_bias[grid, (self.k.TILE, self.k.TILE)](x, w, b, bias, out)
+        return out
+
+    def _layer_norm(self, x, name: str):
+        out = self.cuda.device_array(x.shape, np.float32)
+        self.k.layer_norm[x.shape[0], self.k.ROW_THREADS](x, self.weights[name + ".weight"],
+                                                          self.weights[name + ".bias"],
+                                                          np.float32(self.config.layer_norm_epsilon), out)
+        return out
+
+    def _add(self, a, b):
+        out = self.cuda.device_array(a.shape, np.float32)
+        self.k.add[_blocks(a.size, self.k.THREADS), self.k.THREADS](a, b, out)
+        return out
+
+    def _block(self, i: int, h, alibi, mask_bias, B: int, T: int, P: int, S: int):
+        """One transformer block on device arrays; h is [B*T, H]."""
+        cfg, k, p = self.config, self.k, f"h.{i}."
+        N, D, H = cfg.n_head, cfg.head_dim, cfg.hidden_size
+        ln1 = self._layer_norm(h, p + "input_layernorm")
+        fused = self._linear(ln1, p + "self_attention.query_key_value").reshape(B, T, 3 * H)
+        q = self.cuda.device_array((B, N, T, D), np.float32)
+        k_cache, v_cache = self.cache[i]
+        k.split_qkv[_blocks(q.size, self.k.THREADS), self.k.THREADS](fused, N, P, q, k_cache, v_cache)
+        probs = self.cuda.device_array((B, N, T, S), np.float32)
+        k.scores[_blocks(probs.size, self.k.THREADS), self.k.THREADS](q, k_cache, alibi, mask_bias,
+                                                                  np.float32(1.0 / math.sqrt(D)), probs)
+        k.softmax_rows[B * N * T, k.ROW_THREADS](probs)
+        ctx = self.cuda.device_array((B, T, H), np.float32)
+        k.context[_blocks(ctx.size, self.k.THREADS), self.k.THREADS](probs, v_cache, ctx)
+        attn = self._linear(ctx.reshape(B * T, H), p + "self_attention.dense")
+        x1 = self._add(ln1 if cfg.apply_residual_connection_post_layernorm else h, attn)
+        ln2 = self._layer_norm(x1, p + "post_attention_layernorm")
+        up = self._linear(ln2, p + "mlp.dense_h_to_4h")
+        k.bloom_gelu[_blocks(up.size, self.k.THREADS), self.k.THREADS](up)
+        down = self._linear(up, p + "mlp.dense_4h_to_h")
+        return self._add(ln2 if cfg.apply_residual_connection_post_layernorm else x1, down)
+
+    # ------------------------------------------------------------------------------- steps
+
+    def new_cache(self, batch: int, capacity: int) -> None:
+        """Allocate the device KV cache: per layer, keys and values [B, N, capacity, D]."""
+        cfg = self.config
+        shape = (batch, cfg.n_head, capacity, cfg.head_dim)
+        self.cache = [(self.cuda.device_array(shape, np.float32), self.cuda.device_array(shape, np.float32))
+                      for _ in range(cfg.n_layer)]
+        self.length = 0
+
+    def step(self, input_ids: Any, attention_mask: Any):
+        """Run T new tokens against the cache; returns the last position's logits on the device
+        [B, V]. attention_mask [B, P + T] covers the cached and the new tokens."""
+        cfg = self.config
+        ids = check_ids(input_ids, cfg.vocab_size)
+        B, T = ids.shape
+        P = self.length
+        if self.cache is None or self.cache[0][0].shape[0] != B or P + T > self.cache[0][0].shape[2]:
+            raise InputError(f"the device cache holds {0 if self.cache is None else self.cache[0][0].shape[2]} "
+                             f"positions for batch {0 if self.cache is None else self.cache[0][0].shape[0]}; "
+                             f"call new_cache(batch={B}, capacity>={P + T}) first")
+        S = P + T
+        mask = check_attention_mask(attention_mask, B, S)
+        d_ids = self.cuda.to_device(ids.reshape(-1))  # host -> device: the ids and the mask only
+        d_mask = self.cuda.to_device(np.ascontiguousarray(mask, np.int64))
+        h = self.cuda.device_array((B * T, cfg.hidden_size), np.float32)
+        bad = self.cuda.to_device(np.array([-1], np.int64))
+        self.k.gather[B * T, self.k.THREADS](self.weights["word_embeddings.weight"], d_ids, h, bad)
+        alibi = self.cuda.device_array((B, cfg.n_head, S), np.float32)
+        mask_bias = self.cuda.device_array((B, T, S), np.float32)
+        self.k.alibi_and_mask[_blocks(B, 32), 32](d_mask, self.slopes, T, P, alibi, mask_bias)
+        h = self._layer_norm(h, "word_embeddings_layernorm")
+        for i in range(cfg.n_layer):
+            h = self._block(i, h, alibi, mask_bias, B, T, P, S)
+        last = h.reshape(B, T, cfg.hidden_size)[:, T - 1, :]  # [B, H]: a strided view, no copy
+        hf = self._layer_norm(last, "ln_f")
+        self.length = S
+        return self._linear(hf, self.lm_head, bias=False)  # [B, V]
+
+    def last_logits(self, input_ids: Any, attention_mask: Any = None) -> np.ndarray:
+        """Logits of the last position [B, V] for whole sequences (a fresh cache), on the host."""
+        ids = check_ids(input_ids, self.config.vocab_size)
+        self.new_cache(ids.shape[0], ids.shape[1])
+        mask = np.ones_like(ids) if attention_mask is None else attention_mask
+        return self.step(ids, mask).copy_to_host()
+
+    def generate(self, input_ids: Any, attention_mask: Any = None, max_new_tokens: int = 20) -> np.ndarray:
+        """Greedy decoding on the device: per step only the next token of each row comes back.
+        Returns prompt + new tokens [B, T + max_new_tokens] (no EOS stop: fixed length)."""
+        ids = check_ids(input_ids, self.config.vocab_size)
+        if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise InputError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+        B, T = ids.shape
+        mask = np.ones((B, T + max_new_tokens), np.int64)
+        mask[:, :T] = np.ones_like(ids) if attention_mask is None else check_attention_mask(attention_mask, B, T)
+        self.new_cache(B, T + max_new_tokens)
+        tokens = np.zeros((B, T + max_new_tokens), np.int64)
+        tokens[:, :T] = ids
+        logits = self.step(ids, mask[:, :T])
+        best = self.cuda.device_array(B, np.int64)
+        for j in range(max_new_tokens):
+            self.k.argmax_rows[B, self.k.ROW_THREADS](logits, best)
+            tokens[:, T + j] = best.copy_to_host()  # device -> host: one id per row
+            if j + 1 < max_new_tokens:
+                logits = self.step(tokens[:, T + j:T + j + 1], mask[:, :T + j + 1])
+        return tokens

@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 from .cache import KVCache
 from .config import BloomConfig
 from .embedded import EMBEDDED_CHECKPOINT
-from .errors import (CheckpointError, ConfigError, InputError, MinibloomError, SafetensorsFormatError,
+from .errors import (BackendUnavailableError, CheckpointError, ConfigError, InputError, MinibloomError, SafetensorsFormatError,
                      TokenizerFileError, WeightsMismatchError)
 from .heads import (BloomForCausalLM, BloomForQuestionAnswering, BloomForSequenceClassification,
                     BloomForTokenClassification)
@@ -22,7 +22,7 @@ from .outputs import (BaseModelOutputWithPast, CausalLMOutputWithCrossAttentions
                       SequenceClassifierOutputWithPast, TokenClassifierOutput)
 
 __all__ = [
-    "BaseModelOutputWithPast", "BloomConfig", "BloomTokenizer", "BloomForCausalLM", "BloomForQuestionAnswering",
+    "BackendUnavailableError", "BaseModelOutputWithPast", "BloomConfig", "BloomTokenizer", "BloomForCausalLM", "BloomForQuestionAnswering",
     "BloomForSequenceClassification", "BloomForTokenClassification", "BloomModel",
     "CausalLMOutputWithCrossAttentions", "CheckpointError", "ConfigError", "EMBEDDED_CHECKPOINT", "GenerationConfig", "InputError", "KVCache",
     "MinibloomError",

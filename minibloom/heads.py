@@ -24,10 +24,10 @@ from .config import BloomConfig
 from .errors import InputError
 from .losses import IGNORE_INDEX, bce_with_logits, cross_entropy, mse
 from .model import BloomModel
-from .trace import NO_TRACE, Trace
 from .outputs import (CausalLMOutputWithCrossAttentions, QuestionAnsweringModelOutput,
                       SequenceClassifierOutputWithPast, TokenClassifierOutput)
 from .pretrained import PreTrainedBloom
+from .trace import NO_TRACE, Trace
 from .validation import as_array, check_ids
 from .weights import bloom_param_shapes
 

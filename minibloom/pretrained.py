@@ -12,6 +12,7 @@ import os
 import warnings
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .backends import get_backend
 from .config import BloomConfig
@@ -47,8 +48,6 @@ class PreTrainedBloom:
         self.backend, self.storage = backend, storage
         self.ops = get_backend(backend)
         dtype = check_storage(storage)
-        from tqdm.auto import tqdm
-
         names = tqdm(shapes, desc="loading weights", unit="tensor", delay=2.0, leave=False,
                      disable=None)  # shown only on a terminal, and only when it takes over 2 s
         self.params = {name: store(name, np.asarray(params[name]), dtype) for name in names}

@@ -24,6 +24,7 @@ import regex
 
 from ..atomic import atomic_write_bytes
 from ..errors import InputError, TokenizerFileError
+from ..validation import as_array
 from .bytes_unicode import from_byte_level
 from .pretokenizer import PIECE_RE
 from .tokenizer_json import Pipeline, parse_pipeline, read_json
@@ -283,8 +284,6 @@ class BloomTokenizer:
     # -------------------------------------------------------------------------------- decoding
 
     def _check_ids(self, ids: Any, name: str = "token_ids") -> list[int]:
-        from ..validation import as_array
-
         arr = as_array(ids, name) if not isinstance(ids, np.ndarray) else ids
         if arr.dtype.kind not in "iu" and not (arr.size == 0 and arr.dtype.kind == "f"):
             raise InputError(f"{name} must be integers, got dtype {arr.dtype}")

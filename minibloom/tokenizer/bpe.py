@@ -22,7 +22,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .bytes_unicode import BYTE_TO_CHAR
+from .bytes_unicode import BYTE_TO_CHAR, LATIN1_TO_BYTE_LEVEL
 
 NO_MERGE = np.iinfo(np.int64).max
 
@@ -110,7 +110,7 @@ class BPE:
         ids = self.cache.get(piece)
         if ids is None:
             raw = piece.encode("utf-8")
-            whole = self.vocab.get(raw.decode("latin-1").translate(_LATIN1)) if self.ignore_merges else None
+            whole = self.vocab.get(raw.decode("latin-1").translate(LATIN1_TO_BYTE_LEVEL)) if self.ignore_merges else None
             if whole is not None:
                 ids = [whole]
             else:
@@ -120,5 +120,3 @@ class BPE:
             self.cache[piece] = ids
         return ids
 
-
-_LATIN1 = {b: c for b, c in BYTE_TO_CHAR.items()}

@@ -30,9 +30,9 @@ def bytes_to_unicode() -> dict[int, str]:
 BYTE_TO_CHAR: dict[int, str] = bytes_to_unicode()
 CHAR_TO_BYTE: dict[str, int] = {c: b for b, c in BYTE_TO_CHAR.items()}
 
-# str.translate table taking a latin-1 decoded byte string to its byte-level form in one C call:
-# piece.encode("utf-8").decode("latin-1").translate(LATIN1_TO_BYTE_LEVEL)
-LATIN1_TO_BYTE_LEVEL: dict[int, str] = {b: c for b, c in BYTE_TO_CHAR.items()}
+# BYTE_TO_CHAR doubles as a str.translate table: decoding bytes as latin-1 gives one character per
+# byte whose code point is the byte, so .translate maps a whole piece in one C call.
+LATIN1_TO_BYTE_LEVEL: dict[int, str] = BYTE_TO_CHAR
 
 
 def to_byte_level(text: str) -> str:

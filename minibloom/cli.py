@@ -32,7 +32,6 @@ from .storage import STORAGE_DTYPES
 from .weights import bloom_param_shapes, checkpoint_files
 
 TINY = dict(vocab_size=1024, hidden_size=64, n_layer=2, n_head=8)
-EMBEDDED = EMBEDDED_CHECKPOINT
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="BLOOM in NumPy, offline: generate text, tokenize, inspect checkpoints, and dump or\n"
                     "compare golden outputs when porting BLOOM to another stack.",
         epilog=f"A checkpoint is a directory as transformers' save_pretrained writes it. Without one, the\n"
-               f"commands use the embedded Shakespeare model ({EMBEDDED}).\n"
+               f"commands use the embedded Shakespeare model ({EMBEDDED_CHECKPOINT}).\n"
                f"Run `minibloom COMMAND --help` for each command's options.")
     parser.add_argument("--version", action="version", version=f"minibloom {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -64,15 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Encode TEXT with the checkpoint's tokenizer.json; print a table of "
                                      "position, id, token (byte-level form, 'Ġ' is a space), offsets and text.")
     tok.add_argument("text")
-    tok.add_argument("--checkpoint", default=EMBEDDED, metavar="DIR")
+    tok.add_argument("--checkpoint", default=EMBEDDED_CHECKPOINT, metavar="DIR")
     tok.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     info = sub.add_parser("info", help="summarise a checkpoint: config, parameters, bytes")
-    info.add_argument("directory", nargs="?", default=EMBEDDED)
+    info.add_argument("directory", nargs="?", default=EMBEDDED_CHECKPOINT)
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     fwd = sub.add_parser("forward", help="run BloomModel on token ids and print the last hidden state")
-    fwd.add_argument("directory", nargs="?", default=EMBEDDED)
+    fwd.add_argument("directory", nargs="?", default=EMBEDDED_CHECKPOINT)
     fwd.add_argument("--ids", type=int, nargs="+", required=True, metavar="ID", help="token ids of one sequence")
     _backend_args(fwd)
 
@@ -118,7 +117,7 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
 
 
 def _checkpoint_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", default=EMBEDDED, metavar="DIR", help="default: the embedded model")
+    p.add_argument("--checkpoint", default=EMBEDDED_CHECKPOINT, metavar="DIR", help="default: the embedded model")
     _backend_args(p)
 
 

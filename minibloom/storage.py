@@ -26,11 +26,6 @@ def check_storage(storage: str) -> np.dtype:
     return STORAGE_DTYPES[storage]
 
 
-def is_compact(array: np.ndarray) -> bool:
-    """True for a 2-byte (float16 or bfloat16) matrix."""
-    return array.dtype in (np.dtype(np.float16), BF16)
-
-
 def to_float32(array: np.ndarray) -> np.ndarray:
     """Any stored weight as float32 (no copy when it already is)."""
     if array.dtype == BF16:

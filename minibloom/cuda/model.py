@@ -53,7 +53,7 @@ class CudaBloomForCausalLM:
             raise InputError("the CUDA backend does not implement slow_but_exact with pretraining_tp > 1")
         self.weights = {name: cuda.to_device(np.ascontiguousarray(to_float32(p), np.float32))
                         for name, p in model.params.items()}  # copied to the device once
-        self.lm_head = self.weights["word_embeddings.weight" if cfg.tie_word_embeddings else "lm_head.weight"]
+        self.lm_head = "word_embeddings" if cfg.tie_word_embeddings else "lm_head"  # a weights key prefix
         self.slopes = cuda.to_device(alibi_slopes(cfg.n_head))
         self.cache = None
 
@@ -67,11 +67,11 @@ class CudaBloomForCausalLM:
     # ----------------------------------------------------------------------- kernel launches
 
     def _linear(self, x, name: str, bias: bool = True):
-        """[R, I] @ W^T + b on the device -> [R, O]."""
-        w = self.weights[name + ".weight"] if isinstance(name, str) else name
+        """[R, I] @ `name`.weight^T (+ `name`.bias) on the device -> [R, O]."""
+        w = self.weights[name + ".weight"]
         R, O = x.shape[0], w.shape[0]
         out = self.cuda.device_array((R, O), np.float32)
-        b = self.weights[name + ".bias"] if bias else self.slopes  # any array when has_bias is False
+        b = self.weights[name + ".bias"] if bias else self.slopes  # not read when has_bias is False
         grid = (_blocks(O, self.k.TILE), _blocks(R, self.k.TILE))
         self.k.matmul_bias[grid, (self.k.TILE, self.k.TILE)](x, w, b, bias, out)
         return out

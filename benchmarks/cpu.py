@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -55,13 +54,7 @@ def decode_seconds(model, prompt: np.ndarray, steps: int, cache_cls) -> float:
     cache = cache_cls.for_config(model.config, 1, prompt.shape[1] + steps + 2)
     model(prompt, past_key_values=cache)
     token = prompt[:, -1:]
-    model(token, past_key_values=cache)  # warm-up step
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        model(token, past_key_values=cache)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(lambda: model(token, past_key_values=cache), steps)  # one warm-up step, then the median
 
 
 def rss_child(directory: str, backend: str, storage: str) -> None:
@@ -177,15 +170,13 @@ def main() -> None:
 
     def torch_decode() -> float:
         with torch.no_grad():
-            past = theirs(torch.from_numpy(prompt), use_cache=True).past_key_values
+            state = [theirs(torch.from_numpy(prompt), use_cache=True).past_key_values]
             token = torch.from_numpy(prompt[:, -1:])
-            past = theirs(token, past_key_values=past, use_cache=True).past_key_values
-            times = []
-            for _ in range(args.steps):
-                start = time.perf_counter()
-                past = theirs(token, past_key_values=past, use_cache=True).past_key_values
-                times.append(time.perf_counter() - start)
-        return statistics.median(times)
+
+            def step() -> None:
+                state[0] = theirs(token, past_key_values=state[0], use_cache=True).past_key_values
+
+            return median_seconds(step, args.steps)  # one warm-up step, then the median
 
     # torch last: its OpenMP threads keep spinning a while after each call and would slow ours
     results = []

@@ -25,19 +25,13 @@ import statistics
 import time
 
 import numpy as np
-from common import add_model_args, bloom_sizes
+from common import add_model_args, bloom_sizes, median_seconds
 
 
 def per_step_seconds(prefill, step, steps: int) -> float:
     """Median seconds of one decode step after a prefill (the prefill is not timed)."""
     state = prefill()
-    step(state)  # warm-up step
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step(state)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(lambda: step(state), steps)  # one warm-up step, then the median of `steps`
 
 
 def main() -> None:

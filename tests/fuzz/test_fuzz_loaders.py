@@ -133,12 +133,9 @@ def mutate_json(draw, data):
 
 
 TOKENIZER = load_json("tokenizer.json")
-SMALL_TOKENIZER = {**TOKENIZER, "model": {**TOKENIZER["model"],
-                                          "vocab": {t: i for t, i in TOKENIZER["model"]["vocab"].items() if i < 400},
-                                          "merges": [m for m in TOKENIZER["model"]["merges"][:200]]}}
-SMALL_TOKENIZER["model"]["merges"] = [m for m in SMALL_TOKENIZER["model"]["merges"]
-                                      if "".join(m) in SMALL_TOKENIZER["model"]["vocab"]
-                                      and all(p in SMALL_TOKENIZER["model"]["vocab"] for p in m)]
+SMALL_VOCAB = {t: i for t, i in TOKENIZER["model"]["vocab"].items() if i < 400}
+SMALL_TOKENIZER = {**TOKENIZER, "model": {**TOKENIZER["model"], "vocab": SMALL_VOCAB, "merges": [
+    m for m in TOKENIZER["model"]["merges"][:200] if all(p in SMALL_VOCAB for p in (*m, "".join(m)))]}}
 
 
 @fuzz_settings

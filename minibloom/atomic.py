@@ -34,7 +34,7 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
     except BaseException as e:
         with contextlib.suppress(OSError):
             os.remove(tmp)
-        if isinstance(e, OSError):
+        if isinstance(e, OSError) and not isinstance(e, CheckpointError):
             raise CheckpointError(f"cannot write {path}: {e}") from None
         raise
 

@@ -2,8 +2,10 @@
 
 Each subclass says *what kind* of thing was wrong, and its message names *which* thing: the file,
 tensor, config field, argument or position at fault. Callers can catch `MinibloomError` for all of them.
-The ones caused by a bad value also subclass `ValueError`, so code written for transformers
-(which raises `ValueError`) keeps working.
+Each is also the built-in exception a Python user would catch, so code written for transformers
+keeps working: a bad value or argument is a `ValueError` (ConfigError, InputError), a file that
+cannot be read or written an `OSError` (CheckpointError and its subclasses, TokenizerFileError),
+a backend this machine cannot run a `RuntimeError`.
 """
 
 
@@ -15,7 +17,7 @@ class ConfigError(MinibloomError, ValueError):
     """A config value is missing, of the wrong type or out of range; the message names the field."""
 
 
-class CheckpointError(MinibloomError):
+class CheckpointError(MinibloomError, OSError):
     """A checkpoint file or directory cannot be read or written; the message names the file."""
 
 
@@ -31,10 +33,10 @@ class InputError(MinibloomError, ValueError):
     """An argument to a public function is wrong (dtype, rank, shape, range); names the argument."""
 
 
-class TokenizerFileError(MinibloomError):
+class TokenizerFileError(MinibloomError, OSError):
     """A tokenizer.json is missing, not JSON, or asks for a pipeline minibloom does not implement;
     the message names the file and the component at fault."""
 
 
-class BackendUnavailableError(MinibloomError):
+class BackendUnavailableError(MinibloomError, RuntimeError):
     """A backend was asked for on a machine that cannot run it (the CUDA backend with no GPU)."""

@@ -63,9 +63,9 @@ def test_alibi_slopes_within_one_ulp_of_torch_for_every_head_count():
     for n_head in range(1, 257):
         expected = build_alibi_tensor(torch.ones(1, 2), n_head, torch.float32)[:, 0, 1].numpy()
         ours = alibi_slopes(n_head)
+        # subtle: torch's vectorised pow rounds differently by CPU (SIMD width): on some machines
+        # one slope of n_head=16 is 1 ULP off too, so 1 ULP is the bound for every head count.
         np.testing.assert_array_max_ulp(ours, expected, maxulp=1)
-        if n_head < 32:  # exactly equal there (torch's vectorised pow differs by 1 ULP on a few above)
-            np.testing.assert_array_equal(ours, expected)
 
 
 def test_non_binary_mask_gives_transformers_positions():

@@ -1,7 +1,7 @@
 """minibloom's CUDA backend against torch CUDA on the same GPU: prefill and decode ms/token.
 
-    python benchmarks/cuda.py                   # bloom-560m shapes, on an NVIDIA GPU
-    python benchmarks/cuda.py --n-layer 4
+    python benchmarks/gpu.py                   # bloom-560m shapes, on an NVIDIA GPU
+    python benchmarks/gpu.py --n-layer 4
 
 Both run in this process on the same random float32 weights. Prefill: the last-position logits
 of B=1 and B=4 prompts of T=128 (a fresh device cache each time). Decode: ms per new token with

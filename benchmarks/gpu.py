@@ -6,14 +6,14 @@
 Both run in this process on the same random float32 weights. Prefill: the last-position logits
 of B=1 and B=4 prompts of T=128 (a fresh device cache each time). Decode: ms per new token with
 the device KV cache after a 128-token prompt (greedy; minibloom returns one id per row per step,
-torch runs its own cache). Times are taken after torch.cuda.synchronize / numba's synchronize.
+torch runs its own cache), prefill subtracted; and the floor a decode step cannot beat, weight
+bytes over the rate of a streaming read on the same GPU. Times are taken after torch.cuda.synchronize / numba's synchronize.
 Needs the `cuda` and `reference` extras and a GPU.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 from common import add_model_args, bloom_sizes, median_seconds
@@ -58,22 +58,35 @@ def main() -> None:
                                      args.repeats)
         print(f"{'prefill B=%d T=128' % B:24} {t_ours * 1e3:13.2f} {t_torch * 1e3:9.2f} {t_ours / t_torch:6.2f}")
 
+    # Decode: the time of `steps` more greedy tokens after the same prompt, so prefill cancels out.
     prompt = rng.integers(0, sizes["vocab_size"], size=(1, 128))
-    ours.generate(prompt, max_new_tokens=2)  # warm-up: compiles every kernel
-    start = time.perf_counter()
-    ours.generate(prompt, max_new_tokens=args.steps)
-    sync()
-    t_ours = (time.perf_counter() - start) / args.steps
-    with torch.no_grad():
-        ids = torch.from_numpy(prompt).cuda()
-        theirs.generate(ids, max_new_tokens=2, do_sample=False)
+
+    def ours_run(n):
+        ours.generate(prompt, max_new_tokens=n)
         sync()
-        start = time.perf_counter()
-        theirs.generate(ids, max_new_tokens=args.steps, min_new_tokens=args.steps, do_sample=False)
+
+    def torch_run(n):
+        with torch.no_grad():
+            theirs.generate(torch.from_numpy(prompt).cuda(), max_new_tokens=n, min_new_tokens=n, do_sample=False)
         sync()
-        t_torch = (time.perf_counter() - start) / args.steps
-    print(f"{'decode ms/token (ctx 128)':24} {t_ours * 1e3:13.2f} {t_torch * 1e3:9.2f} {t_ours / t_torch:6.2f}"
-          "   (per token, prefill included in both)")
+
+    per_token = {}
+    for name, run in (("minibloom", ours_run), ("torch", torch_run)):
+        short = median_seconds(lambda: run(2), 3)
+        long = median_seconds(lambda: run(2 + args.steps), 3)
+        per_token[name] = (long - short) / args.steps
+    t_ours, t_torch = per_token["minibloom"], per_token["torch"]
+    print(f"{'decode ms/token (ctx 128)':24} {t_ours * 1e3:13.2f} {t_torch * 1e3:9.2f} {t_ours / t_torch:6.2f}")
+
+    # The floor of a decode step: every weight byte read once, at the rate of a streaming read
+    # (torch's sum over 1 GiB on the same GPU, measured now).
+    probe = torch.ones(2**28, device="cuda")
+    read_s = median_seconds(lambda: (probe.sum().item(), sync()), 10)
+    gbps = probe.numel() * 4 / read_s / 1e9
+    weight_bytes = sum(w.nbytes for w in ours.weights.values())
+    floor = weight_bytes / (gbps * 1e9)
+    print(f"streaming-read probe {gbps:.0f} GB/s; weights {weight_bytes / 1e9:.2f} GB; floor {floor * 1e3:.2f} ms/token; "
+          f"minibloom {t_ours / floor:.1f}x floor, torch {t_torch / floor:.1f}x floor")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,17 @@ def test_matmul_bias_on_sizes_that_are_not_multiples_of_the_tile(data, M, K, N, 
 
 
 @FEW
+@given(st.data(), st.integers(1, k.GEMV_ROWS), st.integers(1, 40), st.integers(1, 11), st.booleans(), st.booleans())
+def test_gemv_for_decode_rows_including_a_strided_view(data, R, K, N, has_bias, strided):
+    x, w, b = arrays(data.draw, (R, 2, K)), arrays(data.draw, (N, K)), arrays(data.draw, (N,))
+    x = x[:, 1] if strided else np.ascontiguousarray(x[:, 1])  # the model passes the last position's view
+    d_x = cuda.to_device(np.ascontiguousarray(x))[:, :] if not strided else cuda.to_device(x.base)[:, 1]
+    out = cuda.device_array((R, N), np.float32)
+    k.gemv[(N + k.GEMV_COLS - 1) // k.GEMV_COLS, (k.GEMV_LANES, k.GEMV_COLS)](d_x, w, b, has_bias, out)
+    assert_close(out.copy_to_host(), x @ w.T + (b if has_bias else 0), "gemv", atol=1e-6)
+
+
+@FEW
 @given(st.data(), st.integers(1, 4), st.integers(1, 20))
 def test_layer_norm_gelu_softmax_rows(data, R, F):
     x, w, b = arrays(data.draw, (R, F), 3.0), arrays(data.draw, (F,)), arrays(data.draw, (F,))

@@ -24,6 +24,9 @@ SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 TILE = 4 if SIMULATOR else 16  # matmul tile: TILE x TILE threads, two TILE x TILE tiles in shared memory
 ROW_THREADS = 8 if SIMULATOR else 128  # threads per block of the row-wise kernels (a power of two)
 THREADS = 32 if SIMULATOR else 128  # threads per block of the element-wise kernels
+GEMV_ROWS = 8  # the most rows (decode batch) the matrix-vector kernel takes; more go to matmul_bias
+GEMV_LANES = 8 if SIMULATOR else 32  # threads that share one output column (a warp on a GPU)
+GEMV_COLS = 2 if SIMULATOR else 8  # output columns per block
 
 
 @cuda.jit
@@ -57,6 +60,49 @@ def matmul_bias(x, w, bias, has_bias, out):
         cuda.syncthreads()
     if m < M and n < N:
         out[m, n] = acc + (bias[n] if has_bias else float32(0.0))
+
+
+@cuda.jit
+def gemv(x, w, bias, has_bias, out):
+    """out[R, N] = x[R, K] @ w[N, K]^T (+ bias[N]) for a few rows R <= GEMV_ROWS: decode's linears.
+
+    Why not matmul_bias: with one row, its TILE x TILE blocks keep one thread row in TILE busy,
+    and decode is bound by reading W, not by arithmetic. Here every weight is read exactly once,
+    in order, by threads that sit side by side: the kernel streams W at memory bandwidth.
+
+    Geometry: blocks of (GEMV_LANES, GEMV_COLS) threads; the GEMV_LANES threads of one column (a
+    warp) read w[n, lane], w[n, lane + LANES], ... -- consecutive threads, consecutive addresses,
+    so each warp load is one 128-byte transaction -- and keep R partial sums. Pass 2 adds the
+    lanes' partial sums in shared memory (a tree, log2(LANES) steps, all R rows at once).
+
+        for n:  for r < R:  out[r, n] = sum_k x[r, k] * w[n, k] + bias[n]
+    """
+    partial = cuda.shared.array((GEMV_ROWS, GEMV_COLS, GEMV_LANES), float32)
+    acc = cuda.local.array(GEMV_ROWS, float32)
+    lane, c = cuda.threadIdx.x, cuda.threadIdx.y
+    n = cuda.blockIdx.x * GEMV_COLS + c  # output column
+    R, K = x.shape
+    for r in range(GEMV_ROWS):
+        acc[r] = float32(0.0)
+    if n < w.shape[0]:
+        # pass 1: this lane's strided part of the K-long dot products, for every row
+        for k in range(lane, K, GEMV_LANES):
+            wk = w[n, k]
+            for r in range(R):
+                acc[r] += x[r, k] * wk
+    for r in range(GEMV_ROWS):
+        partial[r, c, lane] = acc[r]
+    cuda.syncthreads()
+    # pass 2: tree sum over the lanes (no early return above: every thread reaches each sync)
+    stride = GEMV_LANES // 2
+    while stride > 0:
+        if lane < stride:
+            for r in range(R):
+                partial[r, c, lane] += partial[r, c, lane + stride]
+        cuda.syncthreads()
+        stride //= 2
+    if lane < R and n < w.shape[0]:  # lane r writes row r
+        out[lane, n] = partial[lane, c, 0] + (bias[n] if has_bias else float32(0.0))
 
 
 @cuda.jit
@@ -295,6 +341,7 @@ def signatures() -> dict[str, tuple]:
     f1, f2, f3, f4 = float32[:], float32[:, :], float32[:, :, :], float32[:, :, :, :]
     return {
         "matmul_bias": (f2, f2, f1, boolean, f2),
+        "gemv": (f2, f2, f1, boolean, f2),
         "layer_norm": (float32[:, :], f1, f1, float32, f2),
         "bloom_gelu": (f2,),
         "add": (f2, f2, f2),

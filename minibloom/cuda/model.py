@@ -72,8 +72,11 @@ class CudaBloomForCausalLM:
         R, O = x.shape[0], w.shape[0]
         out = self.cuda.device_array((R, O), np.float32)
         b = self.weights[name + ".bias"] if bias else self.slopes  # not read when has_bias is False
-        grid = (_blocks(O, self.k.TILE), _blocks(R, self.k.TILE))
-        self.k.matmul_bias[grid, (self.k.TILE, self.k.TILE)](x, w, b, bias, out)
+        k = self.k
+        if R <= k.GEMV_ROWS:  # decode: stream the weights once (bandwidth-bound)
+            k.gemv[_blocks(O, k.GEMV_COLS), (k.GEMV_LANES, k.GEMV_COLS)](x, w, b, bias, out)
+        else:  # prefill: shared-memory tiles reuse each loaded value TILE times
+            k.matmul_bias[(_blocks(O, k.TILE), _blocks(R, k.TILE)), (k.TILE, k.TILE)](x, w, b, bias, out)
         return out
 
     def _layer_norm(self, x, name: str):

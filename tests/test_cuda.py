@@ -130,6 +130,14 @@ def test_device_greedy_generation_equals_the_numpy_backend():
                                   lm.generate(ids, max_new_tokens=3))
 
 
+def test_device_generation_of_a_left_padded_batch_equals_the_numpy_model_step_after_step():
+    # every step reuses the activation buffers of the step before (CudaBloomForCausalLM._buffer)
+    lm = BloomForCausalLM(CONFIG, seed=5)
+    ids, mask = np.array([[0, 3, 5], [1, 9, 2]]), np.array([[0, 1, 1], [1, 1, 1]])
+    np.testing.assert_array_equal(CudaBloomForCausalLM(lm).generate(ids, mask, max_new_tokens=4),
+                                  lm.generate(ids, mask, max_new_tokens=4))
+
+
 def test_without_a_gpu_the_backend_raises_a_typed_error_and_import_needs_no_cuda():
     code = ("import minibloom\nfrom minibloom.cuda import CudaBloomForCausalLM\n"
             "from minibloom.errors import BackendUnavailableError\n"

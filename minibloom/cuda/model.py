@@ -66,11 +66,22 @@ class CudaBloomForCausalLM:
 
     # ----------------------------------------------------------------------- kernel launches
 
-    def _linear(self, x, name: str, bias: bool = True):
-        """[R, I] @ `name`.weight^T (+ `name`.bias) on the device -> [R, O]."""
+    def _buffer(self, tag: str, shape: tuple, dtype=np.float32):
+        """The device array for `tag` (one per op role: "qkv", "ln1", ...), allocated the first time a
+        shape is seen and reused after. Why: an allocation costs ~25 µs of host time, as much as
+        the kernel it feeds during decode. Safe because the kernels run in order on one stream and
+        a role's previous contents are dead before it is written again (the next layer, the next
+        step). Arrays that grow with the keys are made at the cache's capacity and sliced."""
+        key = (tag, shape)
+        if key not in self.buffers:
+            self.buffers[key] = self.cuda.device_array(shape, dtype)
+        return self.buffers[key]
+
+    def _linear(self, x, name: str, tag: str, bias: bool = True):
+        """[R, I] @ `name`.weight^T (+ `name`.bias) on the device -> [R, O] in buffer `tag`."""
         w = self.weights[name + ".weight"]
         R, O = x.shape[0], w.shape[0]
-        out = self.cuda.device_array((R, O), np.float32)
+        out = self._buffer(tag, (R, O))
         b = self.weights[name + ".bias"] if bias else self.slopes  # not read when has_bias is False
         k = self.k
         if R <= k.GEMV_ROWS:  # decode: stream the weights once (bandwidth-bound)
@@ -79,15 +90,15 @@ class CudaBloomForCausalLM:
             k.matmul_bias[(_blocks(O, k.TILE), _blocks(R, k.TILE)), (k.TILE, k.TILE)](x, w, b, bias, out)
         return out
 
-    def _layer_norm(self, x, name: str):
-        out = self.cuda.device_array(x.shape, np.float32)
+    def _layer_norm(self, x, name: str, tag: str):
+        out = self._buffer(tag, x.shape)
         self.k.layer_norm[x.shape[0], self.k.ROW_THREADS](x, self.weights[name + ".weight"],
                                                           self.weights[name + ".bias"],
                                                           np.float32(self.config.layer_norm_epsilon), out)
         return out
 
-    def _add(self, a, b):
-        out = self.cuda.device_array(a.shape, np.float32)
+    def _add(self, a, b, tag: str):
+        out = self._buffer(tag, a.shape)
         self.k.add[_blocks(a.size, self.k.THREADS), self.k.THREADS](a, b, out)
         return out
 
@@ -95,24 +106,25 @@ class CudaBloomForCausalLM:
         """One transformer block on device arrays; h is [B*T, H]."""
         cfg, k, p = self.config, self.k, f"h.{i}."
         N, D, H = cfg.n_head, cfg.head_dim, cfg.hidden_size
-        ln1 = self._layer_norm(h, p + "input_layernorm")
-        fused = self._linear(ln1, p + "self_attention.query_key_value").reshape(B, T, 3 * H)
-        q = self.cuda.device_array((B, N, T, D), np.float32)
+        ln1 = self._layer_norm(h, p + "input_layernorm", "ln1")
+        fused = self._linear(ln1, p + "self_attention.query_key_value", "qkv").reshape(B, T, 3 * H)
+        q = self._buffer("q", (B, N, T, D))
         k_cache, v_cache = self.cache[i]
         k.split_qkv[_blocks(q.size, self.k.THREADS), self.k.THREADS](fused, N, P, q, k_cache, v_cache)
-        probs = self.cuda.device_array((B, N, T, S), np.float32)
+        probs = self._buffer("probs", (B, N, T, k_cache.shape[2]))[:, :, :, :S]  # [B, N, T, S]
         k.scores[_blocks(probs.size, self.k.THREADS), self.k.THREADS](q, k_cache, alibi, mask_bias,
                                                                   np.float32(1.0 / math.sqrt(D)), probs)
         k.softmax_rows[B * N * T, k.ROW_THREADS](probs)
-        ctx = self.cuda.device_array((B, T, H), np.float32)
+        ctx = self._buffer("ctx", (B, T, H))
         k.context[_blocks(ctx.size, self.k.THREADS), self.k.THREADS](probs, v_cache, ctx)
-        attn = self._linear(ctx.reshape(B * T, H), p + "self_attention.dense")
-        x1 = self._add(ln1 if cfg.apply_residual_connection_post_layernorm else h, attn)
-        ln2 = self._layer_norm(x1, p + "post_attention_layernorm")
-        up = self._linear(ln2, p + "mlp.dense_h_to_4h")
+        attn = self._linear(ctx.reshape(B * T, H), p + "self_attention.dense", "attn")
+        x1 = self._add(ln1 if cfg.apply_residual_connection_post_layernorm else h, attn, "x1")
+        ln2 = self._layer_norm(x1, p + "post_attention_layernorm", "ln2")
+        up = self._linear(ln2, p + "mlp.dense_h_to_4h", "up")
         k.bloom_gelu[_blocks(up.size, self.k.THREADS), self.k.THREADS](up)
-        down = self._linear(up, p + "mlp.dense_4h_to_h")
-        return self._add(ln2 if cfg.apply_residual_connection_post_layernorm else x1, down)
+        down = self._linear(up, p + "mlp.dense_4h_to_h", "down")
+        # subtle: this overwrites the buffer holding h, the block's input; h is dead by now
+        return self._add(ln2 if cfg.apply_residual_connection_post_layernorm else x1, down, "h")
 
     # ------------------------------------------------------------------------------- steps
 
@@ -122,11 +134,13 @@ class CudaBloomForCausalLM:
         shape = (batch, cfg.n_head, capacity, cfg.head_dim)
         self.cache = [(self.cuda.device_array(shape, np.float32), self.cuda.device_array(shape, np.float32))
                       for _ in range(cfg.n_layer)]
+        self.buffers = {}  # the activations' device arrays (`_buffer`), sized for this cache
         self.length = 0
 
     def step(self, input_ids: Any, attention_mask: Any):
         """Run T new tokens against the cache; returns the last position's logits on the device
-        [B, V]. attention_mask [B, P + T] covers the cached and the new tokens."""
+        [B, V] (a reused buffer: valid until the next step). attention_mask [B, P + T] covers the
+        cached and the new tokens."""
         cfg = self.config
         ids = check_ids(input_ids, cfg.vocab_size)
         B, T = ids.shape
@@ -139,19 +153,20 @@ class CudaBloomForCausalLM:
         mask = check_attention_mask(attention_mask, B, S)
         d_ids = self.cuda.to_device(ids.reshape(-1))  # host -> device: the ids and the mask only
         d_mask = self.cuda.to_device(np.ascontiguousarray(mask, np.int64))
-        h = self.cuda.device_array((B * T, cfg.hidden_size), np.float32)
+        C = self.cache[0][0].shape[2]
+        h = self._buffer("embed", (B * T, cfg.hidden_size))
         bad = self.cuda.to_device(np.array([-1], np.int64))
         self.k.gather[B * T, self.k.THREADS](self.weights["word_embeddings.weight"], d_ids, h, bad)
-        alibi = self.cuda.device_array((B, cfg.n_head, S), np.float32)
-        mask_bias = self.cuda.device_array((B, T, S), np.float32)
+        alibi = self._buffer("alibi", (B, cfg.n_head, C))[:, :, :S]  # [B, N, S]
+        mask_bias = self._buffer("mask_bias", (B, T, C))[:, :, :S]  # [B, T, S]
         self.k.alibi_and_mask[_blocks(B, 32), 32](d_mask, self.slopes, T, P, alibi, mask_bias)
-        h = self._layer_norm(h, "word_embeddings_layernorm")
+        h = self._layer_norm(h, "word_embeddings_layernorm", "h")
         for i in range(cfg.n_layer):
             h = self._block(i, h, alibi, mask_bias, B, T, P, S)
         last = h.reshape(B, T, cfg.hidden_size)[:, T - 1, :]  # [B, H]: a strided view, no copy
-        hf = self._layer_norm(last, "ln_f")
+        hf = self._layer_norm(last, "ln_f", "ln_f")
         self.length = S
-        return self._linear(hf, self.lm_head, bias=False)  # [B, V]
+        return self._linear(hf, self.lm_head, "logits", bias=False)  # [B, V]
 
     def last_logits(self, input_ids: Any, attention_mask: Any = None) -> np.ndarray:
         """Logits of the last position [B, V] for whole sequences (a fresh cache), on the host."""

@@ -199,8 +199,11 @@ class BloomConfig:
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike) -> "BloomConfig":
-        """Read `config.json` from a checkpoint directory (a path to the file itself also works)."""
-        path = os.fspath(directory)
+        """Read `config.json` from a checkpoint directory (a path to the file itself also works) or
+        a hub name (`hub.py`)."""
+        from .hub import CONFIG_FILES, resolve
+
+        path = resolve(directory, CONFIG_FILES)
         if not os.path.exists(path):
             raise CheckpointError(f"checkpoint directory not found: {path}")
         if os.path.isdir(path):

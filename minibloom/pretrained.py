@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import hub
 from .backends import get_backend
 from .config import BloomConfig
 from .errors import InputError
@@ -65,7 +66,8 @@ class PreTrainedBloom:
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, seed: int = 0, backend: str = "numpy",
                         storage: str = "float32", **config_overrides):
-        """Load config.json and the safetensors weights of a local checkpoint directory.
+        """Load config.json and the safetensors weights of a local checkpoint directory, or of a hub
+        name ("bigscience/bloom-560m", through huggingface_hub and its cache: see `hub.py`).
 
         Accepts checkpoints saved by any BLOOM class (with or without the `transformer.` prefix);
         other heads' tensors are ignored, anything else unexpected or mis-shaped is an error.
@@ -76,6 +78,7 @@ class PreTrainedBloom:
         Tensors are memory-mapped (`safetensors_io.map_tensor`): weights already in the `storage`
         dtype are used in place, so loading takes no time and RAM holds only the weights' bytes.
         """
+        directory = hub.resolve(directory)  # a hub name -> its snapshot in the HF cache
         config = BloomConfig.from_pretrained(directory)
         for key, value in config_overrides.items():
             setattr(config, key, value)

@@ -74,7 +74,11 @@ class BloomTokenizer:
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, **kwargs: Any) -> "BloomTokenizer":
         """A directory with tokenizer.json and, optionally, tokenizer_config.json (padding side,
-        add_prefix_space, model_max_length, special token names); keyword arguments override it."""
+        add_prefix_space, model_max_length, special token names); keyword arguments override it.
+        A hub name ("bigscience/bloom-560m") is read from the HF cache or downloaded (`hub.py`)."""
+        from ..hub import TOKENIZER_FILES, resolve
+
+        directory = resolve(directory, TOKENIZER_FILES)
         path = os.path.join(directory, "tokenizer.json")
         if not os.path.isfile(path):
             raise TokenizerFileError(f"{directory}: no tokenizer.json in this directory")

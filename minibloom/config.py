@@ -210,6 +210,12 @@ class BloomConfig:
             path = os.path.join(path, CONFIG_NAME)
         return cls.from_json_file(path)
 
+    def to_json_file(self, json_file_path: str | os.PathLike) -> None:
+        """Write the config as JSON to `json_file_path` atomically (transformers' name)."""
+        from .atomic import atomic_write_bytes
+
+        atomic_write_bytes(os.fspath(json_file_path), self.to_json_string().encode("utf-8"))
+
     def save_pretrained(self, directory: str | os.PathLike) -> str:
         """Write `config.json` into `directory` atomically; returns the file's path."""
         from .atomic import atomic_write_bytes

@@ -134,7 +134,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
     tok = _tokenizer(args.checkpoint)
     model = BloomForCausalLM.from_pretrained(args.checkpoint, backend=args.backend, storage=args.storage)
-    prompt = tok(args.text)["input_ids"][None]
+    prompt = tok(args.text, return_tensors="np")["input_ids"]
     if prompt.size == 0:
         raise MinibloomError("the text encodes to no tokens; give some text to continue")
     new_ids: list[int] = []
@@ -226,7 +226,7 @@ def cmd_golden(args: argparse.Namespace) -> int:
     from .heads import BloomForCausalLM
 
     if args.golden_command == "dump":
-        ids = np.array([args.ids]) if args.ids else _tokenizer(args.checkpoint)(args.text)["input_ids"][None]
+        ids = np.array([args.ids]) if args.ids else _tokenizer(args.checkpoint)(args.text, return_tensors="np")["input_ids"]
         if ids.size == 0:
             raise MinibloomError("the text encodes to no tokens")
         model = BloomForCausalLM.from_pretrained(args.checkpoint, backend=args.backend, storage=args.storage)

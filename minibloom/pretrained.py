@@ -49,9 +49,13 @@ class PreTrainedBloom:
         self.backend, self.storage = backend, storage
         self.ops = get_backend(backend)
         dtype = check_storage(storage)
-        names = tqdm(shapes, desc="loading weights", unit="tensor", delay=2.0, leave=False,
-                     disable=None)  # shown only on a terminal, and only when it takes over 2 s
-        self.params = {name: store(name, np.asarray(params[name]), dtype) for name in names}
+        total = sum(np.asarray(params[name]).nbytes for name in shapes)
+        with tqdm(total=total, desc="loading weights", unit="B", unit_scale=True, unit_divisor=1024, delay=2.0,
+                  leave=False, disable=None) as bar:  # in bytes: one 1 GB embedding is most of the work
+            self.params = {}
+            for name in shapes:  # shown only on a terminal, and only when it takes over 2 s
+                self.params[name] = store(name, np.asarray(params[name]), dtype)
+                bar.update(np.asarray(params[name]).nbytes)
 
     @classmethod
     def param_shapes(cls, config: BloomConfig) -> dict[str, tuple[int, ...]]:

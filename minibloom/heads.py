@@ -102,22 +102,25 @@ class BloomForCausalLM(BloomWithHead):
         self._generation_config = value
 
     @classmethod
-    def from_pretrained(cls, directory, *args: Any, **kwargs: Any) -> "BloomForCausalLM":
-        """As `PreTrainedBloom.from_pretrained`, plus the checkpoint's generation_config.json if any."""
+    def from_pretrained(cls, directory, seed: int = 0, backend: str = "numpy", storage: str = "float32",
+                        **config_overrides: Any) -> "BloomForCausalLM":
+        """As `PreTrainedBloom.from_pretrained` (a checkpoint directory or a hub name; see there), plus
+        the checkpoint's generation_config.json, if any, as `generation_config`."""
         import os
 
         from . import hub
         from .generation import GENERATION_CONFIG_NAME, GenerationConfig
 
         directory = hub.resolve(directory)
-        model = super().from_pretrained(directory, *args, **kwargs)
+        model = super().from_pretrained(directory, seed=seed, backend=backend, storage=storage, **config_overrides)
         if os.path.isfile(os.path.join(directory, GENERATION_CONFIG_NAME)):
             model.generation_config = GenerationConfig.from_pretrained(directory)
         return model
 
-    def save_pretrained(self, directory, *args: Any, **kwargs: Any) -> None:
-        """As `PreTrainedBloom.save_pretrained`, plus generation_config.json (as transformers writes it)."""
-        super().save_pretrained(directory, *args, **kwargs)
+    def save_pretrained(self, directory, dtype: str = "float32", max_shard_size: int | str | None = None) -> None:
+        """As `PreTrainedBloom.save_pretrained` (config.json and safetensors weights stored as `dtype`),
+        plus generation_config.json, as transformers writes it."""
+        super().save_pretrained(directory, dtype=dtype, max_shard_size=max_shard_size)
         self.generation_config.save_pretrained(directory)
 
     def generate(self, input_ids: Any, attention_mask: Any = None, **kwargs: Any) -> np.ndarray:

@@ -143,3 +143,14 @@ def test_every_error_is_one_line_naming_the_flag_with_exit_2(args, flag):
     assert out.stderr.startswith("minibloom: error: ") and flag in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
     assert "seed" not in out.stdout and "[load" not in out.stderr  # checked before the model loads
+
+
+def test_the_readme_showcase_is_what_the_command_prints():
+    import shlex
+
+    readme = open(os.path.join(os.path.dirname(GOLDEN_DIR), "..", "README.md"), encoding="utf-8").read()
+    command = re.search(r"&& (minibloom generate [^\n]+)\n```", readme)[1]
+    shown = re.search(re.escape(command) + r"\n```\n.*?```text\n(.*?)```", readme, flags=re.S)[1]
+    out = run(*shlex.split(command)[1:])
+    assert out.returncode == 0 and out.stdout == shown
+    assert not shown.startswith("ROMEO.]")

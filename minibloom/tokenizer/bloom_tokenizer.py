@@ -394,6 +394,7 @@ class BloomTokenizer:
 
     def batch_decode(self, sequences: Any, skip_special_tokens: bool = False,
                      clean_up_tokenization_spaces: bool | None = None) -> list[str]:
+        """Decode each row of a [B, L] array or list of id lists (generate's output) to text."""
         return [self.decode(seq, skip_special_tokens=skip_special_tokens,
                             clean_up_tokenization_spaces=clean_up_tokenization_spaces) for seq in sequences]
 

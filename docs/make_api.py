@@ -2,59 +2,111 @@
 
     python docs/make_api.py
 
+The structure comes from griffe (the engine behind mkdocstrings), which reads the source and
+resolves inheritance: a class lists every public method it has, inherited ones included
+(`from_pretrained`, `save_pretrained` on every model class), each with its full signature.
 tests/test_docs.py checks that the file is what this script writes now, so the page cannot drift.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULES = ("minibloom", "minibloom.tokenizer", "minibloom.golden", "minibloom.backends", "minibloom.storage",
            "minibloom.cuda")
+# Functions the classes delegate to, whose arguments the reader needs (generate's full keyword list).
+EXTRA = ("minibloom.generation.generate", "minibloom.generation.stream", "minibloom.tokenizer.train.train_bpe",
+         "minibloom.hub.resolve", "minibloom.streamers.BaseStreamer")
 
 
 def public_names() -> list[tuple[str, object]]:
-    import importlib
-
     names = []
     for module_name in MODULES:
         module = importlib.import_module(module_name)
         exported = getattr(module, "__all__", None) or [n for n, v in vars(module).items() if not n.startswith("_")
                                                         and getattr(v, "__module__", None) == module_name]
         names += [(f"{module_name}.{n}", getattr(module, n)) for n in sorted(exported) if n != "__version__"]
+    for path in EXTRA:
+        module_name, name = path.rsplit(".", 1)
+        names.append((path, getattr(importlib.import_module(module_name), name)))
     return names
 
 
-def describe(name: str, obj: object) -> str:
-    doc = inspect.getdoc(obj) or ""
-    if inspect.isclass(obj) or inspect.isfunction(obj):
-        try:
-            signature = str(inspect.signature(obj))
-        except (TypeError, ValueError):
-            signature = "(...)"
-        head = f"### `{name}{signature}`"
-        if inspect.isclass(obj):
-            methods = [m for m, v in vars(obj).items() if not m.startswith("_") and callable(v) and inspect.getdoc(v)]
-            if methods:
-                doc += "\n\nMethods: " + ", ".join(f"`{m}`" for m in methods)
-    else:
-        head = f"### `{name}`"
-        if isinstance(obj, str) and os.path.isabs(obj):  # a path: shown inside the package, not this machine
-            import minibloom
+def signature(function, drop_first: bool) -> str:
+    """(a: int = 1, *args, **kwargs) from griffe's parameters, without self / cls."""
+    params = list(function.parameters)
+    if drop_first and params and params[0].name in ("self", "cls"):
+        params = params[1:]
+    parts, star_done = [], False
+    for p in params:
+        kind = p.kind.value
+        if kind == "keyword-only" and not star_done:
+            parts.append("*")
+        star_done = star_done or kind in ("keyword-only", "variadic positional")
+        prefix = {"variadic positional": "*", "variadic keyword": "**"}.get(kind, "")
+        text = prefix + p.name + (f": {p.annotation}" if p.annotation is not None else "")
+        if p.default is not None and not prefix:
+            text += f" = {p.default}"
+        parts.append(text)
+    return "(" + ", ".join(parts) + ")"
 
-            obj = os.path.relpath(obj, os.path.dirname(os.path.dirname(minibloom.__file__)))
-            doc = f"The path `{obj}` inside the installed package (absolute at run time)."
-        elif isinstance(obj, (str, int, float, tuple, dict)):
-            doc = f"Value: `{obj!r}`"
-    return f"{head}\n\n{doc}\n"
+
+def docstring(obj) -> str:
+    return inspect.cleandoc(obj.docstring.value) if obj.docstring else ""
+
+
+def describe_class(name: str, cls) -> str:
+    init = cls.all_members.get("__init__")
+    head = f"### `{name}{signature(init, True) if init is not None and init.is_function else '()'}`"
+    parts = [head, docstring(cls)]
+    for member_name in sorted(cls.all_members):
+        member = cls.all_members[member_name]
+        if member_name.startswith("_") and member_name != "__call__":
+            continue
+        if not (member.is_function or (member.is_attribute and member.docstring)):
+            continue
+        owner = member.final_target.parent.name if getattr(member, "inherited", False) else cls.name
+        inherited = f" (from `{owner}`)" if owner != cls.name else ""
+        if member.is_function and "property" not in member.labels:
+            title = f"#### `{cls.name}.{member_name}{signature(member, True)}`{inherited}"
+        else:
+            title = f"#### `{cls.name}.{member_name}`{inherited}"
+        parts += [title, docstring(member)]
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def describe_value(name: str, obj: object) -> str:
+    doc = inspect.getdoc(obj) or ""
+    if isinstance(obj, str) and os.path.isabs(obj):  # a path: shown inside the package, not this machine
+        import minibloom
+
+        obj = os.path.relpath(obj, os.path.dirname(os.path.dirname(minibloom.__file__)))
+        doc = f"The path `{obj}` inside the installed package (absolute at run time)."
+    elif isinstance(obj, (str, int, float, tuple, dict)):
+        doc = f"Value: `{obj!r}`"
+    return f"### `{name}`\n\n{doc}\n"
 
 
 def render() -> str:
-    parts = ["# API reference\n", "Every public name, with its signature and docstring. Generated by "
-             "`python docs/make_api.py`; do not edit by hand.\n"]
-    parts += [describe(name, obj) for name, obj in public_names()]
+    import griffe
+
+    package = griffe.load("minibloom", resolve_aliases=True, resolve_external=False)
+    parts = ["# API reference\n", "Every public name, with its signature and docstring; classes list every public "
+             "method, inherited ones included. Generated by `python docs/make_api.py` (with griffe); do not edit "
+             "by hand.\n"]
+    for name, obj in public_names():
+        if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+            parts.append(describe_value(name, obj))
+            continue
+        target = package[f"{obj.__module__.removeprefix('minibloom.')}.{obj.__qualname__}"
+                         if obj.__module__ != "minibloom" else obj.__qualname__]
+        if target.is_class:
+            parts.append(describe_class(name, target))
+        else:
+            parts.append(f"### `{name}{signature(target, False)}`\n\n{docstring(target)}\n")
     return "\n".join(parts)
 
 

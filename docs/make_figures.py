@@ -45,7 +45,7 @@ def attention(plt, path: str) -> None:
     tok = BloomTokenizer.from_pretrained(EMBEDDED_CHECKPOINT)
     model = BloomModel.from_pretrained(EMBEDDED_CHECKPOINT)
     text = "ROMEO.\nBut soft, what light through yonder window breaks?"
-    ids = tok(text)["input_ids"]
+    ids = np.array(tok(text)["input_ids"])
     labels = [tok.decode([i]).replace("\n", "\\n") for i in ids]
     probs = model(ids[None], output_attentions=True).attentions
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.6))

@@ -16,6 +16,7 @@ from .errors import (BackendUnavailableError, CheckpointError, ConfigError, Inpu
 from .heads import (BloomForCausalLM, BloomForQuestionAnswering, BloomForSequenceClassification,
                     BloomForTokenClassification)
 from .generation import GenerationConfig
+from .streamers import TextStreamer
 from .model import BloomModel
 from .tokenizer import BloomTokenizer
 from .outputs import (BaseModelOutputWithPast, CausalLMOutputWithCrossAttentions, QuestionAnsweringModelOutput,
@@ -27,5 +28,5 @@ __all__ = [
     "CausalLMOutputWithCrossAttentions", "CheckpointError", "ConfigError", "EMBEDDED_CHECKPOINT", "GenerationConfig", "InputError", "KVCache",
     "MinibloomError",
     "QuestionAnsweringModelOutput", "SafetensorsFormatError", "SequenceClassifierOutputWithPast",
-    "TokenClassifierOutput", "TokenizerFileError", "WeightsMismatchError", "__version__",
+    "TextStreamer", "TokenClassifierOutput", "TokenizerFileError", "WeightsMismatchError", "__version__",
 ]

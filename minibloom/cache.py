@@ -55,6 +55,27 @@ class KVCache:
         """P, the number of cached positions (transformers' name)."""
         return self.length
 
+    def __len__(self) -> int:
+        """The number of layers, as transformers' Cache (`len(past)`)."""
+        return len(self.keys)
+
+    def __getitem__(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
+        """The legacy view `past[i]` = (key, value) of layer i, each [B, N, P, D] (views, not copies):
+        `past[i][0]` is layer i's keys, as transformers' Cache and its legacy tuples index."""
+        if not -len(self) <= layer < len(self):
+            raise InputError(f"the cache has {len(self)} layers; layer {layer} does not exist")
+        P = self.length
+        return self.keys[layer][:, :, :P], self.values[layer][:, :, :P]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def reserve(self, capacity: int) -> None:
+        """Make room for `capacity` positions (generate continuing from this cache needs prompt +
+        new tokens); the filled positions are kept."""
+        if capacity > self.capacity:
+            self._grow(capacity)
+
     def check_fits(self, batch: int, new_tokens: int) -> None:
         """Raise `InputError` if a step of `new_tokens` for `batch` rows cannot be written."""
         if batch != self.batch_size:

@@ -1,16 +1,19 @@
 """The `minibloom` command: every subcommand works offline on the embedded checkpoint by default.
 
-    minibloom generate "ROMEO."                 continue a text, streaming tokens (tokens/s at the end)
+    minibloom generate "ROMEO."                 continue a text, streaming tokens, then a timing line
+    minibloom generate -f prompt.txt --temp 0.8 the prompt from a file (- for stdin); --temp/--top-p sample
     minibloom tokenize "Hello world"            ids, tokens and offsets, as a table or --json
-    minibloom info [DIR]                        config summary, parameter count, bytes on disk
+    minibloom info [DIR]                        config summary, parameters, weight dtypes, bytes, tokenizer
     minibloom forward [DIR] --ids 1 2 3         run BloomModel and print the last hidden state
     minibloom golden dump --text "..." -o F     record every intermediate of a forward pass
     minibloom golden compare EXPECTED ACTUAL    name the first op where two runs part (exit 1)
     minibloom init DIR [--like bloom-560m]      write a randomly initialised checkpoint (hub layout)
 
-DIR / --checkpoint: a directory as transformers' save_pretrained writes it (config.json,
-model.safetensors or a sharded index, tokenizer.json). Default: the small BLOOM trained on
-Shakespeare that ships inside minibloom. Errors in the user's input print one line and exit 2.
+DIR / --checkpoint DIR (every command takes --checkpoint): a directory as transformers'
+save_pretrained writes it (config.json, model.safetensors or a sharded index, tokenizer.json), or a
+hub name with the `hub` extra. Default: the small BLOOM trained on Shakespeare that ships inside
+minibloom. Errors in the user's input (flags, paths) are checked before the model loads and print
+one line naming the flag, exit 2.
 """
 
 from __future__ import annotations
@@ -34,8 +37,21 @@ from .weights import bloom_param_shapes, checkpoint_files
 TINY = dict(vocab_size=1024, hidden_size=64, n_layer=2, n_head=8)
 
 
+class UsageError(MinibloomError):
+    """A command-line mistake: printed as one line naming the flag, exit 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (`minibloom: error: ...`) and exit 2, as every other
+    user error; `--help` still shows the usage."""
+
+    def error(self, message: str):
+        print(f"minibloom: error: {self.prog.removeprefix('minibloom ')}: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="minibloom", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="BLOOM in NumPy, offline: generate text, tokenize, inspect checkpoints, and dump or\n"
                     "compare golden outputs when porting BLOOM to another stack.",
@@ -46,18 +62,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     gen = sub.add_parser("generate", help="continue a text, streaming the new tokens",
-                         description="Continue TEXT with BloomForCausalLM, printing tokens as they come and the "
-                                     "speed (tokens/s) on stderr at the end. Greedy unless --sample.")
-    gen.add_argument("text")
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         description="Continue TEXT with BloomForCausalLM, printing tokens as they come, then a timing\n"
+                                     "line on stderr (load, prompt evaluation, per token). Greedy unless --sample,\n"
+                                     "--temp > 0, --top-p or --top-k is given (as llama.cpp). The prompt: TEXT (with\n"
+                                     "\\n and \\t escapes), -f FILE, or - / -f - for stdin; --ids for a checkpoint\n"
+                                     "without a tokenizer.")
+    gen.add_argument("text", nargs="?", help="the prompt ('-': read it from stdin)")
+    gen.add_argument("-f", "--file", metavar="FILE", help="read the prompt from FILE ('-': stdin)")
+    gen.add_argument("--ids", type=int, nargs="+", metavar="ID", help="the prompt as token ids")
+    gen.add_argument("--no-escape", action="store_true", help="take \\n and \\t in TEXT literally")
     _checkpoint_args(gen)
-    gen.add_argument("--max-new-tokens", type=int, default=60)
+    gen.add_argument("-n", "--max-new-tokens", type=int, default=60)
     gen.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    gen.add_argument("--temperature", type=float, default=1.0)
-    gen.add_argument("--top-k", type=int, default=50)
-    gen.add_argument("--top-p", type=float, default=1.0)
-    gen.add_argument("--repetition-penalty", type=float, default=1.0)
+    gen.add_argument("--temp", "--temperature", type=float, dest="temperature", default=None,
+                     help="sampling temperature (implies --sample; 0 means greedy)")
+    gen.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens (implies --sample)")
+    gen.add_argument("--top-p", type=float, default=None, help="nucleus sampling (implies --sample)")
+    gen.add_argument("--repeat-penalty", "--repetition-penalty", type=float, dest="repetition_penalty", default=1.0)
     gen.add_argument("--num-beams", type=int, default=1, help="beam search (no streaming)")
-    gen.add_argument("--seed", type=int, default=0, help="seed for --sample (the output is reproducible)")
+    gen.add_argument("--seed", type=int, default=None,
+                     help="seed for sampling (default: a random one, printed so the run can be repeated)")
 
     tok = sub.add_parser("tokenize", help="show the ids, tokens and offsets of a text",
                          description="Encode TEXT with the checkpoint's tokenizer.json; print a table of "
@@ -66,12 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--checkpoint", default=EMBEDDED_CHECKPOINT, metavar="DIR")
     tok.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    info = sub.add_parser("info", help="summarise a checkpoint: config, parameters, bytes")
-    info.add_argument("directory", nargs="?", default=EMBEDDED_CHECKPOINT)
+    info = sub.add_parser("info", help="summarise a checkpoint: config, parameters, dtypes, bytes, tokenizer")
+    info.add_argument("directory", nargs="?", default=None, help="the checkpoint (or use --checkpoint)")
+    info.add_argument("--checkpoint", default=None, metavar="DIR", help="default: the embedded model")
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     fwd = sub.add_parser("forward", help="run BloomModel on token ids and print the last hidden state")
-    fwd.add_argument("directory", nargs="?", default=EMBEDDED_CHECKPOINT)
+    fwd.add_argument("directory", nargs="?", default=None, help="the checkpoint (or use --checkpoint)")
+    fwd.add_argument("--checkpoint", default=None, metavar="DIR", help="default: the embedded model")
     fwd.add_argument("--ids", type=int, nargs="+", required=True, metavar="ID", help="token ids of one sequence")
     _backend_args(fwd)
 
@@ -121,51 +148,191 @@ def _checkpoint_args(p: argparse.ArgumentParser) -> None:
     _backend_args(p)
 
 
+def check_checkpoint(directory: str, flag: str = "--checkpoint", need_config: bool = True) -> str:
+    """A checkpoint directory that exists and holds config.json (or a hub name), checked before any work."""
+    from .hub import looks_like_repo_id
+
+    if os.path.isdir(directory):
+        if need_config and not os.path.isfile(os.path.join(directory, "config.json")):
+            raise UsageError(f"{flag} {directory}: not a checkpoint directory (no config.json in it)")
+        return directory
+    if os.path.exists(directory):
+        raise UsageError(f"{flag} {directory}: not a directory")
+    if looks_like_repo_id(directory) and "/" in directory and not os.path.isdir(directory.split("/")[0]):
+        return directory  # a hub name ("bigscience/bloom-560m"): the HF cache, or a download, by from_pretrained
+    raise UsageError(f"{flag}: checkpoint directory not found: {directory}")
+
+
 def _tokenizer(directory: str):
     from .tokenizer import BloomTokenizer
 
-    if not os.path.isfile(os.path.join(directory, "tokenizer.json")):
-        raise TokenizerFileError(f"{directory}: no tokenizer.json in this checkpoint (use --ids instead of text)")
+    if os.path.isdir(directory) and not os.path.isfile(os.path.join(directory, "tokenizer.json")):
+        raise UsageError(f"--checkpoint {directory} has no tokenizer.json: give the prompt as token ids with --ids")
     return BloomTokenizer.from_pretrained(directory)
+
+
+def read_prompt(args: argparse.Namespace) -> str | None:
+    """The prompt text from TEXT, -f FILE or stdin ('-'); None with --ids. Checked before loading."""
+    sources = [name for name, given in (("TEXT", args.text is not None), ("-f", args.file is not None),
+                                        ("--ids", args.ids is not None)) if given]
+    if len(sources) != 1:
+        raise UsageError("give the prompt once: as TEXT, -f FILE (- for stdin) or --ids" +
+                         (f" (got {' and '.join(sources)})" if sources else ""))
+    if args.ids is not None:
+        return None
+    if args.file is not None or args.text == "-":
+        path = args.file if args.file is not None else "-"
+        try:
+            if path == "-":
+                return sys.stdin.read()
+            with open(path, encoding="utf-8") as f:
+                return f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"-f {path}: cannot read the prompt ({getattr(e, 'strerror', None) or e})") from None
+    return args.text if args.no_escape else unescape(args.text)
+
+
+def unescape(text: str) -> str:
+    """\\n, \\t, \\r and \\\\ in a command-line prompt, as llama.cpp's --escape reads them."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in "ntr\\":
+            out.append({"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}[text[i + 1]])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def sampling_settings(args: argparse.Namespace) -> dict:
+    """generate's keyword arguments from the flags, checked (naming the flag) before the model loads.
+    --temp, --top-p, --top-k imply sampling (as llama.cpp); --temp 0 means greedy."""
+    if args.max_new_tokens < 1:
+        raise UsageError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
+    if args.temperature is not None and not args.temperature >= 0:
+        raise UsageError(f"--temp must be >= 0 (0: greedy), got {args.temperature}")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise UsageError(f"--top-p must be in (0, 1], got {args.top_p}")
+    if args.top_k is not None and args.top_k < 0:
+        raise UsageError(f"--top-k must be >= 0 (0: off), got {args.top_k}")
+    if not args.repetition_penalty > 0:
+        raise UsageError(f"--repeat-penalty must be > 0, got {args.repetition_penalty}")
+    if args.num_beams < 1:
+        raise UsageError(f"--num-beams must be at least 1, got {args.num_beams}")
+    implied = args.temperature not in (None, 0) or args.top_p is not None or args.top_k is not None
+    sample = (args.sample or implied) and args.temperature != 0
+    if sample and args.num_beams > 1:
+        raise UsageError("--num-beams > 1 cannot be combined with sampling (--sample, --temp, --top-p, --top-k)")
+    settings = dict(max_new_tokens=args.max_new_tokens, do_sample=sample, repetition_penalty=args.repetition_penalty,
+                    num_beams=args.num_beams)
+    if sample:
+        settings.update(temperature=args.temperature or 1.0, top_k=50 if args.top_k is None else args.top_k,
+                        top_p=1.0 if args.top_p is None else args.top_p)
+    return settings
+
+
+class Timer:
+    """Times the phases llama.cpp reports: load, prompt evaluation, and each generated token."""
+
+    def __init__(self):
+        self.marks: dict[str, float] = {"start": time.perf_counter()}
+        self.steps: list[float] = []
+
+    def mark(self, name: str) -> None:
+        self.marks[name] = time.perf_counter()
+
+    def summary(self, prompt_tokens: int) -> str:
+        load = self.marks["loaded"] - self.marks["start"]
+        line = f"[load {load:.2f} s"
+        if self.steps:
+            prompt = self.steps[0] - self.marks["loaded"]  # the prefill, plus choosing the first token
+            rest = np.diff(self.steps)
+            line += f" | prompt eval {prompt_tokens} tokens in {prompt:.3f} s ({prompt_tokens / max(prompt, 1e-9):.1f} " \
+                    "tokens/s)"
+            if rest.size:
+                per = float(rest.mean())
+                line += f" | eval {rest.size} tokens, {1000 * per:.1f} ms per token ({1 / max(per, 1e-9):.1f} tokens/s)"
+        total = self.marks["done"] - self.marks["loaded"]
+        n = len(self.steps)
+        return line + f" | {n} tokens in {total:.2f} s: {n / max(total, 1e-9):.1f} tokens/s]"
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
     from .heads import BloomForCausalLM
 
-    tok = _tokenizer(args.checkpoint)
-    model = BloomForCausalLM.from_pretrained(args.checkpoint, backend=args.backend, storage=args.storage)
-    prompt = tok(args.text)["input_ids"][None]
+    settings = sampling_settings(args)
+    text = read_prompt(args)
+    directory = check_checkpoint(args.checkpoint)
+    seed = args.seed
+    if settings["do_sample"] and seed is None:
+        seed = int.from_bytes(os.urandom(4), "little")
+    if settings["do_sample"]:
+        print(f"seed: {seed}", file=sys.stderr)  # rerun with --seed to get the same text
+    timer = Timer()
+    has_tokenizer = os.path.isfile(os.path.join(directory, "tokenizer.json")) or not os.path.isdir(directory)
+    tok = _tokenizer(directory) if text is not None or has_tokenizer else None
+    model = BloomForCausalLM.from_pretrained(directory, backend=args.backend, storage=args.storage)
+    if args.ids is not None:
+        bad = [i for i in args.ids if not 0 <= i < model.config.vocab_size]
+        if bad:
+            raise UsageError(f"--ids: {bad[0]} is not a token id of this model (0..{model.config.vocab_size - 1})")
+        prompt = np.array([args.ids], np.int64)
+    else:
+        prompt = tok(text, return_tensors="np")["input_ids"]
+    timer.mark("loaded")
     if prompt.size == 0:
-        raise MinibloomError("the text encodes to no tokens; give some text to continue")
-    new_ids: list[int] = []
-    shown = ""
-    print(args.text, end="", flush=True)
+        raise UsageError("the prompt encodes to no tokens; give some text to continue")
+    printer = TokenPrinter(tok)
+    print(text if text is not None else " ".join(map(str, args.ids)) + (" |" if tok is None else ""), end="",
+          flush=True)
 
-    def show(tokens: np.ndarray) -> None:  # decode everything so far; print what is new
-        nonlocal shown
-        new_ids.append(int(tokens[0]))
-        text = tok.decode(new_ids, skip_special_tokens=True)
-        if not text.endswith("\ufffd"):  # wait for the rest of a character split across tokens
-            print(text[len(shown):], end="", flush=True)
-            shown = text
+    def show(tokens: np.ndarray) -> None:
+        timer.steps.append(time.perf_counter())
+        printer.add(int(tokens[0]))
 
-    start = time.perf_counter()
-    out = model.generate(prompt, max_new_tokens=args.max_new_tokens, do_sample=args.sample,
-                         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                         repetition_penalty=args.repetition_penalty, num_beams=args.num_beams, seed=args.seed,
-                         streamer=None if args.num_beams > 1 else show, progress=False)
-    seconds = time.perf_counter() - start
+    out = model.generate(prompt, seed=seed, streamer=None if args.num_beams > 1 else show, progress=False,
+                         **settings)
+    timer.mark("done")
     if args.num_beams > 1:
-        print(tok.decode(out[0, prompt.shape[1]:], skip_special_tokens=True), end="")
-    elif len(tok.decode(new_ids, skip_special_tokens=True)) > len(shown):
-        print(tok.decode(new_ids, skip_special_tokens=True)[len(shown):], end="")
-    n = out.shape[1] - prompt.shape[1]
+        for t in out[0, prompt.shape[1]:]:
+            printer.add(int(t))
+    printer.flush()
     print()
-    print(f"[{n} tokens in {seconds:.2f} s: {n / max(seconds, 1e-9):.1f} tokens/s]", file=sys.stderr)
+    print(timer.summary(prompt.shape[1]), file=sys.stderr)
+
+
+class TokenPrinter:
+    """Prints generated tokens as text as they come: decoded together, so a character split over
+    several tokens prints whole; ids the tokenizer does not know (the model's vocab is larger) print
+    as <id N> instead of aborting mid-line; without a tokenizer, ids are printed."""
+
+    def __init__(self, tok):
+        self.tok, self.pending, self.shown = tok, [], ""
+
+    def add(self, token: int) -> None:
+        if self.tok is None:
+            print(f" {token}", end="", flush=True)
+            return
+        if token not in self.tok.id_to_token:
+            self.flush()
+            print(f"<id {token}>", end="", flush=True)
+            return
+        self.pending.append(token)
+        text = self.tok.decode(self.pending, skip_special_tokens=True)
+        if not text.endswith("\ufffd"):  # wait for the rest of a character split across tokens
+            print(text[len(self.shown):], end="", flush=True)
+            self.shown = text
+
+    def flush(self) -> None:
+        if self.tok is not None and self.pending:
+            text = self.tok.decode(self.pending, skip_special_tokens=True)
+            print(text[len(self.shown):], end="", flush=True)
+        self.pending, self.shown = [], ""
 
 
 def cmd_tokenize(args: argparse.Namespace) -> None:
-    tok = _tokenizer(args.checkpoint)
+    tok = _tokenizer(check_checkpoint(args.checkpoint, need_config=False))
     ids, offsets = tok.encode_with_offsets(args.text)
     rows = [{"position": i, "id": t, "token": tok.convert_ids_to_tokens(t), "start": s, "end": e,
              "text": args.text[s:e]} for i, (t, (s, e)) in enumerate(zip(ids, offsets))]
@@ -192,28 +359,61 @@ def _count(config: BloomConfig) -> int:
     return sum(int(np.prod(s)) for s in bloom_param_shapes(config).values())
 
 
+def checkpoint_of(args: argparse.Namespace) -> str:
+    """DIR or --checkpoint DIR (not both); the embedded model when neither is given."""
+    if args.directory is not None and args.checkpoint is not None:
+        raise UsageError(f"give the checkpoint once: DIR ({args.directory}) or --checkpoint ({args.checkpoint})")
+    given = args.checkpoint if args.checkpoint is not None else args.directory
+    return EMBEDDED_CHECKPOINT if given is None else check_checkpoint(
+        given, "--checkpoint" if args.checkpoint is not None else "DIR")
+
+
 def cmd_info(args: argparse.Namespace) -> None:
-    config = BloomConfig.from_pretrained(args.directory)
-    files = sorted(set(checkpoint_files(args.directory).values()))
-    summary = {"directory": os.path.abspath(args.directory), "vocab_size": config.vocab_size,
+    from .safetensors_io import read_header
+
+    directory = checkpoint_of(args)
+    config = BloomConfig.from_pretrained(directory)
+    files = sorted(set(checkpoint_files(directory).values()))
+    dtypes: dict[str, int] = {}
+    for f in files:
+        for info in read_header(f)[0].values():
+            dtypes[info.dtype] = dtypes.get(info.dtype, 0) + 1
+    summary = {"directory": os.path.abspath(directory), "vocab_size": config.vocab_size,
                "hidden_size": config.hidden_size, "n_layer": config.n_layer, "n_head": config.n_head,
                "head_dim": config.head_dim, "pretraining_tp": config.pretraining_tp,
                "slow_but_exact": config.slow_but_exact, "parameters": _count(config),
                "weight_files": [os.path.basename(f) for f in files],
+               "weight_dtypes": {k: dtypes[k] for k in sorted(dtypes)},
                "bytes_on_disk": sum(os.path.getsize(f) for f in files),
-               "tokenizer": os.path.isfile(os.path.join(args.directory, "tokenizer.json"))}
+               "tokenizer": os.path.isfile(os.path.join(directory, "tokenizer.json"))}
+    notes = []
+    if summary["tokenizer"]:
+        tok = _tokenizer(directory)
+        summary["tokenizer_tokens"] = len(tok)
+        if len(tok) != config.vocab_size:
+            notes.append(f"the tokenizer has {len(tok)} tokens, the model {config.vocab_size} rows: "
+                         + (f"ids {len(tok)}..{config.vocab_size - 1} have no text (BLOOM pads its vocab so)"
+                            if len(tok) < config.vocab_size else
+                            f"tokenizer ids >= {config.vocab_size} cannot be fed to the model"))
+    summary["notes"] = notes
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         width = max(map(len, summary))
         for key, value in summary.items():
-            print(f"{key:<{width}}  {', '.join(value) if isinstance(value, list) else value}")
+            if key == "notes":
+                continue
+            shown = (", ".join(value) if isinstance(value, list) else
+                     ", ".join(f"{k} x{v}" for k, v in value.items()) + " tensors" if isinstance(value, dict) else value)
+            print(f"{key:<{width}}  {shown}")
+        for note in notes:
+            print(f"note: {note}")
 
 
 def cmd_forward(args: argparse.Namespace) -> None:
     from .model import BloomModel
 
-    model = BloomModel.from_pretrained(args.directory, backend=args.backend, storage=args.storage)
+    model = BloomModel.from_pretrained(checkpoint_of(args), backend=args.backend, storage=args.storage)
     hidden = model(np.array([args.ids])).last_hidden_state[0]  # [T, H]
     np.set_printoptions(precision=4, suppress=True, linewidth=100)
     print(f"last_hidden_state: shape {tuple(hidden.shape)}, mean {hidden.mean():.6f}, std {hidden.std():.6f}")
@@ -226,7 +426,7 @@ def cmd_golden(args: argparse.Namespace) -> int:
     from .heads import BloomForCausalLM
 
     if args.golden_command == "dump":
-        ids = np.array([args.ids]) if args.ids else _tokenizer(args.checkpoint)(args.text)["input_ids"][None]
+        ids = np.array([args.ids]) if args.ids else _tokenizer(args.checkpoint)(args.text, return_tensors="np")["input_ids"]
         if ids.size == 0:
             raise MinibloomError("the text encodes to no tokens")
         model = BloomForCausalLM.from_pretrained(args.checkpoint, backend=args.backend, storage=args.storage)

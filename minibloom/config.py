@@ -199,13 +199,22 @@ class BloomConfig:
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike) -> "BloomConfig":
-        """Read `config.json` from a checkpoint directory (a path to the file itself also works)."""
-        path = os.fspath(directory)
+        """Read `config.json` from a checkpoint directory (a path to the file itself also works) or
+        a hub name (`hub.py`)."""
+        from .hub import CONFIG_FILES, resolve
+
+        path = resolve(directory, CONFIG_FILES)
         if not os.path.exists(path):
             raise CheckpointError(f"checkpoint directory not found: {path}")
         if os.path.isdir(path):
             path = os.path.join(path, CONFIG_NAME)
         return cls.from_json_file(path)
+
+    def to_json_file(self, json_file_path: str | os.PathLike) -> None:
+        """Write the config as JSON to `json_file_path` atomically (transformers' name)."""
+        from .atomic import atomic_write_bytes
+
+        atomic_write_bytes(os.fspath(json_file_path), self.to_json_string().encode("utf-8"))
 
     def save_pretrained(self, directory: str | os.PathLike) -> str:
         """Write `config.json` into `directory` atomically; returns the file's path."""

@@ -17,82 +17,266 @@ Shape legend: B batch, L tokens so far, V vocab.
 
 from __future__ import annotations
 
+import copy
+import json
+import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from .cache import KVCache
-from .errors import InputError
+from .errors import CheckpointError, InputError
 from .functional import softmax
 from .logits_process import process_scores
+from .outputs import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput
 from .validation import check_attention_mask, check_ids
+
+
+GENERATION_CONFIG_NAME = "generation_config.json"
 
 
 @dataclass
 class GenerationConfig:
-    """Decoding settings, with transformers' defaults (greedy, max_length 20, top_k 50 when sampling)."""
+    """Decoding settings, with transformers' names and defaults (greedy, max_length 20, top_k 50
+    when sampling). Read and written as generation_config.json (`from_pretrained`, `save_pretrained`)."""
 
     max_new_tokens: int | None = None
     max_length: int = 20
+    min_length: int = 0
+    min_new_tokens: int | None = None
     do_sample: bool = False
     temperature: float = 1.0
     top_k: int | None = 50
     top_p: float = 1.0
     repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    bad_words_ids: list[list[int]] | None = None
+    stop_strings: str | list[str] | None = None
     num_beams: int = 1
     length_penalty: float = 1.0
     early_stopping: bool | str = False
     num_return_sequences: int = 1
+    return_dict_in_generate: bool = False
+    output_scores: bool = False
+    output_logits: bool = False
+    bos_token_id: int | None = None
     eos_token_id: list[int] = field(default_factory=list)
     pad_token_id: int | None = None
 
+    # ------------------------------------------------------------------------- checks
+
     def validate(self, vocab_size: int) -> None:
-        """Raise `InputError` naming the first setting that cannot work."""
-        if self.max_new_tokens is not None and (not isinstance(self.max_new_tokens, int) or self.max_new_tokens <= 0):
-            raise InputError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
+        """Check every setting's type and range (`InputError` naming the first bad one), normalising
+        NumPy scalars to Python numbers; warn, as transformers does, about sampling settings that
+        greedy decoding ignores."""
+        for name in ("max_new_tokens", "min_new_tokens"):
+            setattr(self, name, check_int(name, getattr(self, name), 0 if name == "min_new_tokens" else 1,
+                                          optional=True))
+        self.max_length = check_int("max_length", self.max_length, 1)
+        self.min_length = check_int("min_length", self.min_length, 0)
+        self.top_k = check_int("top_k", self.top_k, 0, optional=True)
+        self.no_repeat_ngram_size = check_int("no_repeat_ngram_size", self.no_repeat_ngram_size, 0, optional=True) or 0
+        self.num_beams = check_int("num_beams", self.num_beams, 1)
+        self.num_return_sequences = check_int("num_return_sequences", self.num_return_sequences, 1)
+        for name in ("do_sample", "return_dict_in_generate", "output_scores", "output_logits"):
+            setattr(self, name, check_bool(name, getattr(self, name)))
+        for name in ("temperature", "top_p", "repetition_penalty", "length_penalty"):
+            setattr(self, name, check_float(name, getattr(self, name)))
         if self.do_sample and not self.temperature > 0:
             raise InputError(f"temperature must be > 0 when sampling, got {self.temperature!r} "
                              "(for greedy decoding set do_sample=False)")
         if not 0 < self.top_p <= 1:
             raise InputError(f"top_p must be in (0, 1], got {self.top_p!r}")
-        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 0):
-            raise InputError(f"top_k must be a non-negative integer or None, got {self.top_k!r}")
         if not self.repetition_penalty > 0:
             raise InputError(f"repetition_penalty must be > 0, got {self.repetition_penalty!r}")
-        if not isinstance(self.num_beams, int) or self.num_beams < 1:
-            raise InputError(f"num_beams must be a positive integer, got {self.num_beams!r}")
         if self.num_beams > 1 and self.do_sample:
             raise InputError("beam sampling (num_beams > 1 with do_sample=True) is not supported; "
                              "use num_beams=1 to sample or do_sample=False for beam search")
-        if self.early_stopping not in (True, False, "never"):
+        if self.early_stopping not in (True, False, "never") or isinstance(self.early_stopping, (int, float)) \
+                and not isinstance(self.early_stopping, bool):
             raise InputError(f"early_stopping must be True, False or 'never', got {self.early_stopping!r}")
         limit = self.num_beams if self.num_beams > 1 else (None if self.do_sample else 1)
-        if self.num_return_sequences < 1 or (limit is not None and self.num_return_sequences > limit):
-            raise InputError(f"num_return_sequences must be in [1, {limit or 'any'}] here, "
+        if limit is not None and self.num_return_sequences > limit:
+            raise InputError(f"num_return_sequences must be in [1, {limit}] here, "
                              f"got {self.num_return_sequences!r}")
-        for name, ids in (("eos_token_id", self.eos_token_id),
-                          ("pad_token_id", [] if self.pad_token_id is None else [self.pad_token_id])):
-            if any(not 0 <= i < vocab_size for i in ids):
-                raise InputError(f"{name} {ids} is outside the vocabulary [0, {vocab_size})")
+        eos = eos_list(self.eos_token_id)
+        self.eos_token_id = [check_id("eos_token_id", i, 2**63) for i in eos]
+        if any(i >= vocab_size for i in self.eos_token_id):
+            raise InputError(f"eos_token_id {self.eos_token_id} is outside the vocabulary [0, {vocab_size})")
+        for name in ("pad_token_id", "bos_token_id"):
+            value = getattr(self, name)
+            setattr(self, name, None if value is None else check_id(name, value, vocab_size))
+        self.bad_words_ids = check_bad_words(self.bad_words_ids, vocab_size)
+        self.stop_strings = check_stop_strings(self.stop_strings)
+        self.warn_unused()
+
+    def warn_unused(self) -> None:
+        """transformers' warning when sampling-only settings are given for greedy decoding: the same
+        first line (the flags' names), then the explanation transformers logs at info level."""
+        if self.do_sample:
+            return
+        issues = {name: f"`do_sample` is set to `False`. However, `{name}` is set to `{getattr(self, name)}` -- this "
+                        f"flag is only used in sample-based generation modes. You should set `do_sample=True` or "
+                        f"unset `{name}`."
+                  for name, neutral in (("temperature", 1.0), ("top_p", 1.0), ("top_k", 50))
+                  if getattr(self, name) is not None and getattr(self, name) != neutral}
+        if issues:
+            details = "".join(f"\n- `{name}`: {text}" for name, text in issues.items())
+            warnings.warn(f"The following generation flags are not valid and may be ignored: {list(issues)}."
+                          + details, UserWarning, stacklevel=4)
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_model_config(cls, config) -> "GenerationConfig":
+        """The defaults a model config implies: its bos, eos and pad ids (what transformers does when a
+        checkpoint has no generation_config.json)."""
+        return cls(bos_token_id=config.bos_token_id, eos_token_id=eos_list(config.eos_token_id),
+                   pad_token_id=config.pad_token_id)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "GenerationConfig":
+        """From a dict of transformers' names; keys minibloom does not use (transformers_version,
+        _from_model_config, use_cache, ...) are ignored."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if "eos_token_id" in known:
+            known["eos_token_id"] = eos_list(known["eos_token_id"])
+        return cls(**known)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike,
+                        config_file_name: str = GENERATION_CONFIG_NAME) -> "GenerationConfig":
+        """Read generation_config.json from a checkpoint directory (or a hub name)."""
+        from .hub import resolve
+
+        path = os.path.join(resolve(directory, (config_file_name,)), config_file_name)
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            raise CheckpointError(f"{path}: no {config_file_name} in this directory") from None
+        except (OSError, ValueError, RecursionError) as e:
+            raise CheckpointError(f"{path}: cannot read it as JSON ({e})") from None
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{path}: expected a JSON object, got {type(data).__name__}")
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting, under transformers' names (one EOS id as an int, several as a list)."""
+        data = {name: copy.deepcopy(getattr(self, name)) for name in self.__dataclass_fields__}
+        eos = data["eos_token_id"]
+        data["eos_token_id"] = None if not eos else eos[0] if len(eos) == 1 else eos
+        return data
+
+    def to_diff_dict(self) -> dict[str, Any]:
+        """Only the settings that differ from the defaults (what transformers writes to the file)."""
+        default = GenerationConfig().to_dict()
+        return {k: v for k, v in self.to_dict().items() if v != default[k]}
+
+    def to_json_string(self) -> str:
+        return json.dumps(self.to_diff_dict(), indent=2, sort_keys=True) + "\n"
+
+    def save_pretrained(self, directory: str | os.PathLike,
+                        config_file_name: str = GENERATION_CONFIG_NAME) -> str:
+        """Write generation_config.json (the non-default settings) atomically; returns its path."""
+        from .atomic import atomic_write_bytes
+
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(os.fspath(directory), config_file_name)
+        atomic_write_bytes(path, self.to_json_string().encode("utf-8"))
+        return path
+
+    def update(self, **kwargs: Any) -> "GenerationConfig":
+        """A copy with `kwargs` applied; an unknown name is an `InputError`."""
+        unknown = set(kwargs) - set(self.__dataclass_fields__)
+        if unknown:
+            raise InputError(f"unknown generation arguments: {sorted(unknown)}")
+        new = copy.deepcopy(self)
+        for name, value in kwargs.items():
+            setattr(new, name, value)
+        return new
 
 
-def eos_list(eos: int | Sequence[int] | None) -> list[int]:
-    """One EOS id or several -> a list of ids."""
-    return [] if eos is None else [int(eos)] if np.isscalar(eos) else [int(e) for e in eos]
+def is_int(value: Any) -> bool:
+    """A Python or NumPy integer (bool is not one)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def make_config(model_config, **kwargs: Any) -> GenerationConfig:
-    """GenerationConfig from the model's config (eos, pad) and the caller's keyword arguments."""
-    unknown = set(kwargs) - set(GenerationConfig.__dataclass_fields__)
-    if unknown:
-        raise InputError(f"unknown generation arguments: {sorted(unknown)}")
-    eos = eos_list(kwargs.pop("eos_token_id", model_config.eos_token_id))
-    pad = kwargs.pop("pad_token_id", model_config.pad_token_id)
-    if pad is None and eos:
-        pad = eos[0]  # transformers does the same (with a warning): finished rows are filled with EOS
-    return GenerationConfig(eos_token_id=eos, pad_token_id=pad, **kwargs)
+def check_int(name: str, value: Any, minimum: int, optional: bool = False) -> int | None:
+    """An integer >= minimum (NumPy integer scalars accepted), as a Python int; None if optional."""
+    if value is None and optional:
+        return None
+    if not is_int(value) or value < minimum:
+        kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
+        raise InputError(f"{name} must be {kind}{' or None' if optional else ''}, got {value!r} "
+                         f"({type(value).__name__})")
+    return int(value)
+
+
+def check_float(name: str, value: Any) -> float:
+    """A finite real number (int, float or NumPy scalar), as a Python float."""
+    if not (is_int(value) or isinstance(value, (float, np.floating))) or not np.isfinite(value):
+        raise InputError(f"{name} must be a finite number, got {value!r} ({type(value).__name__})")
+    return float(value)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def check_id(name: str, value: Any, vocab_size: int) -> int:
+    if not is_int(value):
+        raise InputError(f"{name} must be a token id (an integer), got {value!r} ({type(value).__name__})")
+    if not 0 <= value < vocab_size:
+        raise InputError(f"{name} {value!r} is outside the vocabulary [0, {vocab_size})")
+    return int(value)
+
+
+def check_bad_words(words: Any, vocab_size: int) -> list[list[int]] | None:
+    """None, or a non-empty list of non-empty lists of token ids."""
+    if words is None:
+        return None
+    if not isinstance(words, (list, tuple)) or not words or \
+            any(not isinstance(w, (list, tuple, np.ndarray)) or len(w) == 0 for w in words):
+        raise InputError(f"bad_words_ids must be a non-empty list of non-empty lists of token ids, got {words!r}")
+    return [[check_id("bad_words_ids", i, vocab_size) for i in w] for w in words]
+
+
+def check_stop_strings(stop: Any) -> list[str] | None:
+    if stop is None:
+        return None
+    stop = [stop] if isinstance(stop, str) else stop
+    if not isinstance(stop, (list, tuple)) or not stop or any(not isinstance(s, str) or not s for s in stop):
+        raise InputError(f"stop_strings must be a non-empty string or a list of them, got {stop!r}")
+    return list(stop)
+
+
+def eos_list(eos: Any) -> list[int]:
+    """One EOS id or several -> a list (type-checked later, by `GenerationConfig.validate`)."""
+    if eos is None:
+        return []
+    if isinstance(eos, (list, tuple, np.ndarray)):
+        return list(eos)
+    return [eos]
+
+
+def make_config(model, generation_config: GenerationConfig | None = None, **kwargs: Any) -> GenerationConfig:
+    """The settings of one generate call: `generation_config` (default: the model's, read from its
+    generation_config.json, else its config's ids), updated with the caller's keyword arguments."""
+    if generation_config is not None and not isinstance(generation_config, GenerationConfig):
+        raise InputError(f"generation_config must be a GenerationConfig, got {type(generation_config).__name__}")
+    base = generation_config or getattr(model, "generation_config", None) or \
+        GenerationConfig.from_model_config(model.config)
+    gen = base.update(**kwargs)
+    gen.eos_token_id = eos_list(gen.eos_token_id)
+    if gen.pad_token_id is None and gen.eos_token_id:
+        gen.pad_token_id = gen.eos_token_id[0]  # transformers does the same: finished rows are filled with EOS
+    return gen
 
 
 def prepare_inputs(input_ids: Any, attention_mask: Any, gen: GenerationConfig,
@@ -100,7 +284,8 @@ def prepare_inputs(input_ids: Any, attention_mask: Any, gen: GenerationConfig,
     """Checked ids [B, L0], mask [B, L0] and the final length.
 
     Without a mask, as transformers: pad ids are masked out when pad_token_id is set and is not an
-    EOS id, else every token counts.
+    EOS id, else every token counts. A batch whose last column holds a pad id gets transformers'
+    right-padding warning: a decoder-only model continues from the last column, pad or not.
     """
     ids = check_ids(input_ids, vocab_size)
     B, L0 = ids.shape
@@ -110,6 +295,10 @@ def prepare_inputs(input_ids: Any, attention_mask: Any, gen: GenerationConfig,
         mask = (ids != gen.pad_token_id).astype(np.int64)
     else:
         mask = np.ones((B, L0), np.int64)
+    if gen.pad_token_id is not None and B > 1 and (ids[:, -1] == gen.pad_token_id).any():
+        warnings.warn("A decoder-only architecture is being used, but right-padding was detected! For correct "
+                      "generation results, please set `padding_side='left'` when initializing the tokenizer.",
+                      UserWarning, stacklevel=4)
     max_length = L0 + gen.max_new_tokens if gen.max_new_tokens is not None else gen.max_length
     if L0 >= max_length:
         raise InputError(f"the prompt has {L0} tokens but max_length is {max_length}: set max_new_tokens "
@@ -129,29 +318,85 @@ def sample(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.minimum(picked, probs.shape[-1] - 1)
 
 
+class StopStrings:
+    """transformers' StopStringCriteria: a row stops once a stop string ends inside its last token.
+
+    Each token stands for the text it decodes to on its own (a lone byte of a multi-byte character
+    is U+FFFD, as transformers' cleaned vocabulary has it). A stop string matches when it occurs in
+    the text of the row's last tokens and its final character lies within the last token: the
+    token may run past it ("\n\n" stops on "\n"), and the string may start inside an earlier token.
+    Ids the tokenizer does not know (a model vocab larger than the tokenizer's) match nothing.
+    """
+
+    def __init__(self, stop_strings: list[str], tokenizer):
+        if tokenizer is None:
+            raise InputError("stop_strings needs the tokenizer: generate(..., stop_strings=..., tokenizer=tok)")
+        self.stop_strings, self.tokenizer = stop_strings, tokenizer
+        self.window = max(len(s) for s in stop_strings)  # every token is at least one character long
+        self.texts: dict[int, str | None] = {}
+
+    def text(self, token: int) -> str | None:
+        if token not in self.texts:
+            known = token in self.tokenizer.id_to_token
+            self.texts[token] = self.tokenizer.decode([token]) if known else None
+        return self.texts[token]
+
+    def matches(self, tokens: np.ndarray) -> np.ndarray:
+        """[B] bool: does each row of tokens [B, L] end (in its last token) with a stop string?"""
+        return np.array([self.row_matches(row[-self.window:].tolist()) for row in tokens], bool)
+
+    def row_matches(self, row: list[int]) -> bool:
+        pieces = []
+        for token in reversed(row):
+            piece = self.text(token)
+            if piece is None:
+                break
+            pieces.append(piece)
+        if not pieces or not pieces[0]:
+            return False
+        text, last = "".join(reversed(pieces)), len(pieces[0])
+        return any(text.startswith(s, end - len(s)) for s in self.stop_strings
+                   for end in range(max(len(text) - last + 1, len(s)), len(text) + 1))
+
+
 def decode_steps(model, ids: np.ndarray, mask: np.ndarray, max_length: int, gen: GenerationConfig,
-                 rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Greedy or sampled decoding; yields (next tokens [B], all tokens [B, L]) once per step."""
+                 rng: np.random.Generator, cache: KVCache | None = None, stop: StopStrings | None = None,
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Greedy or sampled decoding; yields (next tokens [B], all tokens [B, L], processed scores
+    [B, V], raw logits [B, V]) once per step.
+
+    cache: a KVCache already holding the first P tokens of `ids` (continuing an earlier generate):
+    the prefill then runs only the P..L0 rest.
+    """
     B, L = ids.shape
+    L0 = L
     tokens = np.zeros((B, max_length), np.int64)  # preallocated: no concatenation per step
     tokens[:, :L] = ids
     full_mask = np.ones((B, max_length), mask.dtype)
     full_mask[:, :L] = mask
-    cache = KVCache.for_config(model.config, B, max_length)
+    if cache is None:
+        cache = KVCache.for_config(model.config, B, max_length)
     unfinished = np.ones(B, bool)
     eos = np.array(gen.eos_token_id, np.int64)
-    logits = model(ids, attention_mask=mask, past_key_values=cache, logits_to_keep=1).logits[:, -1]  # prefill: [B, V]
+    P = cache.length
+    logits = model(ids[:, P:], attention_mask=mask, past_key_values=cache, logits_to_keep=1).logits[:, -1]  # [B, V]
     while True:
-        scores = process_scores(tokens[:, :L], logits.astype(np.float32), gen.do_sample, gen.repetition_penalty,
-                                gen.temperature, gen.top_k, gen.top_p)  # [B, V]
+        logits = logits.astype(np.float32)
+        scores = process_scores(tokens[:, :L], logits, gen.do_sample, gen.repetition_penalty, gen.temperature,
+                                gen.top_k, gen.top_p, no_repeat_ngram_size=gen.no_repeat_ngram_size,
+                                bad_words_ids=gen.bad_words_ids, min_length=gen.min_length,
+                                min_new_tokens=gen.min_new_tokens or 0, prompt_length=L0,
+                                eos_token_id=gen.eos_token_id)  # [B, V]
         next_tokens = sample(softmax(scores), rng) if gen.do_sample else np.argmax(scores, axis=-1)  # [B]
         if eos.size:
             next_tokens = np.where(unfinished, next_tokens, gen.pad_token_id)
         tokens[:, L] = next_tokens
         L += 1
-        yield next_tokens, tokens[:, :L]
+        yield next_tokens, tokens[:, :L], scores, logits
         if eos.size:
             unfinished &= ~np.isin(next_tokens, eos)
+        if stop is not None:
+            unfinished &= ~stop.matches(tokens[:, :L])
         if L >= max_length or not unfinished.any():
             return
         logits = model(next_tokens[:, None], attention_mask=full_mask[:, :L], past_key_values=cache).logits[:, -1]
@@ -165,44 +410,100 @@ def progress_bar(total: int, show: bool | None):
     return tqdm(total=total, unit="tok", desc="generating", delay=2.0, disable=disable, leave=False)
 
 
-def generate(model, input_ids: Any, attention_mask: Any = None, streamer: Callable[[np.ndarray], Any] | None = None,
-             seed: int | np.random.Generator | None = None, progress: bool | None = None,
-             **kwargs: Any) -> np.ndarray:
-    """Generate continuations; returns prompt + new tokens, [B * num_return_sequences, L].
+def continue_cache(model, past_key_values: Any, ids: np.ndarray, max_length: int) -> KVCache | None:
+    """The caller's cache (a KVCache or transformers' legacy per-layer (key, value) pairs), checked
+    against the prompt and given room for max_length positions. It is updated in place, as
+    transformers updates a passed DynamicCache."""
+    if past_key_values is None:
+        return None
+    cache = past_key_values if isinstance(past_key_values, KVCache) else KVCache.from_legacy(past_key_values)
+    B, L0 = ids.shape
+    if cache.batch_size != B:
+        raise InputError(f"past_key_values holds {cache.batch_size} rows, input_ids has {B}")
+    if len(cache.keys) != model.config.n_layer or cache.keys[0].shape[1] != model.config.n_head \
+            or cache.keys[0].shape[3] != model.config.head_dim:
+        raise InputError("past_key_values does not fit this model (layers, heads or head_dim differ)")
+    if not cache.length < L0:
+        raise InputError(f"past_key_values already holds {cache.length} positions; input_ids must hold those "
+                         f"and at least one more (it has {L0}): pass the whole sequence so far")
+    cache.reserve(max_length)
+    return cache
 
-    kwargs are GenerationConfig fields (max_new_tokens, do_sample, temperature, top_k, top_p,
-    repetition_penalty, num_beams, length_penalty, early_stopping, num_return_sequences,
-    eos_token_id (an id or a list), pad_token_id). `streamer(tokens [B])` is called with each
-    step's new tokens as they are chosen (greedy and sampling). `seed` seeds sampling.
+
+def generate(model, input_ids: Any, attention_mask: Any = None, generation_config: GenerationConfig | None = None,
+             streamer: Any = None, seed: int | np.random.Generator | None = None, progress: bool | None = None,
+             past_key_values: Any = None, tokenizer: Any = None, **kwargs: Any):
+    """Generate continuations; returns prompt + new tokens, [B * num_return_sequences, L], or, with
+    return_dict_in_generate=True, a `GenerateDecoderOnlyOutput` (sequences; scores: the processed
+    scores [B, V] of each step, with output_scores; logits: the raw ones, with output_logits;
+    past_key_values: the cache, to continue from).
+
+    kwargs are GenerationConfig fields, applied over `generation_config` (default: the model's):
+    max_new_tokens, max_length, min_length, min_new_tokens, do_sample, temperature, top_k, top_p,
+    repetition_penalty, no_repeat_ngram_size, bad_words_ids, stop_strings (needs `tokenizer`),
+    num_beams, length_penalty, early_stopping, num_return_sequences, eos_token_id (an id or a list),
+    pad_token_id, return_dict_in_generate, output_scores, output_logits.
+
+    streamer: an object with transformers' put/end protocol (`streamers.TextStreamer`): put(prompt
+    [B, L0]), put(tokens [B]) per step, end(); or a callable given each step's tokens [B].
+    past_key_values: the cache of an earlier call (its output's past_key_values) holding the first
+    P tokens of input_ids; only the rest is run. `seed` seeds sampling.
     """
     from .beam_search import beam_search
 
-    gen = make_config(model.config, **kwargs)
+    gen = make_config(model, generation_config, **kwargs)
     gen.validate(model.config.vocab_size)
+    stop = StopStrings(gen.stop_strings, tokenizer) if gen.stop_strings else None
     ids, mask, max_length = prepare_inputs(input_ids, attention_mask, gen, model.config.vocab_size)
     if gen.num_beams > 1:
-        return beam_search(model, ids, mask, max_length, gen)
+        unsupported = [name for name, value in (("past_key_values", past_key_values), ("streamer", streamer),
+                                                ("stop_strings", stop), ("output_scores", gen.output_scores),
+                                                ("output_logits", gen.output_logits),
+                                                ("no_repeat_ngram_size", gen.no_repeat_ngram_size),
+                                                ("bad_words_ids", gen.bad_words_ids), ("min_length", gen.min_length),
+                                                ("min_new_tokens", gen.min_new_tokens)) if value]
+        if unsupported:
+            raise InputError(f"{', '.join(unsupported)}: not supported with beam search (num_beams > 1) yet")
+        sequences = beam_search(model, ids, mask, max_length, gen)
+        return GenerateBeamDecoderOnlyOutput(sequences=sequences) if gen.return_dict_in_generate else sequences
     if gen.num_return_sequences > 1:  # sampling several continuations of each prompt
         ids, mask = (np.repeat(a, gen.num_return_sequences, axis=0) for a in (ids, mask))
-    tokens = ids
+    cache = continue_cache(model, past_key_values, ids, max_length) or \
+        KVCache.for_config(model.config, ids.shape[0], max_length)
+    put = streamer.put if hasattr(streamer, "put") else streamer
+    if hasattr(streamer, "put"):
+        streamer.put(ids.copy())
+    tokens, scores, logits = ids, [], []
+    steps = decode_steps(model, ids, mask, max_length, gen, as_generator(seed), cache, stop)
     with progress_bar(max_length - ids.shape[1], progress) as bar:
-        for next_tokens, tokens in decode_steps(model, ids, mask, max_length, gen, as_generator(seed)):
+        for next_tokens, tokens, step_scores, step_logits in steps:
             bar.update(1)
-            if streamer is not None:
-                streamer(next_tokens)
-    return tokens.copy()
+            if gen.output_scores:
+                scores.append(step_scores.copy())
+            if gen.output_logits:
+                logits.append(step_logits.copy())
+            if put is not None:
+                put(next_tokens.copy())
+    if hasattr(streamer, "end"):
+        streamer.end()
+    if not gen.return_dict_in_generate:
+        return tokens.copy()
+    return GenerateDecoderOnlyOutput(sequences=tokens.copy(), scores=tuple(scores) if gen.output_scores else None,
+                                     logits=tuple(logits) if gen.output_logits else None,
+                                     past_key_values=cache)
 
 
 def stream(model, input_ids: Any, attention_mask: Any = None, seed: int | np.random.Generator | None = None,
+           generation_config: GenerationConfig | None = None, tokenizer: Any = None,
            **kwargs: Any) -> Iterator[np.ndarray]:
     """Like `generate` (greedy or sampling), but yields each step's new tokens [B] as they come."""
-    gen = make_config(model.config, **kwargs)
+    gen = make_config(model, generation_config, **kwargs)
     gen.validate(model.config.vocab_size)
     if gen.num_beams > 1:
         raise InputError("streaming needs num_beams=1: beam search only knows its tokens at the end")
+    stop = StopStrings(gen.stop_strings, tokenizer) if gen.stop_strings else None
     ids, mask, max_length = prepare_inputs(input_ids, attention_mask, gen, model.config.vocab_size)
     if gen.num_return_sequences > 1:
         ids, mask = (np.repeat(a, gen.num_return_sequences, axis=0) for a in (ids, mask))
-    for next_tokens, _ in decode_steps(model, ids, mask, max_length, gen, as_generator(seed)):
+    for next_tokens, *_ in decode_steps(model, ids, mask, max_length, gen, as_generator(seed), stop=stop):
         yield next_tokens.copy()
-

@@ -87,11 +87,51 @@ class BloomForCausalLM(BloomWithHead):
     __call__ = forward
 
 
+    @property
+    def generation_config(self):
+        """The model's default `GenerationConfig`: generation_config.json of its checkpoint, else the
+        ids of its config (transformers' `model.generation_config`). Assignable."""
+        if self.__dict__.get("_generation_config") is None:
+            from .generation import GenerationConfig
+
+            self._generation_config = GenerationConfig.from_model_config(self.config)
+        return self._generation_config
+
+    @generation_config.setter
+    def generation_config(self, value) -> None:
+        self._generation_config = value
+
+    @classmethod
+    def from_pretrained(cls, directory, seed: int = 0, backend: str = "numpy", storage: str = "float32",
+                        **config_overrides: Any) -> "BloomForCausalLM":
+        """As `PreTrainedBloom.from_pretrained` (a checkpoint directory or a hub name; see there), plus
+        the checkpoint's generation_config.json, if any, as `generation_config`."""
+        import os
+
+        from . import hub
+        from .generation import GENERATION_CONFIG_NAME, GenerationConfig
+
+        directory = hub.resolve(directory)
+        model = super().from_pretrained(directory, seed=seed, backend=backend, storage=storage, **config_overrides)
+        if os.path.isfile(os.path.join(directory, GENERATION_CONFIG_NAME)):
+            model.generation_config = GenerationConfig.from_pretrained(directory)
+        return model
+
+    def save_pretrained(self, directory, dtype: str = "float32", max_shard_size: int | str | None = None) -> None:
+        """As `PreTrainedBloom.save_pretrained` (config.json and safetensors weights stored as `dtype`),
+        plus generation_config.json, as transformers writes it."""
+        super().save_pretrained(directory, dtype=dtype, max_shard_size=max_shard_size)
+        self.generation_config.save_pretrained(directory)
+
     def generate(self, input_ids: Any, attention_mask: Any = None, **kwargs: Any) -> np.ndarray:
-        """Continue each prompt; returns prompt + new tokens [B, L]. See `minibloom.generation.generate`:
-        greedy by default; do_sample with temperature / top_k / top_p and `seed`; num_beams for beam
-        search; max_new_tokens, eos_token_id (one or several), pad_token_id, repetition_penalty,
-        a `streamer` callback, and a progress bar on a terminal."""
+        """Continue each prompt; returns prompt + new tokens [B, L], or a `GenerateDecoderOnlyOutput`
+        with return_dict_in_generate=True. See `minibloom.generation.generate`: greedy by default;
+        do_sample with temperature / top_k / top_p and `seed`; num_beams for beam search;
+        max_new_tokens, min_new_tokens, eos_token_id (one or several), pad_token_id,
+        repetition_penalty, no_repeat_ngram_size, bad_words_ids, stop_strings (with tokenizer=),
+        generation_config=, past_key_values= (continue an earlier call), output_scores /
+        output_logits, a `streamer` (put/end objects such as `TextStreamer`, or a callable), and a
+        progress bar on a terminal."""
         from .generation import generate
 
         return generate(self, input_ids, attention_mask, **kwargs)

@@ -9,14 +9,41 @@ import numpy as np
 
 
 class ModelOutput:
-    """Field access by name (`out.last_hidden_state`, `out["last_hidden_state"]`) and, like
-    transformers' tuple mode, `to_tuple()` with the fields that are not None."""
+    """transformers' ModelOutput: field access by name (`out.logits`, `out["logits"]`) or by
+    position among the fields that are set (`out[0]`, `out[:2]`), `to_tuple()`, `len(out)`, and the
+    mapping methods `keys()`, `values()`, `items()`, `in`.
 
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
+    subtle: as in transformers, only fields that are not None count: `out[0]` of a causal LM output
+    without labels is the logits, with labels the loss.
+    """
+
+    def __getitem__(self, key: str | int | slice) -> Any:
+        if isinstance(key, str):
+            if key not in self.keys():
+                raise KeyError(key)
+            return getattr(self, key)
+        return self.to_tuple()[key]
+
+    def keys(self) -> list[str]:
+        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
+
+    def values(self) -> list[Any]:
+        return [getattr(self, k) for k in self.keys()]
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(k, getattr(self, k)) for k in self.keys()]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
 
     def to_tuple(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None)
+        return tuple(self.values())
 
 
 @dataclass
@@ -76,3 +103,37 @@ class QuestionAnsweringModelOutput(ModelOutput):
     end_logits: np.ndarray | None = None
     hidden_states: tuple[np.ndarray, ...] | None = None
     attentions: tuple[np.ndarray, ...] | None = None
+
+
+@dataclass
+class GenerateDecoderOnlyOutput(ModelOutput):
+    """`generate(..., return_dict_in_generate=True)` with greedy decoding or sampling.
+
+    - sequences [B, L]: prompt + generated tokens.
+    - scores: one [B, V] float32 array per generated token, the *processed* scores the token was
+      chosen from (after repetition penalty, temperature, top-k/p, ...); with output_scores=True.
+    - logits: one [B, V] per step, the raw logits of the model; with output_logits=True.
+    - past_key_values: the KV cache, holding every token but the last; pass it back to `generate`
+      with `sequences` to continue.
+    """
+
+    sequences: np.ndarray | None = None
+    scores: tuple[np.ndarray, ...] | None = None
+    logits: tuple[np.ndarray, ...] | None = None
+    attentions: Any = None
+    hidden_states: Any = None
+    past_key_values: Any = None
+
+
+@dataclass
+class GenerateBeamDecoderOnlyOutput(ModelOutput):
+    """`generate(..., num_beams > 1, return_dict_in_generate=True)`: sequences only, so far."""
+
+    sequences: np.ndarray | None = None
+    sequences_scores: np.ndarray | None = None
+    scores: tuple[np.ndarray, ...] | None = None
+    logits: tuple[np.ndarray, ...] | None = None
+    beam_indices: np.ndarray | None = None
+    attentions: Any = None
+    hidden_states: Any = None
+    past_key_values: Any = None

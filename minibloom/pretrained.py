@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import hub
 from .backends import get_backend
 from .config import BloomConfig
 from .errors import InputError
@@ -48,9 +49,13 @@ class PreTrainedBloom:
         self.backend, self.storage = backend, storage
         self.ops = get_backend(backend)
         dtype = check_storage(storage)
-        names = tqdm(shapes, desc="loading weights", unit="tensor", delay=2.0, leave=False,
-                     disable=None)  # shown only on a terminal, and only when it takes over 2 s
-        self.params = {name: store(name, np.asarray(params[name]), dtype) for name in names}
+        total = sum(np.asarray(params[name]).nbytes for name in shapes)
+        with tqdm(total=total, desc="loading weights", unit="B", unit_scale=True, unit_divisor=1024, delay=2.0,
+                  leave=False, disable=None) as bar:  # in bytes: one 1 GB embedding is most of the work
+            self.params = {}
+            for name in shapes:  # shown only on a terminal, and only when it takes over 2 s
+                self.params[name] = store(name, np.asarray(params[name]), dtype)
+                bar.update(np.asarray(params[name]).nbytes)
 
     @classmethod
     def param_shapes(cls, config: BloomConfig) -> dict[str, tuple[int, ...]]:
@@ -65,7 +70,8 @@ class PreTrainedBloom:
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, seed: int = 0, backend: str = "numpy",
                         storage: str = "float32", **config_overrides):
-        """Load config.json and the safetensors weights of a local checkpoint directory.
+        """Load config.json and the safetensors weights of a local checkpoint directory, or of a hub
+        name ("bigscience/bloom-560m", through huggingface_hub and its cache: see `hub.py`).
 
         Accepts checkpoints saved by any BLOOM class (with or without the `transformer.` prefix);
         other heads' tensors are ignored, anything else unexpected or mis-shaped is an error.
@@ -76,6 +82,7 @@ class PreTrainedBloom:
         Tensors are memory-mapped (`safetensors_io.map_tensor`): weights already in the `storage`
         dtype are used in place, so loading takes no time and RAM holds only the weights' bytes.
         """
+        directory = hub.resolve(directory)  # a hub name -> its snapshot in the HF cache
         config = BloomConfig.from_pretrained(directory)
         for key, value in config_overrides.items():
             setattr(config, key, value)
@@ -111,3 +118,68 @@ class PreTrainedBloom:
         config.architectures = [type(self).__name__]
         save_state_dict(self.state_dict(), directory, dtype=dtype, max_shard_size=max_shard_size)
         config.save_pretrained(directory)
+
+    # ----------------------------------------------------- transformers' PreTrainedModel helpers
+
+    @classmethod
+    def can_generate(cls) -> bool:
+        """True for classes with a `generate` method (BloomForCausalLM), as in transformers."""
+        return callable(getattr(cls, "generate", None))
+
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        """How many numbers the model holds; a tied lm_head is the embedding matrix and counts once.
+        exclude_embeddings leaves out the word embeddings (transformers' nn.Embedding weights);
+        every parameter is trainable here, so only_trainable changes nothing."""
+        skip = {"word_embeddings.weight"} if exclude_embeddings else set()
+        return int(sum(np.asarray(v).size for k, v in self.params.items() if k not in skip))
+
+    def get_input_embeddings(self) -> np.ndarray:
+        """The word-embedding matrix [V, H] (transformers returns the nn.Embedding holding it)."""
+        return self.params["word_embeddings.weight"]
+
+    def set_input_embeddings(self, value) -> None:
+        """Replace the word embeddings with `value` [V', H]; config.vocab_size becomes V'. With tied
+        embeddings the LM head follows (it *is* this matrix)."""
+        value = np.asarray(value)
+        H = self.config.hidden_size
+        if value.ndim != 2 or value.shape[1] != H or value.shape[0] < 1 or value.dtype.kind != "f":
+            raise InputError(f"input embeddings must be a float array [vocab, {H}], got {value.dtype} {value.shape}")
+        stored = store("word_embeddings.weight", value, check_storage(self.storage))
+        for model in (self, getattr(self, "transformer", None)):
+            if model is not None:
+                model.params["word_embeddings.weight"] = stored
+        self.config.vocab_size = value.shape[0]
+
+    def resize_token_embeddings(self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None,
+                                mean_resizing: bool = True) -> np.ndarray:
+        """Grow or shrink the vocabulary to new_num_tokens rows (rounded up to pad_to_multiple_of);
+        returns the new embedding matrix [V', H].
+
+        Kept rows are unchanged; new rows are the mean of the old ones (mean_resizing, so new tokens
+        start as an average token: transformers samples them close to that mean) or N(0,
+        initializer_range) draws. An untied lm_head is resized the same way.
+        """
+        from .generation import check_int
+
+        old = to_float32(self.get_input_embeddings())  # [V, H]
+        V = old.shape[0] if new_num_tokens is None else check_int("new_num_tokens", new_num_tokens, 1)
+        if pad_to_multiple_of is not None:
+            m = check_int("pad_to_multiple_of", pad_to_multiple_of, 1)
+            V = -(-V // m) * m
+        if not isinstance(mean_resizing, bool):
+            raise InputError(f"mean_resizing must be True or False, got {mean_resizing!r}")
+        rng = np.random.default_rng(0)
+
+        def resized(matrix: np.ndarray) -> np.ndarray:
+            extra = V - matrix.shape[0]
+            if extra <= 0:
+                return matrix[:V].copy()
+            fill = (np.broadcast_to(matrix.mean(axis=0), (extra, matrix.shape[1])) if mean_resizing else
+                    rng.normal(0.0, self.config.initializer_range, (extra, matrix.shape[1])))
+            return np.concatenate([matrix, fill.astype(np.float32)])  # [V', H]
+
+        if "lm_head.weight" in self.params:
+            self.params["lm_head.weight"] = store("lm_head.weight", resized(to_float32(self.params["lm_head.weight"])),
+                                                  check_storage(self.storage))
+        self.set_input_embeddings(resized(old))
+        return self.get_input_embeddings()

@@ -94,7 +94,7 @@ def test_generate_on_the_embedded_model_is_deterministic_and_streams():
     assert "tokens/s" in a.stderr
     greedy = run("generate", "ROMEO.", "--max-new-tokens", "8")
     tok, lm = BloomTokenizer.from_pretrained(EMBEDDED), BloomForCausalLM.from_pretrained(EMBEDDED)
-    ids = lm.generate(tok("ROMEO.")["input_ids"][None], max_new_tokens=8)
+    ids = lm.generate(tok("ROMEO.", return_tensors="np")["input_ids"], max_new_tokens=8)
     assert greedy.stdout == tok.decode(ids[0], skip_special_tokens=True) + "\n"
 
 

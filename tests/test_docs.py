@@ -60,3 +60,17 @@ def test_api_page_is_up_to_date():
 
     text = make_api.render()
     assert all(f"`minibloom.{name}" in text for name in minibloom.__all__ if name != "__version__")
+
+
+def test_api_page_shows_inherited_methods_and_full_signatures():
+    """Generated with griffe: inherited from_pretrained / save_pretrained on every model class, generate's
+    and the tokenizer's arguments, batch_decode, train_bpe."""
+    text = open(os.path.join(ROOT, "docs", "api.md"), encoding="utf-8").read()
+    for cls in ("BloomModel", "BloomForCausalLM", "BloomForSequenceClassification", "BloomForTokenClassification",
+                "BloomForQuestionAnswering"):
+        assert f"#### `{cls}.from_pretrained(directory" in text and f"#### `{cls}.save_pretrained(directory" in text
+    for needle in ("#### `BloomTokenizer.__call__(text", "return_tensors: str | None = None",
+                   "#### `BloomTokenizer.batch_decode(sequences", "### `minibloom.tokenizer.train.train_bpe(texts",
+                   "### `minibloom.generation.generate(model, input_ids", "no_repeat_ngram_size",
+                   "(from `PreTrainedBloom`)"):
+        assert needle in text, needle

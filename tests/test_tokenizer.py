@@ -96,7 +96,7 @@ def test_ids_offsets_and_decode_equal_hf_tokenizers(variant):
 def test_reference_notes_examples_shape():
     """BLOOM's own ids cannot be checked here (its 14 MB tokenizer.json is not reachable); its facts
     that do not depend on the vocab are: no <s>/</s> added, '!' is id 4, specials are 0..3."""
-    assert TOK("!")["input_ids"].tolist() == [4]
+    assert TOK("!")["input_ids"] == [4]
     assert TOK.encode("The fox</s>")[-1] == 2 and TOK.encode("<s>")[0] == 1
     assert (TOK.unk_token_id, TOK.bos_token_id, TOK.eos_token_id, TOK.pad_token_id) == (0, 1, 2, 3)
 
@@ -118,7 +118,7 @@ def test_offsets_point_into_the_text_in_order(text):
 
 @given(st.lists(texts, min_size=1, max_size=4), st.sampled_from(["left", "right"]))
 def test_padding_keeps_each_rows_ids(batch, side):
-    out = TOK(batch, padding=True, padding_side=side, return_offsets_mapping=True)
+    out = TOK(batch, padding=True, padding_side=side, return_offsets_mapping=True, return_tensors="np")
     for row, text in enumerate(batch):
         ids, offsets = TOK.encode_with_offsets(text)
         keep = out["attention_mask"][row].astype(bool)
@@ -130,16 +130,18 @@ def test_padding_keeps_each_rows_ids(batch, side):
 
 
 def test_call_shapes_truncation_and_max_length_padding():
-    single = TOK("Hello world")
-    assert single["input_ids"].ndim == 1 and single["attention_mask"].tolist() == [1] * single["input_ids"].size
-    out = TOK(["Hello world, this is long", "Hi"], padding="max_length", truncation=True, max_length=4)
+    single = TOK("Hello world")  # one text: lists, as transformers returns them
+    assert single["input_ids"] == TOK.encode("Hello world") and single.attention_mask == [1] * len(single.input_ids)
+    assert TOK("Hello world", return_tensors="np")["input_ids"].shape == (1, len(single.input_ids))
+    out = TOK(["Hello world, this is long", "Hi"], padding="max_length", truncation=True, max_length=4,
+              return_tensors="np")
     assert out["input_ids"].shape == (2, 4)
     assert out["input_ids"][0].tolist() == TOK.encode("Hello world, this is long")[:4]
     assert TOK.padding_side == "left" and out["attention_mask"][1].tolist()[-len(TOK.encode("Hi")):] == [1] * len(
         TOK.encode("Hi"))
     TOK.truncation_side = "left"
     try:
-        assert TOK("Hello world", truncation=True, max_length=2)["input_ids"].tolist() == TOK.encode("Hello world")[-2:]
+        assert TOK("Hello world", truncation=True, max_length=2)["input_ids"] == TOK.encode("Hello world")[-2:]
     finally:
         TOK.truncation_side = "right"
 
@@ -172,7 +174,9 @@ def test_bad_inputs_raise_typed_errors():
     with pytest.raises(InputError, match=r"text\[1\]"):
         TOK(["ok", None])
     with pytest.raises(InputError, match="different lengths"):
-        TOK(["a", "a b c d e"])
+        TOK(["a", "a b c d e"], return_tensors="np")
+    with pytest.raises(InputError, match="return_tensors"):
+        TOK("a", return_tensors="pt")
     with pytest.raises(InputError, match="max_length"):
         TOK("a", padding="max_length")
     with pytest.raises(InputError, match="padding_side"):

@@ -30,6 +30,6 @@ for i, (s, e) in zip(ids, offsets):
     print(f"{i:5d} {tok.convert_ids_to_tokens(i)!r:14} {text[s:e]!r}")
 assert ids[-1] == tok.eos_token_id  # special tokens in the text are matched first
 assert tok.decode(ids) == text
-batch = tok(["To be", "or not to be"], padding=True)
+batch = tok(["To be", "or not to be"], padding=True, return_tensors="np")
 print("left-padded batch:", batch["input_ids"].tolist(), batch["attention_mask"].tolist())
 assert batch["attention_mask"][0, 0] == 0  # padding_side is left, as BLOOM's hub config says

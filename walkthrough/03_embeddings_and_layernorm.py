@@ -11,7 +11,7 @@ from minibloom.functional import layer_norm
 
 model = BloomModel.from_pretrained(EMBEDDED_CHECKPOINT)
 tok = BloomTokenizer.from_pretrained(EMBEDDED_CHECKPOINT)
-ids = tok("KING RICHARD.")["input_ids"][None]  # [1, T]
+ids = tok("KING RICHARD.", return_tensors="np")["input_ids"]  # [1, T]
 table = model.params["word_embeddings.weight"]  # [V, H]
 x = table[ids].astype(np.float32)  # [1, T, H]
 print("ids", ids.tolist(), "-> embeddings", x.shape, "(stored as", table.dtype, ")")

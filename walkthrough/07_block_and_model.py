@@ -15,7 +15,7 @@ from minibloom.model import block_spec
 
 model = BloomModel.from_pretrained(EMBEDDED_CHECKPOINT)
 tok = BloomTokenizer.from_pretrained(EMBEDDED_CHECKPOINT)
-ids = tok("Friends, Romans, countrymen")["input_ids"][None]
+ids = tok("Friends, Romans, countrymen", return_tensors="np")["input_ids"]
 cfg, P = model.config, model.params
 mask = np.ones_like(ids)
 h = ops.layer_norm(ops.embed(P["word_embeddings.weight"], ids), P["word_embeddings_layernorm.weight"],

@@ -12,7 +12,7 @@ from minibloom.losses import log_softmax
 
 lm = BloomForCausalLM.from_pretrained(EMBEDDED_CHECKPOINT)
 tok = BloomTokenizer.from_pretrained(EMBEDDED_CHECKPOINT)
-ids = tok("Good night, good night! parting is such sweet sorrow")["input_ids"][None]
+ids = tok("Good night, good night! parting is such sweet sorrow", return_tensors="np")["input_ids"]
 out = lm(ids, labels=ids)
 logp = log_softmax(out.logits[0, :-1])  # [T-1, V]: position t predicts token t+1
 by_hand = -logp[np.arange(ids.shape[1] - 1), ids[0, 1:]].mean()
@@ -22,7 +22,7 @@ nxt = out.logits[0, -1].argmax()
 print("most likely next token:", repr(tok.decode([nxt])))
 
 clf = BloomForSequenceClassification.from_pretrained(EMBEDDED_CHECKPOINT, num_labels=2)  # new head: warns
-batch = tok(["Out, damned spot!", "All the world's a stage"], padding=True)
+batch = tok(["Out, damned spot!", "All the world's a stage"], padding=True, return_tensors="np")
 logits = clf(batch["input_ids"], attention_mask=batch["attention_mask"], labels=np.array([0, 1])).logits
 print("classifier logits (random head):", np.round(logits, 3).tolist())
 assert logits.shape == (2, 2)

@@ -10,7 +10,7 @@ from minibloom import EMBEDDED_CHECKPOINT, BloomForCausalLM, BloomTokenizer, KVC
 
 lm = BloomForCausalLM.from_pretrained(EMBEDDED_CHECKPOINT)
 tok = BloomTokenizer.from_pretrained(EMBEDDED_CHECKPOINT)
-ids = tok("HAMLET.\nTo be, or not to be")["input_ids"][None]
+ids = tok("HAMLET.\nTo be, or not to be", return_tensors="np")["input_ids"]
 cache = KVCache.for_config(lm.config, batch=1, capacity=ids.shape[1] + 20)
 prefix = lm(ids[:, :-3], past_key_values=cache).logits  # the first T-3 tokens fill the cache
 rest = lm(ids[:, -3:], past_key_values=cache).logits  # the last 3 attend to the cached ones

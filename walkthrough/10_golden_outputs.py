@@ -12,7 +12,7 @@ import numpy as np
 from minibloom import EMBEDDED_CHECKPOINT, BloomForCausalLM, BloomTokenizer, golden
 
 lm = BloomForCausalLM.from_pretrained(EMBEDDED_CHECKPOINT)
-ids = BloomTokenizer.from_pretrained(EMBEDDED_CHECKPOINT)("Once more unto the breach")["input_ids"][None]
+ids = BloomTokenizer.from_pretrained(EMBEDDED_CHECKPOINT)("Once more unto the breach", return_tensors="np")["input_ids"]
 path = os.path.join(tempfile.mkdtemp(), "golden.safetensors")
 record = golden.dump(lm, path, ids)
 print(len(record), "tensors, e.g.", list(record)[2:9])

@@ -32,6 +32,21 @@ from .tokenizer_json import Pipeline, parse_pipeline, read_json
 SPACE = "Ġ"  # the byte-level stand-in of " "
 
 
+SPECIAL_NAMES = ("unk_token", "bos_token", "eos_token", "pad_token")
+BYTE_LEVEL_CHARS = {chr(c) for c in range(33, 127)}  # ASCII characters that are their own byte-level form
+
+
+class BatchEncoding(dict):
+    """What the tokenizer returns: a dict (`enc["input_ids"]`) whose keys are also attributes
+    (`enc.input_ids`), as transformers' BatchEncoding."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
 class BloomTokenizer:
     """Load with `from_file("tokenizer.json")` or `from_pretrained(directory)`; call it on text."""
 
@@ -39,14 +54,18 @@ class BloomTokenizer:
 
     def __init__(self, data: dict[str, Any], path: str = "tokenizer.json", padding_side: str = "right",
                  add_prefix_space: bool | None = None, model_max_length: int | None = None,
-                 special_tokens: dict[str, str] | None = None):
+                 special_tokens: dict[str, str] | None = None, truncation_side: str = "right",
+                 clean_up_tokenization_spaces: bool = False):
         if add_prefix_space:  # as BloomTokenizerFast: switch it on in the pre-tokenizer and decoder
             data = {**data, **{k: _with_prefix_space(data.get(k)) for k in ("pre_tokenizer", "decoder")}}
         self.data = data
         self.pipeline: Pipeline = parse_pipeline(data, path)
         self.bpe = self.pipeline.bpe
-        self.padding_side = padding_side
-        self.truncation_side = "right"
+        self.add_prefix_space = self.pipeline.add_prefix_space
+        self.padding_side = check_side(padding_side, "padding_side")
+        self.truncation_side = check_side(truncation_side, "truncation_side")
+        self.clean_up_tokenization_spaces = bool(clean_up_tokenization_spaces)
+        self.pipeline_path = path
         self.model_max_length = model_max_length
         self.id_to_token = {i: t for t, i in self.bpe.vocab.items()}
         self.id_to_token.update({a.id: a.content for a in self.pipeline.added_tokens})
@@ -74,13 +93,18 @@ class BloomTokenizer:
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, **kwargs: Any) -> "BloomTokenizer":
         """A directory with tokenizer.json and, optionally, tokenizer_config.json (padding side,
-        add_prefix_space, model_max_length, special token names); keyword arguments override it."""
+        add_prefix_space, model_max_length, special token names); keyword arguments override it.
+        A hub name ("bigscience/bloom-560m") is read from the HF cache or downloaded (`hub.py`)."""
+        from ..hub import TOKENIZER_FILES, resolve
+
+        directory = resolve(directory, TOKENIZER_FILES)
         path = os.path.join(directory, "tokenizer.json")
         if not os.path.isfile(path):
             raise TokenizerFileError(f"{directory}: no tokenizer.json in this directory")
         config_path = os.path.join(directory, "tokenizer_config.json")
         config = read_json(config_path) if os.path.isfile(config_path) else {}
-        settings = {k: config[k] for k in ("padding_side", "add_prefix_space", "model_max_length") if k in config}
+        settings = {k: config[k] for k in ("padding_side", "add_prefix_space", "model_max_length", "truncation_side",
+                                           "clean_up_tokenization_spaces") if k in config}
         specials = {k: config[k] for k in ("unk_token", "bos_token", "eos_token", "pad_token")
                     if isinstance(config.get(k), str)}
         settings = {"padding_side": "right", **settings, "special_tokens": specials, **kwargs}
@@ -93,7 +117,8 @@ class BloomTokenizer:
         """Write tokenizer.json and tokenizer_config.json into `directory`, each atomically."""
         os.makedirs(directory, exist_ok=True)
         config = {"tokenizer_class": "BloomTokenizerFast", "padding_side": self.padding_side,
-                  "add_prefix_space": self.pipeline.add_prefix_space, "clean_up_tokenization_spaces": False,
+                  "add_prefix_space": self.pipeline.add_prefix_space, "truncation_side": self.truncation_side,
+                  "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
                   **{k: getattr(self, k) for k in ("unk_token", "bos_token", "eos_token", "pad_token")}}
         if self.model_max_length is not None:
             config["model_max_length"] = self.model_max_length
@@ -214,64 +239,111 @@ class BloomTokenizer:
             trimmed.append((start, end))
         return trimmed
 
-    def __call__(self, text: str | Sequence[str], padding: bool | str = False, truncation: bool | str = False,
+    def __call__(self, text: str | Sequence[str], padding: bool | str = False, truncation: bool | str | None = None,
                  max_length: int | None = None, return_offsets_mapping: bool = False,
                  add_special_tokens: bool = True, padding_side: str | None = None,
-                 return_attention_mask: bool = True, return_tensors: str | None = "np") -> dict[str, np.ndarray]:
-        """Encode one text ([T] arrays) or a list of texts ([B, T] arrays) into a dict of NumPy arrays:
-        input_ids, attention_mask and, if asked, offset_mapping ([..., T, 2]).
+                 return_attention_mask: bool = True, return_tensors: str | None = None,
+                 pad_to_multiple_of: int | None = None, return_special_tokens_mask: bool = False) -> "BatchEncoding":
+        """Encode one text or a list of texts, as transformers' tokenizers do: a `BatchEncoding` (a dict
+        with attribute access) of input_ids, attention_mask and, if asked, offset_mapping and
+        special_tokens_mask.
 
-        padding: False, True / "longest" (to the longest in the batch) or "max_length".
-        truncation: True cuts each text to max_length tokens (from the right, or the left when
-        truncation_side is "left"). add_special_tokens is accepted for compatibility: BLOOM adds none.
+        return_tensors=None (the default): Python lists, `[T]` for one text and `[[...], ...]` for a
+        list (rows may differ in length when not padded). return_tensors="np": NumPy int64 arrays
+        [B, T] (one text gives [1, T]); rows must then have one length (pad them).
+        padding: False, True / "longest" (to the longest in the batch) or "max_length" (each row to
+        max_length); pad_to_multiple_of rounds the padded length up. truncation: True cuts each
+        text to max_length tokens, from the right or, with truncation_side "left", the left; None (the
+        default) truncates when max_length is given without padding, as transformers does.
+        add_special_tokens is accepted for compatibility: BLOOM adds none (so special_tokens_mask
+        marks only padding).
         """
         batch = check_texts(text)
         pad_mode = check_padding(padding, max_length)
         side = check_side(padding_side or self.padding_side, "padding_side")
-        if return_tensors not in (None, "np"):
-            raise InputError(f"return_tensors must be 'np' (minibloom returns NumPy arrays), got {return_tensors!r}")
+        check_return_tensors(return_tensors)
         encoded = [self.encode_with_offsets(t) if return_offsets_mapping else (self.encode_ids(t), None)
                    for t in batch]
+        if truncation is None:  # transformers: max_length without padding means truncate to it
+            truncation = max_length is not None and pad_mode is None
         limit = max_length if max_length is not None else self.model_max_length
         if truncation and limit is not None:
             encoded = [self._truncate(ids, offs, limit) for ids, offs in encoded]
-        out = self._pad(encoded, pad_mode, max_length, side, return_offsets_mapping)
-        if not return_attention_mask:
-            del out["attention_mask"]
-        if isinstance(text, str):
-            out = {k: v[0] for k, v in out.items()}
-        return out
+        rows = []
+        for ids, offsets in encoded:
+            row = {"input_ids": ids, "attention_mask": [1] * len(ids)}
+            if return_special_tokens_mask:
+                row["special_tokens_mask"] = [0] * len(ids)
+            if return_offsets_mapping:
+                row["offset_mapping"] = [tuple(o) for o in offsets]
+            rows.append(row)
+        rows = self._pad_rows(rows, pad_mode, max_length, pad_to_multiple_of, side)
+        return self._format(rows, single=isinstance(text, str), return_tensors=return_tensors,
+                            return_attention_mask=return_attention_mask)
 
     def _truncate(self, ids: list[int], offsets: list | None, limit: int):
         cut = slice(max(len(ids) - limit, 0), None) if self.truncation_side == "left" else slice(0, limit)
         return ids[cut], None if offsets is None else offsets[cut]
 
-    def _pad(self, encoded, pad_mode: str | None, max_length: int | None, side: str,
-             with_offsets: bool) -> dict[str, np.ndarray]:
-        lengths = [len(ids) for ids, _ in encoded]
+    PAD_VALUES = {"attention_mask": 0, "special_tokens_mask": 1, "offset_mapping": (0, 0), "token_type_ids": 0}
+
+    def _pad_rows(self, rows: list[dict[str, list]], pad_mode: str | None, max_length: int | None,
+                  multiple: int | None, side: str) -> list[dict[str, list]]:
+        """Pad each row (a dict of equal-length lists) to the batch's longest or to max_length, rounded
+        up to `multiple`: pad_token_id, attention 0, special-token mask 1, offsets (0, 0)."""
+        if multiple is not None and (not isinstance(multiple, (int, np.integer)) or isinstance(multiple, bool)
+                                     or multiple < 1):
+            raise InputError(f"pad_to_multiple_of must be a positive integer, got {multiple!r}")
         if pad_mode is None:
-            if len(set(lengths)) > 1:
-                raise InputError(f"texts encode to different lengths {sorted(set(lengths))}; pass padding=True "
-                                 "(and/or truncation=True with max_length) to get one array")
-            width = lengths[0]
-        else:
-            width = max(max(lengths), max_length or 0) if pad_mode == "max_length" else max(lengths)
-        if pad_mode is not None and self.pad_token is None:
+            return rows
+        if self.pad_token is None:
             raise InputError("this tokenizer has no pad token, so it cannot pad")
-        B = len(encoded)
-        input_ids = np.full((B, width), self.pad_token_id if pad_mode else 0, np.int64)  # [B, T]
-        mask = np.zeros((B, width), np.int64)  # [B, T]
-        offsets = np.zeros((B, width, 2), np.int64)  # [B, T, 2]
-        for b, (ids, offs) in enumerate(encoded):
-            cols = slice(width - len(ids), width) if side == "left" else slice(0, len(ids))
-            input_ids[b, cols] = ids
-            mask[b, cols] = 1
-            if offs:
-                offsets[b, cols] = offs
-        out = {"input_ids": input_ids, "attention_mask": mask}
-        if with_offsets:
-            out["offset_mapping"] = offsets
-        return out
+        longest = max(len(r["input_ids"]) for r in rows)
+        padded = []
+        for row in rows:
+            n = len(row["input_ids"])
+            target = longest if pad_mode == "longest" else max(n, max_length)
+            if multiple:
+                target = -(-target // multiple) * multiple
+            fill = {k: [self.pad_token_id if k == "input_ids" else self.PAD_VALUES.get(k, 0)] * (target - n)
+                    for k in row}
+            padded.append({k: (fill[k] + list(v) if side == "left" else list(v) + fill[k]) for k, v in row.items()})
+        return padded
+
+    def _format(self, rows: list[dict[str, list]], single: bool, return_tensors: str | None,
+                return_attention_mask: bool | None = True) -> "BatchEncoding":
+        """Rows -> BatchEncoding of lists (one row: unnested) or of [B, T] int64 arrays."""
+        keys = [k for k in rows[0] if not (k == "attention_mask" and return_attention_mask is False)]
+        if return_tensors != "np":
+            out = {k: [r[k] for r in rows] for k in keys}
+            return BatchEncoding({k: v[0] for k, v in out.items()} if single else out)
+        lengths = sorted({len(r["input_ids"]) for r in rows})
+        if len(lengths) > 1:
+            raise InputError(f"texts encode to different lengths {lengths}; pass padding=True (and/or "
+                             "truncation=True with max_length) to get one array, or return_tensors=None for lists")
+        arrays = {}
+        for k in keys:
+            value = np.array([r[k] for r in rows], np.int64)
+            arrays[k] = value.reshape(len(rows), lengths[0], 2) if k == "offset_mapping" else value  # [B, T(, 2)]
+        return BatchEncoding(arrays)
+
+    def pad(self, encoded_inputs: Any, padding: bool | str = True, max_length: int | None = None,
+            pad_to_multiple_of: int | None = None, padding_side: str | None = None,
+            return_attention_mask: bool | None = None, return_tensors: str | None = None) -> "BatchEncoding":
+        """Pad already-encoded inputs (transformers' `pad`): a dict of lists (one row, or a batch of
+        rows) or a list of such dicts. An attention_mask is made when absent."""
+        rows, single = _rows_of(encoded_inputs)
+        pad_mode = check_padding(padding, max_length)
+        side = check_side(padding_side or self.padding_side, "padding_side")
+        check_return_tensors(return_tensors)
+        rows = [{"input_ids": list(self._check_ids(r["input_ids"], "input_ids")),
+                 "attention_mask": list(r.get("attention_mask", [1] * len(r["input_ids"]))),
+                 **{k: list(v) for k, v in r.items() if k not in ("input_ids", "attention_mask")}} for r in rows]
+        for k, r in enumerate(rows):
+            if any(len(v) != len(r["input_ids"]) for v in r.values()):
+                raise InputError(f"encoded_inputs row {k}: its lists differ in length")
+        rows = self._pad_rows(rows, pad_mode, max_length, pad_to_multiple_of, side)
+        return self._format(rows, single, return_tensors, return_attention_mask)
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         """Token ids of one text, as a list."""
@@ -305,18 +377,56 @@ class BloomTokenizer:
             return self.token_to_id.get(tokens)
         return [self.token_to_id.get(t) for t in tokens]
 
-    def decode(self, token_ids: Any, skip_special_tokens: bool = False) -> str:
+    def decode(self, token_ids: Any, skip_special_tokens: bool = False,
+               clean_up_tokenization_spaces: bool | None = None) -> str:
         """Ids -> text. Tokens are joined as bytes first, so a character split across two tokens comes
-        back whole; bytes that are not valid UTF-8 become U+FFFD, as in transformers."""
+        back whole; bytes that are not valid UTF-8 become U+FFFD, as in transformers.
+        clean_up_tokenization_spaces (default: the tokenizer's setting, False for BLOOM) removes the
+        space before punctuation and English contractions (" ." -> ".", " n't" -> "n't")."""
         if isinstance(token_ids, (int, np.integer)):
             token_ids = [token_ids]
         ids = self._check_ids(token_ids)
-        data = b"".join(from_byte_level(self.id_to_token[i]) for i in ids
-                        if not (skip_special_tokens and i in self.special_ids))
-        return data.decode("utf-8", errors="replace")
+        text = self.convert_tokens_to_string([self.id_to_token[i] for i in ids
+                                              if not (skip_special_tokens and i in self.special_ids)])
+        clean = self.clean_up_tokenization_spaces if clean_up_tokenization_spaces is None \
+            else clean_up_tokenization_spaces
+        return clean_up_tokenization(text) if clean else text
 
-    def batch_decode(self, sequences: Any, skip_special_tokens: bool = False) -> list[str]:
-        return [self.decode(seq, skip_special_tokens=skip_special_tokens) for seq in sequences]
+    def batch_decode(self, sequences: Any, skip_special_tokens: bool = False,
+                     clean_up_tokenization_spaces: bool | None = None) -> list[str]:
+        """Decode each row of a [B, L] array or list of id lists (generate's output) to text."""
+        return [self.decode(seq, skip_special_tokens=skip_special_tokens,
+                            clean_up_tokenization_spaces=clean_up_tokenization_spaces) for seq in sequences]
+
+    def convert_tokens_to_string(self, tokens: Sequence[str]) -> str:
+        """Byte-level token strings ("ĠHello") -> text: their bytes joined, then decoded as UTF-8."""
+        if isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens):
+            raise InputError("tokens must be a list of token strings")
+        return b"".join(from_byte_level(t) for t in tokens).decode("utf-8", errors="replace")
+
+    def add_tokens(self, new_tokens: str | Sequence[str], special_tokens: bool = False) -> int:
+        """Add tokens matched whole in the text (before pre-tokenization), with new ids after the last;
+        returns how many were new (transformers' `add_tokens`). Resize the model's embeddings to
+        `len(tokenizer)` to use them."""
+        new_tokens = [new_tokens] if isinstance(new_tokens, str) else list(new_tokens)
+        if not all(isinstance(t, str) and t for t in new_tokens):
+            raise InputError("new_tokens must be non-empty strings")
+        if any(c not in BYTE_LEVEL_CHARS for t in new_tokens for c in t):
+            raise InputError("added tokens must be printable ASCII (other characters have no byte-level form here)")
+        fresh = [t for t in dict.fromkeys(new_tokens) if t not in self.token_to_id]
+        if not fresh:
+            return 0
+        added = list(self.data.get("added_tokens") or [])
+        next_id = self.n_ids
+        for k, content in enumerate(fresh):
+            added.append({"id": next_id + k, "content": content, "single_word": False, "lstrip": False,
+                          "rstrip": False, "normalized": not special_tokens, "special": special_tokens})
+        settings = dict(padding_side=self.padding_side, model_max_length=self.model_max_length,
+                        special_tokens={k: getattr(self, k) for k in SPECIAL_NAMES if getattr(self, k)})
+        truncation_side, clean = self.truncation_side, self.clean_up_tokenization_spaces
+        self.__init__({**self.data, "added_tokens": added}, self.pipeline_path, **settings)
+        self.truncation_side, self.clean_up_tokenization_spaces = truncation_side, clean
+        return len(fresh)
 
 
 def _with_prefix_space(component: Any) -> Any:
@@ -359,3 +469,41 @@ def check_side(side: Any, name: str) -> str:
     if side not in ("left", "right"):
         raise InputError(f"{name} must be 'left' or 'right', got {side!r}")
     return side
+
+
+def check_return_tensors(return_tensors: Any) -> None:
+    if return_tensors not in (None, "np"):
+        raise InputError(f"return_tensors must be None (lists) or 'np' (NumPy arrays): minibloom has no torch, "
+                         f"got {return_tensors!r}")
+
+
+def _rows_of(encoded: Any) -> tuple[list[dict[str, Any]], bool]:
+    """pad()'s input -> (rows, was it one unnested row)."""
+    if isinstance(encoded, (list, tuple)) and encoded and all(isinstance(e, dict) for e in encoded):
+        rows = [dict(e) for e in encoded]
+        single = False
+    elif isinstance(encoded, dict) and "input_ids" in encoded:
+        ids = encoded["input_ids"]
+        ids = ids.tolist() if isinstance(ids, np.ndarray) else ids
+        single = not (len(ids) and isinstance(ids[0], (list, tuple, np.ndarray)))
+        if single:
+            rows = [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in encoded.items()}]
+        else:
+            rows = [{k: (np.asarray(encoded[k])[b].tolist() if isinstance(encoded[k], np.ndarray) else encoded[k][b])
+                     for k in encoded} for b in range(len(ids))]
+    else:
+        raise InputError("encoded_inputs must be a dict with input_ids, or a non-empty list of such dicts")
+    if any("input_ids" not in r for r in rows):
+        raise InputError("every row of encoded_inputs needs input_ids")
+    return rows, single
+
+
+CLEANUPS = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),
+            (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
+
+
+def clean_up_tokenization(text: str) -> str:
+    """transformers' `clean_up_tokenization`: drop the space before punctuation and contractions."""
+    for before, after in CLEANUPS:
+        text = text.replace(before, after)
+    return text

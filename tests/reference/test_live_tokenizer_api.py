@@ -1,0 +1,109 @@
+"""The tokenizer's transformers surface against BloomTokenizerFast on the BLOOM-format tokenizer in
+tests/data/tokenizer: return types (lists / np), padding, pad(), special-token masks, truncation
+side, decode's clean-up, convert_tokens_to_string, add_tokens, add_prefix_space."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minibloom import InputError
+from minibloom.tokenizer import BloomTokenizer
+from tests.tokenizer_utils import texts
+
+transformers = pytest.importorskip("transformers", reason="the live tokenizer tests need transformers")
+
+DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "tokenizer")
+THEIRS = transformers.BloomTokenizerFast.from_pretrained(DIR)
+OURS = BloomTokenizer.from_pretrained(DIR)
+
+
+def same(ours, theirs):
+    """Equal keys, and equal values with equal types (lists vs arrays, shapes, tuples of offsets)."""
+    assert list(ours.keys()) == list(theirs.keys())
+    for key in theirs:
+        a, b = ours[key], theirs[key]
+        if isinstance(b, np.ndarray):
+            assert isinstance(a, np.ndarray) and a.shape == b.shape and (a == b).all(), key
+        else:
+            assert a == b, key
+
+
+options = st.fixed_dictionaries({}, optional={
+    "padding": st.sampled_from([True, "longest", "max_length", False]),
+    "truncation": st.sampled_from([True, False, None]),
+    "max_length": st.integers(1, 12),
+    "return_tensors": st.sampled_from([None, "np"]),
+    "pad_to_multiple_of": st.sampled_from([None, 1, 4, 8]),
+    "return_special_tokens_mask": st.booleans(),
+    "return_offsets_mapping": st.booleans(),
+    "return_attention_mask": st.booleans(),
+    "padding_side": st.sampled_from(["left", "right"]),
+})
+
+
+@given(st.one_of(texts, st.lists(texts, min_size=1, max_size=3)), options, st.sampled_from(["left", "right"]))
+def test_call_returns_what_bloom_tokenizer_fast_returns(text, kwargs, truncation_side):
+    if kwargs.get("padding") == "max_length" and "max_length" not in kwargs:
+        kwargs["max_length"] = 6
+    THEIRS.truncation_side = OURS.truncation_side = truncation_side
+    try:
+        expected = THEIRS(text, **kwargs)
+        if any(isinstance(v, np.ndarray) and v.dtype == object for v in expected.values()):
+            # ragged rows as arrays: transformers makes object arrays of arrays; minibloom refuses
+            with pytest.raises(InputError, match="different lengths"):
+                OURS(text, **kwargs)
+            return
+        got = OURS(text, **kwargs)
+    finally:
+        THEIRS.truncation_side = OURS.truncation_side = "right"
+    same(got, expected)
+    assert got.input_ids is got["input_ids"]
+
+
+@given(st.lists(st.lists(st.integers(4, 200), min_size=1, max_size=6), min_size=1, max_size=4),
+       st.sampled_from([None, "np"]), st.sampled_from([None, 4]), st.sampled_from(["left", "right"]))
+def test_pad_matches_transformers(rows, return_tensors, multiple, side):
+    kwargs = dict(return_tensors=return_tensors, pad_to_multiple_of=multiple, padding_side=side)
+    same(OURS.pad({"input_ids": rows}, **kwargs), THEIRS.pad({"input_ids": rows}, **kwargs))
+    same(OURS.pad([{"input_ids": r} for r in rows], **kwargs), THEIRS.pad([{"input_ids": r} for r in rows], **kwargs))
+    same(OURS.pad({"input_ids": rows[0]}), THEIRS.pad({"input_ids": rows[0]}))
+
+
+@given(texts)
+def test_decode_clean_up_and_convert_tokens_to_string(text):
+    ids = THEIRS.encode(text)
+    for clean in (None, True, False):
+        assert OURS.decode(ids, clean_up_tokenization_spaces=clean) == THEIRS.decode(
+            ids, clean_up_tokenization_spaces=clean)
+    tokens = THEIRS.convert_ids_to_tokens(ids)
+    assert OURS.convert_tokens_to_string(tokens) == THEIRS.convert_tokens_to_string(tokens)
+
+
+def test_decode_cleans_punctuation_and_contractions_as_transformers():
+    text = "Hello , world . Is n't it ? I 'm here ! It 's , we 've , they 're ' ok"
+    ids = THEIRS.encode(text)
+    assert OURS.decode(ids, clean_up_tokenization_spaces=True) == THEIRS.decode(ids, clean_up_tokenization_spaces=True)
+
+
+def test_add_tokens_matches_transformers():
+    theirs = transformers.BloomTokenizerFast.from_pretrained(DIR)
+    ours = BloomTokenizer.from_pretrained(DIR)
+    for new, special in ((["zzq", "<extra_0>"], False), (["[SEP9]"], True), ("<extra_0>", False)):
+        assert ours.add_tokens(new, special_tokens=special) == theirs.add_tokens(new, special_tokens=special)
+        assert len(ours) == len(theirs)
+    for text in ("a zzq<extra_0>b", "zzqzzq [SEP9] x", "plain text"):
+        assert ours.encode(text) == theirs.encode(text)
+        ids = theirs.encode(text)
+        assert ours.decode(ids) == theirs.decode(ids)
+        assert ours.decode(ids, skip_special_tokens=True) == theirs.decode(ids, skip_special_tokens=True)
+
+
+def test_add_prefix_space_attribute():
+    for flag in (False, True):
+        assert BloomTokenizer.from_pretrained(DIR, add_prefix_space=flag).add_prefix_space == \
+            transformers.BloomTokenizerFast.from_pretrained(DIR, add_prefix_space=flag).add_prefix_space

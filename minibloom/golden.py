@@ -76,9 +76,10 @@ def load(path: str | os.PathLike) -> GoldenFile:
     return read(path)
 
 
-# Default tolerances: tol = BASE[port dtype] * (1 + depth / DEPTH_SCALE), element allowed
-# tol * (rms(expected) + |expected|). Measured in docs/golden.md ("Default tolerances").
-BASE_TOLERANCE = {"float64": 1e-5, "float32": 1e-5, "float16": 4e-3, "bfloat16": 3e-2}
+# Default tolerances: tol = BASE[port dtype] * sqrt(1 + depth / DEPTH_SCALE), element allowed
+# tol * (rms(expected) + |expected|). Measured in docs/golden.md ("Default tolerances"):
+# tests/reference/measure_golden_tolerances.py prints the headroom correct ports use.
+BASE_TOLERANCE = {"float64": 1e-5, "float32": 1e-5, "float16": 4e-2, "bfloat16": 1e-1}
 DEPTH_SCALE = 4.0
 PORT_DTYPES = ("float32", "float16", "bfloat16", "float64")
 
@@ -108,8 +109,11 @@ def read_tolerances(path: str | os.PathLike) -> list[tuple[str, float, float]]:
     for glob, tol in table.items():
         if not isinstance(tol, dict) or not set(tol) <= {"atol", "rtol"} or not tol:
             raise CheckpointError(f"{path}: {glob!r} must map to {{\"atol\": a, \"rtol\": r}}, got {tol!r}")
-        rules.append((glob, check_tolerance(tol.get("atol", 0.0), f"{path}: {glob} atol"),
-                      check_tolerance(tol.get("rtol", 0.0), f"{path}: {glob} rtol")))
+        try:
+            rules.append((glob, check_tolerance(tol.get("atol", 0.0), f"{path}: {glob} atol"),
+                          check_tolerance(tol.get("rtol", 0.0), f"{path}: {glob} rtol")))
+        except InputError as e:  # a bad value in a file is the file's fault
+            raise CheckpointError(str(e)) from None
     return rules
 
 
@@ -123,7 +127,8 @@ def depth_of(name: str, n_layer: int) -> int:
 
 def default_tolerance(name: str, n_layer: int, port_dtype: str) -> float:
     """The relative tolerance for `name` at its depth in a port computing in `port_dtype`."""
-    return BASE_TOLERANCE.get(port_dtype, BASE_TOLERANCE["float32"]) * (1 + depth_of(name, n_layer) / DEPTH_SCALE)
+    growth = np.sqrt(1 + depth_of(name, n_layer) / DEPTH_SCALE)  # rounding errors add up like a random walk
+    return float(BASE_TOLERANCE.get(port_dtype, BASE_TOLERANCE["float32"]) * growth)
 
 
 @dataclass

@@ -36,6 +36,11 @@ from .golden_format import (FORMAT, FORMAT_VERSION, HEAD_OUTPUTS, MODEL_CLASSES,
 from .safetensors_io import save_file
 from .trace import Trace
 
+__all__ = ["BASE_TOLERANCE", "DEPTH_SCALE", "FORMAT", "FORMAT_VERSION", "MODEL_CLASSES", "GoldenFile", "Report",
+           "TensorDiff", "axes_of", "capture", "check_tolerance", "compare", "config_sha256", "default_tolerance",
+           "diff_tensor", "dump", "format_report", "live_run", "load", "parse_layers", "plot_errors",
+           "read_tolerances"]
+
 
 def config_sha256(config) -> str:
     return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()

@@ -266,7 +266,7 @@ def cmd_golden(args: argparse.Namespace) -> int:
     if args.plot:
         golden.plot_errors(report, args.plot)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2, default=float))
+        print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
     else:
         print(golden.format_report(report, failures_only=args.failures_only))
     return 0 if report.ok else 1

@@ -195,9 +195,21 @@ class Report:
 
     def to_dict(self) -> dict:
         first = self.first_divergence
-        return {"ok": self.ok, "atol": self.atol, "rtol": self.rtol,
-                "first_divergence": None if first is None else first.__dict__,
-                "layers": self.layers(), "tensors": [r.__dict__ for r in self.rows]}
+        return _json_safe({"ok": self.ok, "atol": self.atol, "rtol": self.rtol,
+                           "first_divergence": None if first is None else first.__dict__,
+                           "layers": self.layers(), "tensors": [r.__dict__ for r in self.rows]})
+
+
+def _json_safe(value):
+    """Non-finite floats as the strings "inf", "-inf", "nan": strict JSON readers in other languages
+    refuse Python's Infinity / NaN literals."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    return value
 
 
 def ulp_spacing(values: np.ndarray, dtype: str) -> np.ndarray:

@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--ids", type=int, nargs="+", metavar="ID", help="token ids of one sequence")
     what.add_argument("--inputs", metavar="JSON", help="a JSON file with input_ids [B][T] and attention_mask [B][T]")
     dump.add_argument("-o", "--output", default="golden.safetensors")
+    dump.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
+                      help="compute (and store) the golden as transformers does in this dtype")
     cmp = gsub.add_parser("compare", help="compare two golden files, or a golden file and a live run",
                           description="Compare every tensor of EXPECTED with ACTUAL (a golden file: safetensors, "
                                       ".npz or a directory of NAME.npy; or a checkpoint directory run on EXPECTED's "
@@ -249,7 +251,7 @@ def cmd_golden(args: argparse.Namespace) -> int:
     if args.golden_command == "dump":
         ids, mask, text = _golden_inputs(args)
         model = BloomForCausalLM.from_pretrained(args.checkpoint, backend=args.backend, storage=args.storage)
-        record = golden.dump(model, args.output, ids, mask, text=text)
+        record = golden.dump(model, args.output, ids, mask, text=text, dtype=args.dtype)
         print(f"wrote {len(record)} tensors for {ids.shape[0]} x {ids.shape[1]} tokens to {args.output}")
         return 0
     for flag in ("atol", "rtol"):

@@ -60,18 +60,28 @@ def capture(model, input_ids: Any, attention_mask: Any = None) -> dict[str, np.n
     return record
 
 
-def dump(model, path: str | os.PathLike, input_ids: Any, attention_mask: Any = None, text: str | None = None) -> dict:
-    """Write a golden file of `model` on these inputs (atomically); returns the recorded tensors."""
-    record = capture(model, input_ids, attention_mask)
+def dump(model, path: str | os.PathLike, input_ids: Any, attention_mask: Any = None, text: str | None = None,
+         dtype: str = "float32") -> dict:
+    """Write a golden file of `model` on these inputs (atomically); returns the recorded tensors.
+
+    dtype "bfloat16" / "float16": computed as transformers computes in that dtype (`golden_lowp.py`)
+    and stored in it; "float32" (default): minibloom's own forward pass."""
+    if dtype == "float32":
+        record = capture(model, input_ids, attention_mask)
+    else:
+        from .golden_lowp import capture_lowp
+
+        ids = np.asarray(input_ids)
+        record = capture_lowp(model, ids, np.ones_like(ids) if attention_mask is None else attention_mask, dtype)
     cls = type(model).__name__
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "minibloom_version": __version__,
                 "model_class": cls, "config": json.dumps(model.config.to_dict(), sort_keys=True),
-                "config_sha256": config_sha256(model.config), "dtype": "float32",
+                "config_sha256": config_sha256(model.config), "dtype": dtype,
                 "order": json.dumps(list(record)),
                 "axes": json.dumps({k: axes_of(k, v.ndim, cls) for k, v in record.items()})}
     if text is not None:
         metadata["text"] = text
-    save_file(record, path, metadata=metadata)
+    save_file(record, path, dtype=dtype, metadata=metadata)
     return record
 
 
@@ -256,7 +266,7 @@ def padding_masks(name: str, shape: tuple[int, ...], axes: list[str], mask: np.n
 
 def diff_tensor(name: str, expected: np.ndarray, actual: np.ndarray, axes: list[str], atol: float,
                 rtol: float, scale_aware: bool = False, port_dtype: str = "float32", mask: np.ndarray | None = None,
-                ignore_padding: bool = False, row_constant: bool = False) -> TensorDiff:
+                ignore_padding: bool = False, row_constant: bool = False, golden_dtype: str = "float32") -> TensorDiff:
     """Differences of one tensor: max abs / rel / ULPs, relative-norm error, cosine, headroom and the
     position of its worst element (the largest |diff| / allowed).
 
@@ -287,8 +297,9 @@ def diff_tensor(name: str, expected: np.ndarray, actual: np.ndarray, axes: list[
     diff[np.isnan(e) & np.isnan(a)] = 0.0
     diff[np.isnan(diff)] = np.inf  # one side NaN (or inf - inf of another sign)
     if masked is not None:
-        lowest = 0.5 * float(np.finfo(np.float16 if port_dtype == "float16" else np.float32).min)
-        both_masked = masked & (e <= lowest) & ((a <= lowest) | (a == -np.inf))
+        lowest_e, lowest_a = (0.5 * float(np.finfo(np.float16 if d == "float16" else np.float32).min)
+                              for d in (golden_dtype, port_dtype))
+        both_masked = masked & (e <= lowest_e) & ((a <= lowest_a) | (a == -np.inf))
         diff[both_masked] = 0.0
     if row_constant and axes[-1:] == ["key"]:
         d = np.where(compared, a - e, 0.0)
@@ -373,7 +384,8 @@ def compare(expected: GoldenFile, actual: GoldenFile | dict[str, np.ndarray], at
             a_tol, r_tol = 0.0, 0.0  # the inputs are equal or the comparison means nothing
         rows.append(diff_tensor(name, expected.tensors[name], np.asarray(port.tensors[name]), axes.get(name, []),
                                 a_tol, r_tol, scaled, dtype, mask, ignore_padding,
-                                scores_up_to_row_constant and name.rsplit(".", 1)[-1] in ("scores", "alibi")))
+                                scores_up_to_row_constant and name.rsplit(".", 1)[-1] in ("scores", "alibi"),
+                                expected.dtype_of(name)))
     return Report(rows, atol, rtol)
 
 

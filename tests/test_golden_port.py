@@ -242,3 +242,38 @@ def test_per_layer_summary_and_plot(checkpoint, expected, tmp_path):
     assert "embeddings_layernorm" not in text and "h.0.mlp.gelu" in text
     golden.plot_errors(report, tmp_path / "e.png")
     assert (tmp_path / "e.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_goldens_hold_values_of_their_dtype_and_pass_a_correct_port(checkpoint, expected, tmp_path,
+                                                                                    dtype):
+    path = tmp_path / "low.safetensors"
+    golden.dump(BloomForCausalLM.from_pretrained(checkpoint), path, IDS, MASK, dtype=dtype)
+    low = golden.load(path)
+    assert low.metadata["dtype"] == dtype and low.dtype_of("h.0.mlp.gelu") == dtype
+    for name in low.order[2:]:
+        x = low.tensors[name]
+        if dtype == "bfloat16":
+            assert not (x.astype(np.float32).view(np.uint32) & 0xFFFF).any(), name
+        else:
+            np.testing.assert_array_equal(x.astype(np.float16).astype(np.float32), x, err_msg=name)
+    scores = low.tensors["h.0.self_attention.scores"]
+    assert scores.min() == (np.float32(-3.3895314e38) if dtype == "bfloat16" else -65504.0)
+    assert golden.compare(expected, low, port_dtype=dtype).ok  # near the float32 golden, within dtype noise
+    if dtype == "bfloat16":  # the independent bf16 port, against the bf16 golden
+        port = Port(checkpoint, bf16=True).forward(IDS, MASK)
+        report = golden.compare(low, port, port_dtype=dtype)
+        assert report.ok, golden.format_report(report)
+        far = golden.compare(expected, port, port_dtype=dtype)  # it is closer than to the float32 golden
+        assert max(r.headroom for r in report.rows) < 0.75 * max(r.headroom for r in far.rows)
+
+
+def test_half_precision_goldens_are_for_the_bare_model_and_the_causal_lm(tmp_path):
+    from minibloom import BloomForSequenceClassification
+
+    cls = BloomForSequenceClassification.from_pretrained(os.path.join(GOLDEN_DIR, "seq_cls_single_label"))
+    with pytest.raises(InputError, match="BloomForSequenceClassification"):
+        golden.dump(cls, tmp_path / "x.safetensors", IDS % cls.config.vocab_size, dtype="bfloat16")
+    with pytest.raises(InputError, match="dtype"):
+        golden.dump(cls, tmp_path / "x.safetensors", IDS % cls.config.vocab_size, dtype="int8")
+    assert not (tmp_path / "x.safetensors").exists()

@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--text", action="append", help="text to tokenize (repeat for a left-padded batch)")
     what.add_argument("--ids", type=int, nargs="+", metavar="ID", help="token ids of one sequence")
     what.add_argument("--inputs", metavar="JSON", help="a JSON file with input_ids [B][T] and attention_mask [B][T]")
+    dump.set_defaults(storage=None)  # default: the checkpoint's own dtype, so the weights stay memory-mapped
     dump.add_argument("-o", "--output", default="golden.safetensors")
     dump.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
                       help="compute (and store) the golden as transformers does in this dtype")
@@ -250,7 +251,8 @@ def cmd_golden(args: argparse.Namespace) -> int:
 
     if args.golden_command == "dump":
         ids, mask, text = _golden_inputs(args)
-        model = BloomForCausalLM.from_pretrained(args.checkpoint, backend=args.backend, storage=args.storage)
+        storage = args.storage or golden.checkpoint_storage(args.checkpoint)  # as on disk: memory-mapped
+        model = BloomForCausalLM.from_pretrained(args.checkpoint, backend=args.backend, storage=storage)
         record = golden.dump(model, args.output, ids, mask, text=text, dtype=args.dtype)
         print(f"wrote {len(record)} tensors for {ids.shape[0]} x {ids.shape[1]} tokens to {args.output}")
         return 0

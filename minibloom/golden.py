@@ -37,7 +37,7 @@ from .safetensors_io import save_file
 from .trace import Trace
 
 __all__ = ["BASE_TOLERANCE", "DEPTH_SCALE", "FORMAT", "FORMAT_VERSION", "MODEL_CLASSES", "GoldenFile", "Report",
-           "TensorDiff", "axes_of", "capture", "check_tolerance", "compare", "config_sha256", "default_tolerance",
+           "TensorDiff", "axes_of", "capture", "check_tolerance", "checkpoint_storage", "compare", "config_sha256", "default_tolerance",
            "diff_tensor", "dump", "format_report", "live_run", "load", "parse_layers", "plot_errors",
            "read_tolerances"]
 
@@ -83,6 +83,21 @@ def dump(model, path: str | os.PathLike, input_ids: Any, attention_mask: Any = N
         metadata["text"] = text
     save_file(record, path, dtype=dtype, metadata=metadata)
     return record
+
+
+def checkpoint_storage(directory: str | os.PathLike) -> str:
+    """The storage that keeps a checkpoint's matrices as they are on disk: "bfloat16" / "float16" when
+    every matrix is stored so, else "float32". With it `from_pretrained` memory-maps the weights
+    instead of converting them, so a dump reads each layer from the page cache when it gets to it:
+    a checkpoint larger than the free RAM streams through (RAM ~ one layer plus the activations)."""
+    from .safetensors_io import read_header
+    from .weights import checkpoint_files
+
+    codes = set()
+    for path in sorted(set(checkpoint_files(directory).values())):
+        infos, _ = read_header(path)
+        codes |= {info.dtype for info in infos.values() if len(info.shape) == 2}
+    return {frozenset({"BF16"}): "bfloat16", frozenset({"F16"}): "float16"}.get(frozenset(codes), "float32")
 
 
 def load(path: str | os.PathLike) -> GoldenFile:

@@ -232,14 +232,19 @@ def test_model_class_in_the_metadata_must_be_a_model_class(expected, tmp_path):
                 golden.load(path)
 
 
-def test_per_layer_summary_and_plot(checkpoint, expected, tmp_path):
-    pytest.importorskip("matplotlib", reason="the error-vs-depth plot needs the docs extra (matplotlib)")
+def test_per_layer_summary_and_failures_only(checkpoint, expected):
     report = golden.compare(expected, Port(checkpoint, bugs=["erf_gelu"]).forward(IDS, MASK))
     layers = report.layers()
     assert [g["layer"] for g in layers] == ["embeddings", "h.0", "h.1", "head"]
     assert layers[0]["ok"] and not layers[1]["ok"] and layers[1]["headroom"] > 1
+    assert layers[1]["worst"] == "h.0.mlp.gelu" or layers[1]["headroom"] >= report.first_divergence.headroom
     text = golden.format_report(report, failures_only=True)
-    assert "embeddings_layernorm" not in text and "h.0.mlp.gelu" in text
+    assert "embeddings_layernorm" not in text and "h.0.mlp.gelu" in text and "h.0.input_layernorm" not in text
+
+
+def test_error_vs_depth_plot(checkpoint, expected, tmp_path):
+    pytest.importorskip("matplotlib", reason="the error-vs-depth plot needs the docs extra (matplotlib)")
+    report = golden.compare(expected, Port(checkpoint, bugs=["erf_gelu"]).forward(IDS, MASK))
     golden.plot_errors(report, tmp_path / "e.png")
     assert (tmp_path / "e.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -70,7 +70,8 @@ def main() -> None:
         dump = time.perf_counter() - start
     print(f"checkpoint {size / 1e9:.2f} GB (bf16, {args.layers} layers of bloom-560m's shape)")
     print(f"probe: streaming read {probe:.2f} s = {size / probe / 1e9:.2f} GB/s")
-    print(f"dump:  golden.dump ({args.backend}) {dump:.2f} s = {size / dump / 1e9:.2f} GB/s  ({dump / probe:.1f}x the probe)")
+    print(f"dump:  golden.dump ({args.backend}) {dump:.2f} s = {size / dump / 1e9:.2f} GB/s  "
+          f"({dump / probe:.1f}x the probe)")
     for name, nbytes in SIZES.items():
         print(f"  {name}: {nbytes / 1e9:.0f} GB -> dump ~{nbytes / (size / dump) / 60:.1f} min "
               f"(reading alone ~{nbytes / (size / probe) / 60:.1f} min)")

@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--atol", type=float, help="one absolute tolerance for every tensor (default: by depth and dtype)")
     cmp.add_argument("--rtol", type=float, help="an element passes if |diff| <= atol + rtol*|expected|")
     cmp.add_argument("--tolerances", metavar="FILE", help="JSON {name glob: {atol, rtol}}; the first match wins")
-    cmp.add_argument("--only", action="append", default=[], metavar="GLOB", help="compare only these names (repeatable)")
+    cmp.add_argument("--only", action="append", default=[], metavar="GLOB",
+                     help="compare only these names (repeatable)")
     cmp.add_argument("--layers", metavar="A:B", help="compare only layers A <= i < B (other tensors stay)")
     cmp.add_argument("--logits-only", action="store_true", help="compare only the head's outputs")
     cmp.add_argument("--skip-missing", action="store_true", help="a name the port did not record is reported "

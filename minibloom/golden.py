@@ -37,7 +37,8 @@ from .safetensors_io import save_file
 from .trace import Trace
 
 __all__ = ["BASE_TOLERANCE", "DEPTH_SCALE", "FORMAT", "FORMAT_VERSION", "MODEL_CLASSES", "GoldenFile", "Report",
-           "TensorDiff", "axes_of", "capture", "check_tolerance", "checkpoint_storage", "compare", "config_sha256", "default_tolerance",
+           "TensorDiff", "axes_of", "capture", "check_tolerance", "checkpoint_storage", "compare", "config_sha256",
+           "default_tolerance",
            "diff_tensor", "dump", "format_report", "live_run", "load", "parse_layers", "plot_errors",
            "read_tolerances"]
 
@@ -288,13 +289,13 @@ def diff_tensor(name: str, expected: np.ndarray, actual: np.ndarray, axes: list[
     An element passes when |actual - expected| <= allowed = atol + rtol * |expected| (scale_aware:
     atol * rms(expected) + rtol * |expected|). NaN equals NaN. Masked score entries (a future or
     padding key, from the golden's mask) are equal when both sides are a mask value (-inf, or at most
-    half the port dtype's finfo.min). ignore_padding: padded queries/tokens and masked query/key pairs
+    half the dtype's finfo.min). ignore_padding: padded queries/tokens and masked query/key pairs
     are not compared. row_constant: the differences along the last axis (keys) are compared after
     removing their mean over the compared keys, so scores that differ by a per-row constant pass.
     """
     expected = np.asarray(expected)
     if row_constant and axes[-1:] == ["key"] and actual.ndim == expected.ndim == 4 and expected.shape[2] == 1:
-        expected = np.broadcast_to(expected, actual.shape)  # [B, N, 1, S] alibi vs a [B, N, T, S] one
+        expected = np.broadcast_to(expected, actual.shape)  # [B, N, 1, S] alibi vs the paper's [B, N, T, S]
         axes = axes[:2] + ["token", "key"]
     conformed = conform(actual, expected.shape)
     if conformed is None:
@@ -303,53 +304,67 @@ def diff_tensor(name: str, expected: np.ndarray, actual: np.ndarray, axes: list[
     e, a = expected.astype(np.float64), conformed.astype(np.float64)
     masked, pad_query, pad_key = padding_masks(name, e.shape, axes, mask)
     compared = np.ones(e.shape, bool)
-    if ignore_padding:
-        for m in (pad_query, masked):
-            compared &= True if m is None else ~m
-    if row_constant and masked is not None:
-        compared &= ~masked  # a constant shift of finfo.min means nothing
+    for skip in ((pad_query, masked) if ignore_padding else ()) + ((masked,) if row_constant else ()):
+        if skip is not None:
+            compared &= ~skip  # (a constant shift of finfo.min means nothing: masked entries leave row mode)
+    diff = element_diff(e, a, masked, golden_dtype, port_dtype)
+    if row_constant and axes[-1:] == ["key"]:
+        diff = without_row_shift(e, a, diff, compared)
+    if not compared.any():
+        return TensorDiff(name, True, atol=atol, rtol=rtol, note="nothing to compare")
+    row = summarise(e, a, diff, compared, atol, rtol, scale_aware, port_dtype)
+    worst = np.unravel_index(row.pop("worst"), e.shape)
+    padding = ("query" if "key" in axes else "token") if pad_query is not None and pad_query[worst] else \
+        "key" if pad_key is not None and pad_key[worst] else ""
+    return TensorDiff(name, row["headroom"] <= 1.0, position=dict(zip(axes, map(int, worst))),
+                      expected=float(e[worst]), actual=float(a[worst]), atol=atol, rtol=rtol, padding=padding, **row)
+
+
+def element_diff(e: np.ndarray, a: np.ndarray, masked: np.ndarray | None, golden_dtype: str,
+                 port_dtype: str) -> np.ndarray:
+    """|a - e| per element: NaN vs NaN is 0, NaN vs a number is inf, and in masked score entries
+    two mask values (-inf, or at most half of each side's finfo.min) are 0 apart."""
     diff = np.abs(a - e)
     diff[np.isnan(e) & np.isnan(a)] = 0.0
     diff[np.isnan(diff)] = np.inf  # one side NaN (or inf - inf of another sign)
     if masked is not None:
         lowest_e, lowest_a = (0.5 * float(np.finfo(np.float16 if d == "float16" else np.float32).min)
                               for d in (golden_dtype, port_dtype))
-        both_masked = masked & (e <= lowest_e) & ((a <= lowest_a) | (a == -np.inf))
-        diff[both_masked] = 0.0
-    if row_constant and axes[-1:] == ["key"]:
-        d = np.where(compared, a - e, 0.0)
-        count = np.maximum(compared.sum(-1, keepdims=True), 1)
-        shift = np.nan_to_num(d.sum(-1, keepdims=True) / count, nan=0.0, posinf=0.0, neginf=0.0)
-        diff = np.where(compared & np.isfinite(a - e), np.abs(a - e - shift), diff)
-    if not compared.any():
-        return TensorDiff(name, True, atol=atol, rtol=rtol, note="nothing to compare")
-    ref = np.where(compared & np.isfinite(e) & (np.abs(e) < 1e30), e, 0.0)  # masked entries left out
+        diff[masked & (e <= lowest_e) & ((a <= lowest_a) | (a == -np.inf))] = 0.0
+    return diff
+
+
+def without_row_shift(e: np.ndarray, a: np.ndarray, diff: np.ndarray, compared: np.ndarray) -> np.ndarray:
+    """|a - e - c| with c the mean of a - e over each row's compared keys: equal up to a per-row constant."""
+    d = np.where(compared, a - e, 0.0)
+    count = np.maximum(compared.sum(-1, keepdims=True), 1)
+    shift = np.nan_to_num(d.sum(-1, keepdims=True) / count, nan=0.0, posinf=0.0, neginf=0.0)  # [..., 1]
+    return np.where(compared & np.isfinite(a - e), np.abs(a - e - shift), diff)
+
+
+def summarise(e: np.ndarray, a: np.ndarray, diff: np.ndarray, compared: np.ndarray, atol: float, rtol: float,
+              scale_aware: bool, port_dtype: str) -> dict:
+    """The metrics over the compared elements (masked scores, |e| >= 1e30, left out of the norms) and
+    the flat index of the worst element."""
+    real = compared & np.isfinite(e) & (np.abs(e) < 1e30)
+    ref = np.where(real, e, 0.0)
     rms = float(np.sqrt(np.mean(ref[compared] ** 2)))
     allowed = (atol * rms if scale_aware else atol) + rtol * np.abs(np.nan_to_num(e, posinf=0, neginf=0))
     with np.errstate(divide="ignore", invalid="ignore"):
-        badness = np.where(diff == 0, 0.0, diff / allowed)  # 0/0 passes; x/0 is inf
-    badness = np.where(compared, badness, -1.0)
-    worst = np.unravel_index(int(np.argmax(badness)), e.shape)
-    d = np.where(compared & np.isfinite(diff) & (np.abs(e) < 1e30), a - e, 0.0)
-    act = np.where(compared & np.isfinite(a) & (np.abs(e) < 1e30), a, 0.0)
-    norm_e, norm_a = float(np.linalg.norm(ref)), float(np.linalg.norm(act))
-    rel_norm = float(np.linalg.norm(d)) / norm_e if norm_e > 0 else float(np.linalg.norm(d) > 0) * np.inf
-    cosine = float(np.sum(ref * act) / (norm_e * norm_a)) if norm_e > 0 and norm_a > 0 else float(norm_e == norm_a)
+        badness = np.where(compared, np.where(diff == 0, 0.0, diff / allowed), -1.0)  # 0/0 passes; x/0 is inf
+    err = np.where(real & np.isfinite(diff), a - e, 0.0)
+    act = np.where(real & np.isfinite(a), a, 0.0)
+    norm_e, norm_a, norm_d = (float(np.linalg.norm(x)) for x in (ref, act, err))
     cdiff = np.where(compared, diff, 0.0)
-    rel = cdiff / np.maximum(np.abs(np.nan_to_num(e)), max(rms, np.finfo(np.float32).tiny))
     magnitude = np.maximum(np.maximum(np.abs(e), np.abs(a)), rms)  # floored at the RMS: near-zero elements
     spacing = ulp_spacing(np.nan_to_num(magnitude, nan=0.0), port_dtype)  # would count noise in tiny ULPs
     ulp = cdiff / np.where(np.isfinite(spacing) & (spacing > 0), spacing, np.inf)
-    pad_what = ""
-    if pad_query is not None and pad_query[worst]:
-        pad_what = "query" if "key" in axes else "token"
-    elif pad_key is not None and pad_key[worst]:
-        pad_what = "key"
-    headroom = float(badness.max())
-    return TensorDiff(name, bool(headroom <= 1.0), float(cdiff.max()), float(rel.max()), float(np.nanmax(ulp)),
-                      dict(zip(axes, map(int, worst))), float(expected[worst]), float(conformed.reshape(e.shape)[worst]),
-                      rel_norm=rel_norm, cosine=cosine, headroom=headroom, atol=atol, rtol=rtol,
-                      compared=int(compared.sum()), padding=pad_what)
+    rel = cdiff / np.maximum(np.abs(np.nan_to_num(e)), max(rms, np.finfo(np.float32).tiny))
+    both = norm_e > 0 and norm_a > 0
+    return {"max_abs": float(cdiff.max()), "max_rel": float(rel.max()), "max_ulp": float(np.nanmax(ulp)),
+            "rel_norm": norm_d / norm_e if norm_e > 0 else (np.inf if norm_d > 0 else 0.0),
+            "cosine": float(np.sum(ref * act) / (norm_e * norm_a)) if both else float(norm_e == norm_a),
+            "headroom": float(badness.max()), "compared": int(compared.sum()), "worst": int(np.argmax(badness))}
 
 
 def compare(expected: GoldenFile, actual: GoldenFile | dict[str, np.ndarray], atol: float | None = None,
@@ -425,7 +440,8 @@ def live_run(expected: GoldenFile, checkpoint: str | os.PathLike, backend: str =
 
     cls_name = expected.model_class
     if cls_name not in MODEL_CLASSES:
-        raise InputError(f"golden file names an unknown model class {cls_name[:80]!r}; one of {', '.join(MODEL_CLASSES)}")
+        raise InputError(f"golden file names an unknown model class {cls_name[:80]!r}; "
+                         f"one of {', '.join(MODEL_CLASSES)}")
     if "input_ids" not in expected.tensors:
         raise InputError("the golden file has no input_ids: a live run needs the inputs")
     cls = BloomModel if cls_name == "BloomModel" else getattr(heads, cls_name)
@@ -465,7 +481,8 @@ def format_report(report: Report, limit: int | None = None, failures_only: bool 
         lines.append(f"FAIL: first divergence at {first.name}: {first.note}")
     else:
         lines.append(f"FAIL: first divergence at {first.name} ({first.where()}): expected {first.expected:.9g}, "
-                     f"got {first.actual:.9g} (atol={first.atol:g}, rtol={first.rtol:g}, headroom {first.headroom:.3g})")
+                     f"got {first.actual:.9g} (atol={first.atol:g}, rtol={first.rtol:g}, "
+                     f"headroom {first.headroom:.3g})")
     return "\n".join(lines)
 
 

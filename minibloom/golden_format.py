@@ -196,7 +196,8 @@ def _check_metadata(path: str, metadata: dict[str, str], tensors: dict[str, np.n
                               f"this minibloom reads {FORMAT_VERSION!r}")
     cls = metadata.get("model_class")
     if cls is not None and cls not in MODEL_CLASSES:
-        raise CheckpointError(f"{path}: golden metadata model_class {cls[:80]!r} is not one of {', '.join(MODEL_CLASSES)}")
+        raise CheckpointError(f"{path}: golden metadata model_class {cls[:80]!r} is not one of "
+                              f"{', '.join(MODEL_CLASSES)}")
     try:
         order, axes = json.loads(metadata.get("order", "[]")), json.loads(metadata.get("axes", "{}"))
     except (TypeError, ValueError, RecursionError) as e:

@@ -48,6 +48,8 @@ def test_inputs_json_is_dumped_as_given(tmp_path):
     g = golden.load(tmp_path / "g.safetensors")
     np.testing.assert_array_equal(g.tensors["input_ids"], spec["input_ids"])
     np.testing.assert_array_equal(g.tensors["attention_mask"], spec["attention_mask"])
+    half = run("dump", "--inputs", tmp_path / "in.json", "--dtype", "float16", "-o", tmp_path / "h.safetensors")
+    assert half.returncode == 0 and golden.load(tmp_path / "h.safetensors").dtype_of("logits") == "float16"
     for bad in ({"input_ids": [[1, 2], [3]]}, {"input_ids": [[1, 2]], "attention_mask": [[1, 2]]}, [1, 2], "x"):
         (tmp_path / "bad.json").write_text(json.dumps(bad))
         done = run("dump", "--inputs", tmp_path / "bad.json", "-o", tmp_path / "b.safetensors")

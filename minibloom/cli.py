@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Run a checkpoint on one or more sequences and write every intermediate. "
                                        "Several --text make a left-padded batch (the padding catches ALiBi "
                                        "position bugs); --inputs reads {\"input_ids\": [[...]], "
-                                       "\"attention_mask\": [[...]]} from a JSON file.")
+                                       "\"attention_mask\": [[...]]} from a JSON file. --storage defaults to "
+                                       "the checkpoint's own dtype, so the weights stay memory-mapped and a "
+                                       "checkpoint larger than the RAM streams through.")
     _checkpoint_args(dump)
     what = dump.add_mutually_exclusive_group(required=True)
     what.add_argument("--text", action="append", help="text to tokenize (repeat for a left-padded batch)")

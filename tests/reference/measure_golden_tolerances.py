@@ -7,8 +7,10 @@ layers; a small vocab, which only changes the logits' width), transformers' own 
 (N(0, 0.02) matrices) with LN weights and all biases spread out, writes minibloom's float32
 golden file on a left-padded batch, then runs transformers itself in float32, bfloat16 and float16
 as three correct ports (forward hooks record the documented names) and prints, for each, the
-largest headroom (max |diff| / allowed under the default tolerances) per depth. The numbers in
-docs/golden.md ("Default tolerances") come from this script. Takes ~1 min and ~4 GB.
+largest headroom (max |diff| / allowed under the default tolerances) per depth; then the first
+divergence of the independent port of tests/golden_port.py with each classic bug, in float32 and
+bfloat16. The numbers in docs/golden.md ("Default tolerances") come from this script. Takes a few
+minutes and ~4 GB.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import transformers
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from minibloom import BloomForCausalLM, golden  # noqa: E402
+from tests.golden_port import BUGS, FIRST_OP, Port  # noqa: E402
 
 
 def hooked(model, ids, mask):
@@ -92,6 +95,9 @@ def main() -> None:
         golden.dump(ours, os.path.join(d, "g.safetensors"), ids, mask)
         expected = golden.load(os.path.join(d, "g.safetensors"))
         del ours
+        bugs = [(bf16, bug, golden.compare(expected, Port(d, bugs=[bug], bf16=bf16).forward(ids, mask),
+                                           port_dtype="bfloat16" if bf16 else None).first_divergence)
+                for bf16 in (False, True) for bug in BUGS]
     print(f"bloom-560m shape, {args.layers} layers, vocab {args.vocab}; headroom under the default tolerances "
           f"(BASE {golden.BASE_TOLERANCE}, DEPTH_SCALE {golden.DEPTH_SCALE})")
     for dtype in ("float32", "bfloat16", "float16"):
@@ -103,6 +109,12 @@ def main() -> None:
                                                    f"h.{args.layers - 1}", "head")]
         print(f"{dtype:9} ok={report.ok}  max headroom {worst['headroom']:.3f} at {worst['worst']};  "
               + "; ".join(f"{g['layer']} {g['headroom']:.3f} (rel norm {g['rel_norm']:.2g})" for g in picks))
+
+
+    print("the seven bugs in the independent port of tests/golden_port.py (first divergence, headroom):")
+    for bf16, bug, first in bugs:
+        where = f"{first.name} ({first.headroom:.3g})" if first else "not caught"
+        print(f"  {'bfloat16' if bf16 else 'float32 '} {bug:24} {where}  (expected {FIRST_OP[bug]})")
 
 
 if __name__ == "__main__":

@@ -76,6 +76,9 @@ def self_attention(x: np.ndarray, residual: np.ndarray, p: dict[str, np.ndarray]
     fused = ops.linear(x, p["query_key_value.weight"], p["query_key_value.bias"])  # [B, T, H] -> [B, T, 3H]
     trace.record("qkv", fused)
     q, k, v = split_heads(fused, spec.n_head)  # 3 x [B, N, T, D]
+    trace.record("q", q)
+    trace.record("k", k)
+    trace.record("v", v)
     if cache is not None:
         k, v = cache.store(k, v)  # 2 x [B, N, S, D]: the past positions, then the new ones
     if trace.active:  # the scores exist only inside the fused op: recompute them for the record

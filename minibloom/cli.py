@@ -106,21 +106,48 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Golden files record every intermediate of a forward pass under stable "
                                         "names (docs/golden.md), for checking a port of BLOOM op by op.")
     gsub = golden.add_subparsers(dest="golden_command", required=True, metavar="ACTION")
-    dump = gsub.add_parser("dump", help="run a checkpoint and write a golden file")
+    dump = gsub.add_parser("dump", help="run a checkpoint and write a golden file",
+                           description="Run a checkpoint on one or more sequences and write every intermediate. "
+                                       "Several --text make a left-padded batch (the padding catches ALiBi "
+                                       "position bugs); --inputs reads {\"input_ids\": [[...]], "
+                                       "\"attention_mask\": [[...]]} from a JSON file. --storage defaults to "
+                                       "the checkpoint's own dtype, so the weights stay memory-mapped and a "
+                                       "checkpoint larger than the RAM streams through.")
     _checkpoint_args(dump)
     what = dump.add_mutually_exclusive_group(required=True)
-    what.add_argument("--text", help="text to tokenize with the checkpoint's tokenizer")
+    what.add_argument("--text", action="append", help="text to tokenize (repeat for a left-padded batch)")
     what.add_argument("--ids", type=int, nargs="+", metavar="ID", help="token ids of one sequence")
+    what.add_argument("--inputs", metavar="JSON", help="a JSON file with input_ids [B][T] and attention_mask [B][T]")
+    dump.set_defaults(storage=None)  # default: the checkpoint's own dtype, so the weights stay memory-mapped
     dump.add_argument("-o", "--output", default="golden.safetensors")
+    dump.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
+                      help="compute (and store) the golden as transformers does in this dtype")
     cmp = gsub.add_parser("compare", help="compare two golden files, or a golden file and a live run",
-                          description="Compare every tensor of EXPECTED with ACTUAL (a golden file, or a checkpoint "
-                                      "directory run on EXPECTED's inputs) in forward order. Exit 0 when all "
-                                      "pass, 1 with the first divergent op and the position of its worst element.")
+                          description="Compare every tensor of EXPECTED with ACTUAL (a golden file: safetensors, "
+                                      ".npz or a directory of NAME.npy; or a checkpoint directory run on EXPECTED's "
+                                      "inputs) in forward order. Exit 0 when all pass, 1 with the first divergent "
+                                      "op and the position of its worst element, 2 when a file cannot be read. "
+                                      "The format and every option: docs/golden-format.md.")
     cmp.add_argument("expected")
     cmp.add_argument("actual")
-    cmp.add_argument("--atol", type=float, default=1e-5)
-    cmp.add_argument("--rtol", type=float, default=1e-5, help="an element passes if |diff| <= atol + rtol*|expected|")
+    cmp.add_argument("--atol", type=float, help="one absolute tolerance for every tensor (default: by depth and dtype)")
+    cmp.add_argument("--rtol", type=float, help="an element passes if |diff| <= atol + rtol*|expected|")
+    cmp.add_argument("--tolerances", metavar="FILE", help="JSON {name glob: {atol, rtol}}; the first match wins")
+    cmp.add_argument("--only", action="append", default=[], metavar="GLOB",
+                     help="compare only these names (repeatable)")
+    cmp.add_argument("--layers", metavar="A:B", help="compare only layers A <= i < B (other tensors stay)")
+    cmp.add_argument("--logits-only", action="store_true", help="compare only the head's outputs")
+    cmp.add_argument("--skip-missing", action="store_true", help="a name the port did not record is reported "
+                     "'not recorded' instead of failing")
+    cmp.add_argument("--ignore-padding", action="store_true", help="compare only real tokens and allowed "
+                     "query/key pairs")
+    cmp.add_argument("--scores-up-to-row-constant", action="store_true", help="compare alibi and scores up to a "
+                     "per-row constant (the paper's relative ALiBi j - i)")
+    cmp.add_argument("--port-dtype", choices=("float32", "float16", "bfloat16", "float64"),
+                     help="the dtype the port computes in (default: each tensor's stored dtype)")
+    cmp.add_argument("--failures-only", action="store_true", help="print only the failing tensors and layers")
     cmp.add_argument("--json", action="store_true")
+    cmp.add_argument("--plot", metavar="PNG", help="write an error-vs-depth plot (needs matplotlib)")
     cmp.add_argument("--backend", choices=BACKENDS, default="numpy", help="for a live run")
 
     init = sub.add_parser("init", help="write a randomly initialised BLOOM checkpoint",
@@ -426,19 +453,67 @@ def cmd_golden(args: argparse.Namespace) -> int:
     from .heads import BloomForCausalLM
 
     if args.golden_command == "dump":
-        ids = np.array([args.ids]) if args.ids else _tokenizer(args.checkpoint)(args.text, return_tensors="np")["input_ids"]
-        if ids.size == 0:
-            raise MinibloomError("the text encodes to no tokens")
-        model = BloomForCausalLM.from_pretrained(args.checkpoint, backend=args.backend, storage=args.storage)
-        record = golden.dump(model, args.output, ids, text=args.text)
-        print(f"wrote {len(record)} tensors for {ids.shape[1]} tokens to {args.output}")
+        ids, mask, text = _golden_inputs(args)
+        storage = args.storage or golden.checkpoint_storage(args.checkpoint)  # as on disk: memory-mapped
+        model = BloomForCausalLM.from_pretrained(args.checkpoint, backend=args.backend, storage=storage)
+        record = golden.dump(model, args.output, ids, mask, text=text, dtype=args.dtype)
+        print(f"wrote {len(record)} tensors for {ids.shape[0]} x {ids.shape[1]} tokens to {args.output}")
         return 0
+    for flag in ("atol", "rtol"):
+        if getattr(args, flag) is not None:
+            golden.check_tolerance(getattr(args, flag), "--" + flag)
+    layers = golden.parse_layers(args.layers) if args.layers is not None else None
     expected = golden.load(args.expected)
-    actual = golden.live_run(expected, args.actual, args.backend) if os.path.isdir(args.actual) \
-        else golden.load(args.actual)
-    report = golden.compare(expected, actual, atol=args.atol, rtol=args.rtol)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else golden.format_report(report))
+    actual = golden.live_run(expected, args.actual, args.backend) if os.path.isdir(args.actual) and not any(
+        f.endswith(".npy") for f in os.listdir(args.actual)) else golden.load(args.actual)
+    report = golden.compare(expected, actual, atol=args.atol, rtol=args.rtol, only=args.only, layers=layers,
+                            skip_missing=args.skip_missing, logits_only=args.logits_only,
+                            ignore_padding=args.ignore_padding, tolerances=args.tolerances,
+                            scores_up_to_row_constant=args.scores_up_to_row_constant, port_dtype=args.port_dtype)
+    if args.plot:
+        golden.plot_errors(report, args.plot)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+    else:
+        print(golden.format_report(report, failures_only=args.failures_only))
     return 0 if report.ok else 1
+
+
+def _golden_inputs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """ids [B, T] and mask [B, T] from --ids, --inputs JSON, or the --text(s), left-padded."""
+    if args.ids:
+        ids = np.array([args.ids])
+        return ids, np.ones_like(ids), None
+    if args.inputs:
+        return _read_inputs_json(args.inputs) + (None,)
+    tok = _tokenizer(args.checkpoint)
+    rows = [tok(t)["input_ids"] for t in args.text]
+    if any(len(r) == 0 for r in rows):
+        raise MinibloomError("a --text encodes to no tokens")
+    T = max(map(len, rows))
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    ids = np.array([[pad] * (T - len(r)) + list(r) for r in rows], np.int64)  # [B, T], left padding
+    mask = np.array([[0] * (T - len(r)) + [1] * len(r) for r in rows], np.int64)
+    return ids, mask, args.text[0] if len(args.text) == 1 else json.dumps(args.text)
+
+
+def _read_inputs_json(path: str) -> tuple[np.ndarray, np.ndarray]:
+    from .errors import InputError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.loads(f.read(64 << 20))
+        ids = np.array(data["input_ids"], dtype=np.int64)
+        mask = np.array(data.get("attention_mask", np.ones_like(ids)), dtype=np.int64)
+    except OSError as e:
+        raise InputError(f"--inputs {path}: cannot read it: {e.strerror or e}") from None
+    except (ValueError, TypeError, KeyError, OverflowError, RecursionError, AttributeError) as e:
+        raise InputError(f"--inputs {path}: needs {{\"input_ids\": [[int]], \"attention_mask\": [[0|1]]}} "
+                         f"with equal-length rows ({type(e).__name__}: {e})") from None
+    if ids.ndim != 2 or ids.size == 0 or mask.shape != ids.shape or not np.isin(mask, (0, 1)).all():
+        raise InputError(f"--inputs {path}: input_ids must be [B][T] (non-empty) and attention_mask the same "
+                         f"shape of 0/1, got {ids.shape} and {mask.shape}")
+    return ids, mask
 
 
 COMMANDS = {"generate": cmd_generate, "tokenize": cmd_tokenize, "info": cmd_info, "forward": cmd_forward,

@@ -1,7 +1,7 @@
 """Golden outputs for porters: record every intermediate of a forward pass, compare two records,
 and name the first op where they part.
 
-A golden file is one .safetensors file:
+A golden file minibloom writes is one .safetensors file:
 
     input_ids, attention_mask                  int64 [B, T]
     embeddings ... logits                      float32, one tensor per step (names: docs/golden.md)
@@ -9,14 +9,18 @@ A golden file is one .safetensors file:
                                                its sha256, dtype, the names in forward order, the
                                                axes of each tensor, the text if one was given
 
-`compare` walks the names in forward order. An element passes when |actual - expected| <=
-atol + rtol * |expected| (NaN equals NaN); the first tensor with a failing element is the first
-divergence, reported with the position of its worst element (the largest |diff| / allowed) as
+A port's file needs only the names (docs/golden-format.md; the reader is `golden_format.py`).
+
+`compare` walks the names in forward order. An element passes when |actual - expected| <= allowed,
+allowed = atol + rtol * |expected| (NaN equals NaN); the first tensor with a failing element is the
+first divergence, reported with the position of its worst element (the largest |diff| / allowed) as
 named axes (batch, token, head, channel...), since an error in one op spreads to every later one.
+Without explicit atol / rtol the tolerance grows with depth and with the port's precision.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -27,26 +31,16 @@ import numpy as np
 
 from . import __version__
 from .errors import CheckpointError, InputError
-from .safetensors_io import load_file, read_header, save_file
+from .golden_format import (FORMAT, FORMAT_VERSION, HEAD_OUTPUTS, MODEL_CLASSES, GoldenFile, axes_of, conform,
+                            layer_of, read, select)
+from .safetensors_io import save_file
 from .trace import Trace
 
-FORMAT = "minibloom-golden"
-FORMAT_VERSION = "1"
-HEAD_OUTPUTS = ("logits", "start_logits", "end_logits")
-
-
-def axes_of(name: str, ndim: int, model_class: str) -> list[str]:
-    """Names of the axes of tensor `name`, for reporting positions."""
-    leaf = name.rsplit(".", 1)[-1]
-    if leaf in ("scores", "probs"):
-        return ["batch", "head", "token", "key"]
-    if leaf == "alibi":
-        return ["batch", "head", "_", "key"]
-    if name == "logits" and model_class == "BloomForSequenceClassification":
-        return ["batch", "label"]
-    if name == "logits":
-        return ["batch", "token", "vocab" if model_class == "BloomForCausalLM" else "label"]
-    return ["batch", "token", "channel"][:ndim] if ndim <= 3 else [f"axis{i}" for i in range(ndim)]
+__all__ = ["BASE_TOLERANCE", "DEPTH_SCALE", "FORMAT", "FORMAT_VERSION", "MODEL_CLASSES", "GoldenFile", "Report",
+           "TensorDiff", "axes_of", "capture", "check_tolerance", "checkpoint_storage", "compare", "config_sha256",
+           "default_tolerance",
+           "diff_tensor", "dump", "format_report", "live_run", "load", "parse_layers", "plot_errors",
+           "read_tolerances"]
 
 
 def config_sha256(config) -> str:
@@ -67,57 +61,105 @@ def capture(model, input_ids: Any, attention_mask: Any = None) -> dict[str, np.n
     return record
 
 
-def dump(model, path: str | os.PathLike, input_ids: Any, attention_mask: Any = None, text: str | None = None) -> dict:
-    """Write a golden file of `model` on these inputs (atomically); returns the recorded tensors."""
-    record = capture(model, input_ids, attention_mask)
+def dump(model, path: str | os.PathLike, input_ids: Any, attention_mask: Any = None, text: str | None = None,
+         dtype: str = "float32") -> dict:
+    """Write a golden file of `model` on these inputs (atomically); returns the recorded tensors.
+
+    dtype "bfloat16" / "float16": computed as transformers computes in that dtype (`golden_lowp.py`)
+    and stored in it; "float32" (default): minibloom's own forward pass."""
+    if dtype == "float32":
+        record = capture(model, input_ids, attention_mask)
+    else:
+        from .golden_lowp import capture_lowp
+
+        ids = np.asarray(input_ids)
+        record = capture_lowp(model, ids, np.ones_like(ids) if attention_mask is None else attention_mask, dtype)
     cls = type(model).__name__
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "minibloom_version": __version__,
                 "model_class": cls, "config": json.dumps(model.config.to_dict(), sort_keys=True),
-                "config_sha256": config_sha256(model.config), "dtype": "float32",
+                "config_sha256": config_sha256(model.config), "dtype": dtype,
                 "order": json.dumps(list(record)),
                 "axes": json.dumps({k: axes_of(k, v.ndim, cls) for k, v in record.items()})}
     if text is not None:
         metadata["text"] = text
-    save_file(record, path, metadata=metadata)
+    save_file(record, path, dtype=dtype, metadata=metadata)
     return record
 
 
-@dataclass
-class GoldenFile:
-    tensors: dict[str, np.ndarray]
-    metadata: dict[str, str]
+def checkpoint_storage(directory: str | os.PathLike) -> str:
+    """The storage that keeps a checkpoint's matrices as they are on disk: "bfloat16" / "float16" when
+    every matrix is stored so, else "float32". With it `from_pretrained` memory-maps the weights
+    instead of converting them, so a dump reads each layer from the page cache when it gets to it:
+    a checkpoint larger than the free RAM streams through (RAM ~ one layer plus the activations)."""
+    from .safetensors_io import read_header
+    from .weights import checkpoint_files
 
-    @property
-    def order(self) -> list[str]:
-        return json.loads(self.metadata["order"])
-
-    @property
-    def axes(self) -> dict[str, list[str]]:
-        return json.loads(self.metadata.get("axes", "{}"))
+    codes = set()
+    for path in sorted(set(checkpoint_files(directory).values())):
+        infos, _ = read_header(path)
+        codes |= {info.dtype for info in infos.values() if len(info.shape) == 2}
+    return {frozenset({"BF16"}): "bfloat16", frozenset({"F16"}): "float16"}.get(frozenset(codes), "float32")
 
 
 def load(path: str | os.PathLike) -> GoldenFile:
-    """Read a golden file; a file that is not one is a CheckpointError naming it."""
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{path}: no such golden file")
-    _, metadata = read_header(path)
-    if metadata.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a minibloom golden file (metadata format {metadata.get('format')!r})")
-    if metadata.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: golden format version {metadata.get('format_version')!r}, "
-                              f"this minibloom reads {FORMAT_VERSION!r}")
-    tensors = load_file(path)
+    """Read a golden file: minibloom's own or a port's plain safetensors / .npz / .npy directory
+    (`golden_format.read`); a file that is not one is a CheckpointError naming it."""
+    return read(path)
+
+
+# Default tolerances: tol = BASE[port dtype] * sqrt(1 + depth / DEPTH_SCALE), element allowed
+# tol * (rms(expected) + |expected|). Measured in docs/golden.md ("Default tolerances"):
+# tests/reference/measure_golden_tolerances.py prints the headroom correct ports use.
+BASE_TOLERANCE = {"float64": 1e-5, "float32": 1e-5, "float16": 4e-2, "bfloat16": 1e-1}
+DEPTH_SCALE = 4.0
+PORT_DTYPES = ("float32", "float16", "bfloat16", "float64")
+
+
+def check_tolerance(value: float, name: str) -> float:
+    """A tolerance must be a finite number >= 0; `name` is the argument or flag blamed otherwise."""
     try:
-        order, axes = json.loads(metadata.get("order", "")), json.loads(metadata.get("axes", "{}"))
-    except (TypeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: golden metadata 'order' / 'axes' is not valid JSON: {e}") from None
-    if not (isinstance(order, list) and all(isinstance(n, str) for n in order) and isinstance(axes, dict)):
-        raise CheckpointError(f"{path}: golden metadata 'order' must be a list of names and 'axes' an object")
-    missing = [n for n in order if n not in tensors]
-    if missing or not {"input_ids", "attention_mask"} <= set(tensors):
-        raise CheckpointError(f"{path}: tensors named in the metadata are missing: "
-                              f"{(missing or ['input_ids / attention_mask'])[:3]}")
-    return GoldenFile(tensors, metadata)
+        value = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number >= 0, got {value!r}") from None
+    if not np.isfinite(value) or value < 0:
+        raise InputError(f"{name} must be a finite number >= 0, got {value!r}")
+    return value
+
+
+def read_tolerances(path: str | os.PathLike) -> list[tuple[str, float, float]]:
+    """A tolerances file: a JSON object {name glob: {"atol": a, "rtol": r}}, in order; the first glob
+    that matches a tensor's name sets its tolerances."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            table = json.loads(f.read(1 << 20))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise CheckpointError(f"{path}: cannot read the tolerances file: {e}") from None
+    if not isinstance(table, dict):
+        raise CheckpointError(f"{path}: a tolerances file is a JSON object {{glob: {{atol, rtol}}}}")
+    rules = []
+    for glob, tol in table.items():
+        if not isinstance(tol, dict) or not set(tol) <= {"atol", "rtol"} or not tol:
+            raise CheckpointError(f"{path}: {glob!r} must map to {{\"atol\": a, \"rtol\": r}}, got {tol!r}")
+        try:
+            rules.append((glob, check_tolerance(tol.get("atol", 0.0), f"{path}: {glob} atol"),
+                          check_tolerance(tol.get("rtol", 0.0), f"{path}: {glob} rtol")))
+        except InputError as e:  # a bad value in a file is the file's fault
+            raise CheckpointError(str(e)) from None
+    return rules
+
+
+def depth_of(name: str, n_layer: int) -> int:
+    """0 for the embeddings, i + 1 for layer i, n_layer + 1 for ln_f and the heads."""
+    i = layer_of(name)
+    if i is not None:
+        return i + 1
+    return 0 if name.startswith("embeddings") or name in ("input_ids", "attention_mask") else n_layer + 1
+
+
+def default_tolerance(name: str, n_layer: int, port_dtype: str) -> float:
+    """The relative tolerance for `name` at its depth in a port computing in `port_dtype`."""
+    growth = np.sqrt(1 + depth_of(name, n_layer) / DEPTH_SCALE)  # rounding errors add up like a random walk
+    return float(BASE_TOLERANCE.get(port_dtype, BASE_TOLERANCE["float32"]) * growth)
 
 
 @dataclass
@@ -131,16 +173,25 @@ class TensorDiff:
     expected: float | None = None
     actual: float | None = None
     note: str = ""
+    rel_norm: float = 0.0      # ||actual - expected|| / ||expected|| over the compared elements
+    cosine: float = 1.0        # cosine similarity of the two over the compared elements
+    headroom: float = 0.0      # max |diff| / allowed: > 1 fails
+    atol: float = 0.0
+    rtol: float = 0.0
+    compared: int = 0          # how many elements were compared
+    skipped: bool = False      # not recorded by the port (--skip-missing)
+    padding: str = ""          # "query" / "key" when the worst position is padding
 
     def where(self) -> str:
-        return ", ".join(f"{axis} {i}" for axis, i in self.position.items() if axis != "_")
+        where = ", ".join(f"{axis} {i}" for axis, i in self.position.items() if axis != "_")
+        return where + (f"; the {self.padding} is padding" if self.padding else "")
 
 
 @dataclass
 class Report:
     rows: list[TensorDiff]
-    atol: float
-    rtol: float
+    atol: float | None
+    rtol: float | None
 
     @property
     def ok(self) -> bool:
@@ -150,51 +201,236 @@ class Report:
     def first_divergence(self) -> TensorDiff | None:
         return next((r for r in self.rows if not r.ok), None)
 
+    def layers(self) -> list[dict]:
+        """One summary per layer (and 'embeddings' / 'head' around them): the worst headroom, which
+        tensor has it, the largest relative-norm error and the lowest cosine."""
+        groups: dict[str, list[TensorDiff]] = {}
+        for r in self.rows:
+            if r.skipped or r.name in ("input_ids", "attention_mask"):
+                continue
+            i = layer_of(r.name)
+            key = f"h.{i}" if i is not None else ("embeddings" if r.name.startswith("embeddings") else "head")
+            groups.setdefault(key, []).append(r)
+        out = []
+        for key, rows in groups.items():
+            worst = max(rows, key=lambda r: (not r.ok and bool(r.note), r.headroom))
+            out.append({"layer": key, "ok": all(r.ok for r in rows), "tensors": len(rows),
+                        "worst": worst.name, "headroom": worst.headroom,
+                        "rel_norm": max(r.rel_norm for r in rows), "cosine": min(r.cosine for r in rows)})
+        return out
+
     def to_dict(self) -> dict:
         first = self.first_divergence
-        return {"ok": self.ok, "atol": self.atol, "rtol": self.rtol,
-                "first_divergence": None if first is None else first.__dict__,
-                "tensors": [r.__dict__ for r in self.rows]}
+        return _json_safe({"ok": self.ok, "atol": self.atol, "rtol": self.rtol,
+                           "first_divergence": None if first is None else first.__dict__,
+                           "layers": self.layers(), "tensors": [r.__dict__ for r in self.rows]})
+
+
+def _json_safe(value):
+    """Non-finite floats as the strings "inf", "-inf", "nan": strict JSON readers in other languages
+    refuse Python's Infinity / NaN literals."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    return value
+
+
+def ulp_spacing(values: np.ndarray, dtype: str) -> np.ndarray:
+    """The distance to the next representable number of |values| in `dtype` (float64 result)."""
+    v = np.abs(values)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if dtype == "float16":
+            return np.spacing(v.astype(np.float16)).astype(np.float64)
+        if dtype == "float64":
+            return np.spacing(v)
+        spacing = np.spacing(v.astype(np.float32)).astype(np.float64)
+        return spacing * 65536.0 if dtype == "bfloat16" else spacing  # bf16 keeps 16 fewer mantissa bits
+
+
+def padding_masks(name: str, shape: tuple[int, ...], axes: list[str], mask: np.ndarray | None):
+    """(masked, pad_query, pad_key) boolean arrays of `shape` from the golden's attention_mask [B, S]:
+    masked score entries (a future or padding key), padded query tokens, padded keys; None if the
+    tensor has no such axis."""
+    if mask is None or "batch" not in axes or shape[axes.index("batch")] != mask.shape[0]:
+        return None, None, None
+    pad = np.asarray(mask) == 0  # [B, S]
+    B = pad.shape[0]
+
+    def along(axis: str, values: np.ndarray):  # values [B, n] placed on `axis`, broadcast to shape
+        if axis not in axes or shape[axes.index(axis)] != values.shape[1]:
+            return None
+        view = [1] * len(shape)
+        view[axes.index("batch")], view[axes.index(axis)] = B, values.shape[1]
+        return np.broadcast_to(values.reshape(view), shape)
+
+    pad_query, pad_key = along("token", pad), along("key", pad)
+    masked = None
+    if pad_key is not None:
+        masked = pad_key
+        if "token" in axes:
+            t = np.arange(shape[axes.index("token")])
+            s = np.arange(shape[axes.index("key")])
+            view = [1] * len(shape)
+            view[axes.index("token")], view[axes.index("key")] = len(t), len(s)
+            future = (s[None, :] > t[:, None]).reshape(view)
+            masked = masked | np.broadcast_to(future, shape)
+    return masked, pad_query, pad_key
 
 
 def diff_tensor(name: str, expected: np.ndarray, actual: np.ndarray, axes: list[str], atol: float,
-                rtol: float) -> TensorDiff:
-    """Max abs / rel / ULP differences of one tensor and the position of its worst element."""
-    if expected.shape != actual.shape:
-        return TensorDiff(name, False, note=f"shape {actual.shape} != expected {expected.shape}")
-    e, a = expected.astype(np.float64), actual.astype(np.float64)
-    both_nan = np.isnan(e) & np.isnan(a)
-    diff = np.where(both_nan, 0.0, np.abs(a - e))
-    diff = np.where(np.isnan(diff), np.inf, diff)  # one side NaN: an infinite difference
-    if diff.size == 0:
-        return TensorDiff(name, True)
-    allowed = atol + rtol * np.abs(np.nan_to_num(e))
-    badness = diff / allowed
-    worst = np.unravel_index(int(np.argmax(badness)), diff.shape)
-    with np.errstate(over="ignore"):  # the spacing at float32's max is inf: such an element has 0 ULPs
-        spacing = np.spacing(np.maximum(np.abs(expected), np.abs(actual)).astype(np.float32)).astype(np.float64)
-    ulp = np.where(both_nan, 0.0, diff / np.where(spacing > 0, spacing, np.inf))
-    rel = diff / np.maximum(np.abs(e), np.finfo(np.float32).tiny)
-    return TensorDiff(name, bool(badness.max() <= 1.0), float(diff.max()), float(rel.max()),
-                      float(np.nanmax(ulp)), dict(zip(axes, map(int, worst))),
-                      float(expected[worst]), float(actual[worst]))
+                rtol: float, scale_aware: bool = False, port_dtype: str = "float32", mask: np.ndarray | None = None,
+                ignore_padding: bool = False, row_constant: bool = False, golden_dtype: str = "float32") -> TensorDiff:
+    """Differences of one tensor: max abs / rel / ULPs, relative-norm error, cosine, headroom and the
+    position of its worst element (the largest |diff| / allowed).
+
+    An element passes when |actual - expected| <= allowed = atol + rtol * |expected| (scale_aware:
+    atol * rms(expected) + rtol * |expected|). NaN equals NaN. Masked score entries (a future or
+    padding key, from the golden's mask) are equal when both sides are a mask value (-inf, or at most
+    half the dtype's finfo.min). ignore_padding: padded queries/tokens and masked query/key pairs
+    are not compared. row_constant: the differences along the last axis (keys) are compared after
+    removing their mean over the compared keys, so scores that differ by a per-row constant pass.
+    """
+    expected = np.asarray(expected)
+    if row_constant and axes[-1:] == ["key"] and actual.ndim == expected.ndim == 4 and expected.shape[2] == 1:
+        expected = np.broadcast_to(expected, actual.shape)  # [B, N, 1, S] alibi vs the paper's [B, N, T, S]
+        axes = axes[:2] + ["token", "key"]
+    conformed = conform(actual, expected.shape)
+    if conformed is None:
+        return TensorDiff(name, False, note=f"shape {tuple(np.shape(actual))} != expected {expected.shape}",
+                          atol=atol, rtol=rtol)
+    e, a = expected.astype(np.float64), conformed.astype(np.float64)
+    masked, pad_query, pad_key = padding_masks(name, e.shape, axes, mask)
+    compared = np.ones(e.shape, bool)
+    for skip in ((pad_query, masked) if ignore_padding else ()) + ((masked,) if row_constant else ()):
+        if skip is not None:
+            compared &= ~skip  # (a constant shift of finfo.min means nothing: masked entries leave row mode)
+    diff = element_diff(e, a, masked, golden_dtype, port_dtype)
+    if row_constant and axes[-1:] == ["key"]:
+        diff = without_row_shift(e, a, diff, compared)
+    if not compared.any():
+        return TensorDiff(name, True, atol=atol, rtol=rtol, note="nothing to compare")
+    row = summarise(e, a, diff, compared, atol, rtol, scale_aware, port_dtype)
+    worst = np.unravel_index(row.pop("worst"), e.shape)
+    padding = ("query" if "key" in axes else "token") if pad_query is not None and pad_query[worst] else \
+        "key" if pad_key is not None and pad_key[worst] else ""
+    return TensorDiff(name, row["headroom"] <= 1.0, position=dict(zip(axes, map(int, worst))),
+                      expected=float(e[worst]), actual=float(a[worst]), atol=atol, rtol=rtol, padding=padding, **row)
 
 
-def compare(expected: GoldenFile, actual: GoldenFile | dict[str, np.ndarray], atol: float = 1e-5,
-            rtol: float = 1e-5) -> Report:
-    """Compare every tensor of `expected`, in forward order, with the same name in `actual`."""
-    tensors = actual.tensors if isinstance(actual, GoldenFile) else actual
-    axes = expected.axes
+def element_diff(e: np.ndarray, a: np.ndarray, masked: np.ndarray | None, golden_dtype: str,
+                 port_dtype: str) -> np.ndarray:
+    """|a - e| per element: NaN vs NaN is 0, NaN vs a number is inf, and in masked score entries
+    two mask values (-inf, or at most half of each side's finfo.min) are 0 apart."""
+    diff = np.abs(a - e)
+    diff[np.isnan(e) & np.isnan(a)] = 0.0
+    diff[np.isnan(diff)] = np.inf  # one side NaN (or inf - inf of another sign)
+    if masked is not None:
+        lowest_e, lowest_a = (0.5 * float(np.finfo(np.float16 if d == "float16" else np.float32).min)
+                              for d in (golden_dtype, port_dtype))
+        diff[masked & (e <= lowest_e) & ((a <= lowest_a) | (a == -np.inf))] = 0.0
+    return diff
+
+
+def without_row_shift(e: np.ndarray, a: np.ndarray, diff: np.ndarray, compared: np.ndarray) -> np.ndarray:
+    """|a - e - c| with c the mean of a - e over each row's compared keys: equal up to a per-row constant."""
+    d = np.where(compared, a - e, 0.0)
+    count = np.maximum(compared.sum(-1, keepdims=True), 1)
+    shift = np.nan_to_num(d.sum(-1, keepdims=True) / count, nan=0.0, posinf=0.0, neginf=0.0)  # [..., 1]
+    return np.where(compared & np.isfinite(a - e), np.abs(a - e - shift), diff)
+
+
+def summarise(e: np.ndarray, a: np.ndarray, diff: np.ndarray, compared: np.ndarray, atol: float, rtol: float,
+              scale_aware: bool, port_dtype: str) -> dict:
+    """The metrics over the compared elements (masked scores, |e| >= 1e30, left out of the norms) and
+    the flat index of the worst element."""
+    real = compared & np.isfinite(e) & (np.abs(e) < 1e30)
+    ref = np.where(real, e, 0.0)
+    rms = float(np.sqrt(np.mean(ref[compared] ** 2)))
+    allowed = (atol * rms if scale_aware else atol) + rtol * np.abs(np.nan_to_num(e, posinf=0, neginf=0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        badness = np.where(compared, np.where(diff == 0, 0.0, diff / allowed), -1.0)  # 0/0 passes; x/0 is inf
+    err = np.where(real & np.isfinite(diff), a - e, 0.0)
+    act = np.where(real & np.isfinite(a), a, 0.0)
+    norm_e, norm_a, norm_d = (float(np.linalg.norm(x)) for x in (ref, act, err))
+    cdiff = np.where(compared, diff, 0.0)
+    magnitude = np.maximum(np.maximum(np.abs(e), np.abs(a)), rms)  # floored at the RMS: near-zero elements
+    spacing = ulp_spacing(np.nan_to_num(magnitude, nan=0.0), port_dtype)  # would count noise in tiny ULPs
+    ulp = cdiff / np.where(np.isfinite(spacing) & (spacing > 0), spacing, np.inf)
+    rel = cdiff / np.maximum(np.abs(np.nan_to_num(e)), max(rms, np.finfo(np.float32).tiny))
+    both = norm_e > 0 and norm_a > 0
+    return {"max_abs": float(cdiff.max()), "max_rel": float(rel.max()), "max_ulp": float(np.nanmax(ulp)),
+            "rel_norm": norm_d / norm_e if norm_e > 0 else (np.inf if norm_d > 0 else 0.0),
+            "cosine": float(np.sum(ref * act) / (norm_e * norm_a)) if both else float(norm_e == norm_a),
+            "headroom": float(badness.max()), "compared": int(compared.sum()), "worst": int(np.argmax(badness))}
+
+
+def compare(expected: GoldenFile, actual: GoldenFile | dict[str, np.ndarray], atol: float | None = None,
+            rtol: float | None = None, *, only: tuple[str, ...] | list[str] = (), layers: tuple | str | None = None,
+            skip_missing: bool = False, logits_only: bool = False, ignore_padding: bool = False,
+            tolerances: str | os.PathLike | list | None = None, scores_up_to_row_constant: bool = False,
+            port_dtype: str | None = None) -> Report:
+    """Compare the tensors of `expected` (the golden side), in forward order, with the same names in
+    `actual` (a port's file or a dict of arrays). The options are those of `minibloom golden compare`
+    (docs/golden-format.md): `only` name globs, `layers` (A, B) or "A:B" (layers A <= i < B),
+    `skip_missing`, `logits_only`, `ignore_padding`, `tolerances` (a file or [(glob, atol, rtol)]),
+    `scores_up_to_row_constant`, `port_dtype` (default: each tensor's stored dtype).
+
+    atol / rtol given: one tolerance for every tensor. Not given: the defaults that scale with depth
+    and the port's dtype (`default_tolerance`), applied scale-aware.
+    """
+    if atol is not None:
+        atol = check_tolerance(atol, "atol")
+    if rtol is not None:
+        rtol = check_tolerance(rtol, "rtol")
+    if port_dtype is not None and port_dtype not in PORT_DTYPES:
+        raise InputError(f"port_dtype must be one of {', '.join(PORT_DTYPES)}, got {port_dtype!r}")
+    rules = read_tolerances(tolerances) if isinstance(tolerances, (str, os.PathLike)) else list(tolerances or [])
+    if isinstance(layers, str):
+        layers = parse_layers(layers)
+    port = actual if isinstance(actual, GoldenFile) else GoldenFile(dict(actual))
+    axes, n_layer = expected.axes, expected.n_layer
+    mask = expected.tensors.get("attention_mask")
     rows = []
-    for name in expected.order:
-        want = expected.tensors[name]
-        if name not in tensors:
-            rows.append(TensorDiff(name, False, note="missing"))
+    for name in select(expected.order, only, layers, logits_only):
+        if name not in port.tensors:
+            inputs = name in ("input_ids", "attention_mask")
+            rows.append(TensorDiff(name, skip_missing or inputs, note="not recorded" if skip_missing or inputs
+                                   else "missing", skipped=skip_missing or inputs))
             continue
-        names = axes.get(name)
-        names = [str(a) for a in names] if isinstance(names, list) else []
-        rows.append(diff_tensor(name, want, np.asarray(tensors[name]), names, atol, rtol))
+        dtype = port_dtype or port.dtype_of(name)
+        dtype = dtype if dtype in PORT_DTYPES else "float32"
+        rule = next(((a, r) for g, a, r in rules if fnmatch.fnmatchcase(name, g)), None)
+        if rule is not None:
+            a_tol, r_tol, scaled = rule[0], rule[1], False
+        elif atol is not None or rtol is not None:
+            a_tol, r_tol, scaled = atol or 0.0, rtol or 0.0, False
+        else:
+            tol = default_tolerance(name, n_layer, dtype)
+            a_tol, r_tol, scaled = tol, tol, True
+        if name in ("input_ids", "attention_mask"):
+            a_tol, r_tol = 0.0, 0.0  # the inputs are equal or the comparison means nothing
+        rows.append(diff_tensor(name, expected.tensors[name], np.asarray(port.tensors[name]), axes.get(name, []),
+                                a_tol, r_tol, scaled, dtype, mask, ignore_padding,
+                                scores_up_to_row_constant and name.rsplit(".", 1)[-1] in ("scores", "alibi"),
+                                expected.dtype_of(name)))
     return Report(rows, atol, rtol)
+
+
+def parse_layers(text: str) -> tuple[int | None, int | None]:
+    """'A:B' -> (A, B), either side may be empty: the layers A <= i < B."""
+    lo, sep, hi = str(text).partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        bounds = (int(lo) if lo.strip() else None, int(hi) if hi.strip() else None)
+    except ValueError:
+        raise InputError(f"--layers must be A:B (layers A <= i < B, either may be empty), got {text!r}") from None
+    if any(b is not None and b < 0 for b in bounds):
+        raise InputError(f"--layers bounds must be >= 0, got {text!r}")
+    return bounds
 
 
 def live_run(expected: GoldenFile, checkpoint: str | os.PathLike, backend: str = "numpy") -> dict[str, np.ndarray]:
@@ -202,26 +438,78 @@ def live_run(expected: GoldenFile, checkpoint: str | os.PathLike, backend: str =
     from . import heads
     from .model import BloomModel
 
-    cls_name = expected.metadata.get("model_class", "BloomForCausalLM")
-    cls = BloomModel if cls_name == "BloomModel" else getattr(heads, cls_name, None)
-    if cls is None:
-        raise InputError(f"golden file names an unknown model class {cls_name!r}")
+    cls_name = expected.model_class
+    if cls_name not in MODEL_CLASSES:
+        raise InputError(f"golden file names an unknown model class {cls_name[:80]!r}; "
+                         f"one of {', '.join(MODEL_CLASSES)}")
+    if "input_ids" not in expected.tensors:
+        raise InputError("the golden file has no input_ids: a live run needs the inputs")
+    cls = BloomModel if cls_name == "BloomModel" else getattr(heads, cls_name)
     model = cls.from_pretrained(checkpoint, backend=backend)
-    return capture(model, expected.tensors["input_ids"], expected.tensors["attention_mask"])
+    ids = expected.tensors["input_ids"]
+    return capture(model, ids, expected.tensors.get("attention_mask", np.ones_like(ids)))
 
 
-def format_report(report: Report, limit: int | None = None) -> str:
-    """A table of every tensor, then the verdict with the first divergence."""
-    lines = [f"{'tensor':44} {'max abs':>10} {'max rel':>10} {'max ulp':>10}  status"]
-    for r in report.rows[:limit]:
-        status = "ok" if r.ok else ("FAIL " + r.note if r.note else "FAIL")
-        lines.append(f"{r.name:44} {r.max_abs:10.3g} {r.max_rel:10.3g} {r.max_ulp:10.3g}  {status}")
+def _tol_text(report: Report) -> str:
+    if report.atol is None and report.rtol is None:
+        return "default tolerances (by depth and dtype)"
+    return f"atol={report.atol or 0:g}, rtol={report.rtol or 0:g}"
+
+
+def format_report(report: Report, limit: int | None = None, failures_only: bool = False,
+                  per_layer: bool = True) -> str:
+    """A table of the tensors (or only the failing ones), a one-line summary per layer, then the
+    verdict with the first divergence."""
+    lines = [f"{'tensor':40} {'max abs':>9} {'rel norm':>9} {'cosine':>10} {'max ulp':>9} {'headroom':>9}  status"]
+    for r in [r for r in report.rows if not (failures_only and r.ok)][:limit]:
+        status = "not recorded" if r.skipped else "ok" if r.ok else ("FAIL " + r.note if r.note else "FAIL")
+        lines.append(f"{r.name:40} {r.max_abs:9.3g} {r.rel_norm:9.3g} {r.cosine:10.7f} {r.max_ulp:9.3g} "
+                     f"{r.headroom:9.3g}  {status}")
+    if per_layer:
+        lines.append("per layer: worst headroom (tensor), max rel norm, min cosine")
+        for g in report.layers():
+            if failures_only and g["ok"]:
+                continue
+            lines.append(f"  {g['layer']:12} {'ok  ' if g['ok'] else 'FAIL'} headroom {g['headroom']:8.3g} "
+                         f"({g['worst']}), rel norm {g['rel_norm']:.3g}, cosine {g['cosine']:.7f}")
     first = report.first_divergence
+    skipped = sum(r.skipped for r in report.rows)
     if first is None:
-        lines.append(f"PASS: {len(report.rows)} tensors within atol={report.atol:g}, rtol={report.rtol:g}")
+        lines.append(f"PASS: {len(report.rows) - skipped} tensors within {_tol_text(report)}"
+                     + (f"; {skipped} not recorded" if skipped else ""))
     elif first.note:
         lines.append(f"FAIL: first divergence at {first.name}: {first.note}")
     else:
         lines.append(f"FAIL: first divergence at {first.name} ({first.where()}): expected {first.expected:.9g}, "
-                     f"got {first.actual:.9g} (atol={report.atol:g}, rtol={report.rtol:g})")
+                     f"got {first.actual:.9g} (atol={first.atol:g}, rtol={first.rtol:g}, "
+                     f"headroom {first.headroom:.3g})")
     return "\n".join(lines)
+
+
+def plot_errors(report: Report, path: str | os.PathLike) -> None:
+    """Write a PNG of the relative-norm error and the headroom of each layer's output against depth
+    (needs matplotlib: pip install minibloom[docs])."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InputError("--plot needs matplotlib (pip install 'minibloom[docs]')") from None
+    rows = [r for r in report.rows if not r.skipped and not r.note and r.name not in ("input_ids", "attention_mask")]
+    layers = report.layers()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    x = range(len(layers))
+    ax1.semilogy(x, [max(g["rel_norm"], 1e-12) for g in layers], "o-")
+    ax1.set_ylabel("max relative-norm error")
+    ax2.semilogy(x, [max(g["headroom"], 1e-12) for g in layers], "o-")
+    ax2.axhline(1.0, color="red", lw=1)
+    ax2.set_ylabel("headroom (max |diff| / allowed)")
+    for ax in (ax1, ax2):
+        ax.set_xticks(list(x), [g["layer"] for g in layers], rotation=90, fontsize=7)
+        ax.set_xlabel("depth")
+    fig.suptitle(f"golden compare: {len(rows)} tensors")
+    fig.tight_layout()
+    tmp = f"{os.fspath(path)}.tmp{os.getpid()}.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)

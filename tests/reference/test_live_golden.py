@@ -46,6 +46,10 @@ def hooked_intermediates(model, ids: np.ndarray, mask: np.ndarray) -> dict[str, 
         h.remove()
     alibi = transformers.models.bloom.modeling_bloom.build_alibi_tensor(
         torch.from_numpy(mask), model.config.n_head, torch.float32).numpy()  # [B*N, 1, S]
+    for i, block in enumerate(t.h):  # q, k, v as transformers' own split makes them from the fused output
+        fused = torch.from_numpy(found[f"h.{i}.self_attention.qkv"])
+        for name, part in zip("qkv", block.self_attention._reshape(fused)):
+            found[f"h.{i}.self_attention.{name}"] = part.numpy().copy()
     for i, probs in enumerate(out.attentions):
         found[f"h.{i}.self_attention.probs"] = probs.numpy()
         found[f"h.{i}.self_attention.alibi"] = alibi.reshape(ids.shape[0], model.config.n_head, 1, ids.shape[1])

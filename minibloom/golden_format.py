@@ -1,0 +1,252 @@
+"""The golden-file format as a port sees it (docs/golden-format.md): names, their order and axes,
+and a reader for the three containers a port may write.
+
+A port writes tensors under the documented names into a plain `.safetensors` file, an `.npz`, or a
+directory of `NAME.npy` files; nothing else is required. What minibloom needs beyond the names --
+the forward order, the axis names used to report positions, which positions are padding -- it
+derives from the names and from the *golden* side, never from the port's file. A file that
+minibloom wrote itself carries the same facts in its `__metadata__`, which is then used as is.
+
+Shape legend: B batch, T tokens, S keys, H hidden, N heads, D head_dim, V vocab, C labels.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import CheckpointError
+from .safetensors_io import read_header, read_tensor
+
+FORMAT = "minibloom-golden"
+FORMAT_VERSION = "1"
+INPUTS = ("input_ids", "attention_mask")
+HEAD_OUTPUTS = ("logits", "start_logits", "end_logits")
+MODEL_CLASSES = ("BloomModel", "BloomForCausalLM", "BloomForSequenceClassification",
+                 "BloomForTokenClassification", "BloomForQuestionAnswering")
+# the per-layer names, in forward order: h.{i}.<op>
+LAYER_OPS = ("input_layernorm", "self_attention.qkv", "self_attention.q", "self_attention.k", "self_attention.v",
+             "self_attention.alibi", "self_attention.scores", "self_attention.probs", "self_attention.context",
+             "self_attention.dense", "post_attention_layernorm", "mlp.dense_h_to_4h", "mlp.gelu",
+             "mlp.dense_4h_to_h", "output")
+BEFORE_LAYERS = (*INPUTS, "embeddings", "embeddings_layernorm")
+AFTER_LAYERS = ("ln_f", "last_hidden_state", *HEAD_OUTPUTS)
+LAYER_NAME = re.compile(r"h\.(\d+)\.(.+)")
+
+
+def layer_of(name: str) -> int | None:
+    """The layer index of `h.{i}.<op>`, None for the tensors outside the layers."""
+    m = LAYER_NAME.fullmatch(name)
+    return int(m.group(1)) if m else None
+
+
+def is_documented(name: str) -> bool:
+    m = LAYER_NAME.fullmatch(name)
+    return (m.group(2) in LAYER_OPS) if m else name in BEFORE_LAYERS + AFTER_LAYERS
+
+
+def forward_order(names) -> list[str]:
+    """The names sorted in forward order: inputs, embeddings, layer by layer op by op, ln_f, outputs;
+    names that are not documented keep their relative order at the end."""
+    def key(item):
+        pos, name = item
+        m = LAYER_NAME.fullmatch(name)
+        if m and m.group(2) in LAYER_OPS:
+            return (1, int(m.group(1)), LAYER_OPS.index(m.group(2)))
+        if name in BEFORE_LAYERS:
+            return (0, BEFORE_LAYERS.index(name), 0)
+        if name in AFTER_LAYERS:
+            return (2, AFTER_LAYERS.index(name), 0)
+        return (3, pos, 0)
+    return [n for _, n in sorted(enumerate(names), key=key)]
+
+
+def guess_model_class(names) -> str:
+    """The head that wrote these names, for a file without metadata (only used to name axes)."""
+    names = set(names)
+    if "start_logits" in names:
+        return "BloomForQuestionAnswering"
+    if "logits" not in names and "last_hidden_state" in names:
+        return "BloomModel"
+    return "BloomForCausalLM"
+
+
+def axes_of(name: str, ndim: int, model_class: str) -> list[str]:
+    """Names of the axes of tensor `name`, for reporting positions."""
+    leaf = name.rsplit(".", 1)[-1]
+    if leaf in ("scores", "probs"):
+        return ["batch", "head", "token", "key"]
+    if leaf == "alibi":
+        return ["batch", "head", "_", "key"] if ndim == 4 else ["batch", "head", "token", "key"]
+    if leaf in ("q", "k", "v") and layer_of(name) is not None:
+        return ["batch", "head", "token", "dim"]
+    if name == "logits" and (model_class == "BloomForSequenceClassification" or ndim == 2):
+        return ["batch", "label"]
+    if name == "logits":
+        return ["batch", "token", "vocab" if model_class == "BloomForCausalLM" else "label"]
+    return ["batch", "token", "channel"][:ndim] if ndim <= 3 else [f"axis{i}" for i in range(ndim)]
+
+
+@dataclass
+class GoldenFile:
+    """Tensors by name, the file's metadata (empty for a plain file) and each tensor's stored dtype."""
+
+    tensors: dict[str, np.ndarray]
+    metadata: dict[str, str] = field(default_factory=dict)
+    dtypes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def order(self) -> list[str]:
+        if "order" in self.metadata:
+            return json.loads(self.metadata["order"])
+        return forward_order(self.tensors)
+
+    @property
+    def model_class(self) -> str:
+        return self.metadata.get("model_class") or guess_model_class(self.tensors)
+
+    @property
+    def axes(self) -> dict[str, list[str]]:
+        axes = json.loads(self.metadata.get("axes", "{}"))
+        cls = self.model_class
+        return {n: axes.get(n) or axes_of(n, np.ndim(t), cls) for n, t in self.tensors.items()}
+
+    @property
+    def n_layer(self) -> int:
+        layers = [layer_of(n) for n in self.tensors]
+        return max([i for i in layers if i is not None], default=-1) + 1
+
+    def dtype_of(self, name: str) -> str:
+        return self.dtypes.get(name) or np.asarray(self.tensors[name]).dtype.name
+
+
+def _read_npy_dir(path: str) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, str]]:
+    tensors = {}
+    for entry in sorted(os.listdir(path)):
+        if entry.endswith(".npy"):
+            tensors[entry[:-4]] = _load_npy(os.path.join(path, entry))
+    if not tensors:
+        raise CheckpointError(f"{path}: a golden directory must hold NAME.npy files, found none")
+    return tensors, {}, {}
+
+
+def _load_npy(path: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise CheckpointError(f"{path}: not a readable .npy file: {e}") from None
+
+
+def _read_npz(path: str) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, str]]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            tensors = {name: z[name] for name in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise CheckpointError(f"{path}: not a readable .npz file: {e}") from None
+    return tensors, {}, {}
+
+
+def _read_safetensors(path: str) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, str]]:
+    infos, metadata = read_header(path)
+    tensors = {name: read_tensor(path, info) for name, info in infos.items()}  # bfloat16 becomes float32
+    dtypes = {name: {"BF16": "bfloat16", "F16": "float16", "F32": "float32", "F64": "float64"}.get(info.dtype, "")
+              for name, info in infos.items()}
+    return tensors, metadata, {k: v for k, v in dtypes.items() if v}
+
+
+def read(path: str | os.PathLike) -> GoldenFile:
+    """Read a golden file: minibloom's own, or a port's plain safetensors / .npz / .npy directory.
+
+    Metadata is used only when it says `format: minibloom-golden`; any other metadata (transformers
+    writes `format: pt`) is ignored. Refused, as a CheckpointError naming the file: a path that does
+    not exist, a file that none of the containers can read, a file holding no documented name, a
+    non-numeric tensor, and minibloom metadata that is inconsistent (version, order, model class).
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        tensors, metadata, dtypes = _read_npy_dir(path)
+    elif not os.path.isfile(path):
+        raise CheckpointError(f"{path}: no such golden file")
+    else:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        tensors, metadata, dtypes = (_read_npz if magic == b"PK\x03\x04" else _read_safetensors)(path)
+    for name, t in tensors.items():
+        if t.dtype.kind not in "biuf":
+            raise CheckpointError(f"{path}: tensor {name!r} has dtype {t.dtype}; golden tensors are numbers")
+    if not any(is_documented(n) for n in tensors):
+        raise CheckpointError(f"{path}: holds none of the documented golden names (docs/golden-format.md); "
+                              f"it has {sorted(tensors)[:5]}")
+    if metadata.get("format") == FORMAT:
+        _check_metadata(path, metadata, tensors)
+    else:
+        metadata = {}
+    return GoldenFile(tensors, metadata, dtypes)
+
+
+def _check_metadata(path: str, metadata: dict[str, str], tensors: dict[str, np.ndarray]) -> None:
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: golden format version {metadata.get('format_version')!r}, "
+                              f"this minibloom reads {FORMAT_VERSION!r}")
+    cls = metadata.get("model_class")
+    if cls is not None and cls not in MODEL_CLASSES:
+        raise CheckpointError(f"{path}: golden metadata model_class {cls[:80]!r} is not one of "
+                              f"{', '.join(MODEL_CLASSES)}")
+    try:
+        order, axes = json.loads(metadata.get("order", "[]")), json.loads(metadata.get("axes", "{}"))
+    except (TypeError, ValueError, RecursionError) as e:
+        raise CheckpointError(f"{path}: golden metadata 'order' / 'axes' is not valid JSON: {e}") from None
+    if not (isinstance(order, list) and all(isinstance(n, str) for n in order) and isinstance(axes, dict)
+            and all(isinstance(a, list) and all(isinstance(x, str) for x in a) for a in axes.values())):
+        raise CheckpointError(f"{path}: golden metadata 'order' must be a list of names and 'axes' an object "
+                              "of lists of axis names")
+    missing = [n for n in order if n not in tensors]
+    if missing or not set(INPUTS) <= set(tensors):
+        raise CheckpointError(f"{path}: tensors named in the metadata are missing: "
+                              f"{(missing or ['input_ids / attention_mask'])[:3]}")
+
+
+def select(names, only=(), layers: tuple[int | None, int | None] | None = None, logits_only: bool = False) -> list[str]:
+    """The names a compare looks at: `only` globs (any may match), the layers A <= i < B, or the head
+    outputs alone. Tensors outside the layers are kept by `layers` (drop them with `only`)."""
+    kept = []
+    for name in names:
+        if only and not any(fnmatch.fnmatchcase(name, g) for g in only):
+            continue
+        if logits_only and name not in (*HEAD_OUTPUTS, "last_hidden_state"):
+            continue
+        i = layer_of(name)
+        if layers is not None and i is not None:
+            lo, hi = layers
+            if (lo is not None and i < lo) or (hi is not None and i >= hi):
+                continue
+        kept.append(name)
+    return kept
+
+
+def conform(actual: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    """`actual` viewed with the golden `shape` when its shape is a natural layout of it: the same
+    elements in the same (C) order with adjacent axes merged or axes of length 1 added or dropped,
+    e.g. transformers' [B*N, T, S] for [B, N, T, S]. None when it is not."""
+    actual = np.asarray(actual)
+    if actual.shape == tuple(shape):
+        return actual
+    if actual.size != int(np.prod(shape)):
+        return None
+    want = [d for d in shape if d != 1]
+    have = [d for d in actual.shape if d != 1]
+    j = 0
+    for d in have:  # each of the port's axes must be a product of consecutive golden axes
+        prod = 1
+        while j < len(want) and prod < d:
+            prod *= want[j]
+            j += 1
+        if prod != d:
+            return None
+    return actual.reshape(shape) if j == len(want) else None

@@ -22,7 +22,9 @@ import numpy as np
 from .cache import KVCache
 from .config import BloomConfig
 from .errors import InputError
-from .losses import IGNORE_INDEX, bce_with_logits, cross_entropy, mse
+from .functional import linear_backward
+from .losses import (IGNORE_INDEX, bce_with_logits, bce_with_logits_backward, cross_entropy, cross_entropy_backward, mse,
+                     mse_backward)
 from .model import BloomModel
 from .outputs import (CausalLMOutputWithCrossAttentions, QuestionAnsweringModelOutput,
                       SequenceClassifierOutputWithPast, TokenClassifierOutput)
@@ -87,6 +89,14 @@ class BloomForCausalLM(BloomWithHead):
     __call__ = forward
 
 
+    def head_backward(self, hidden: np.ndarray, output: CausalLMOutputWithCrossAttentions,
+                      batch: dict[str, Any]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Backward of the LM head and its loss: (d_hidden [B, T, H], {lm_head's name: d_W [V, H]}).
+        Tied, the gradient is named `word_embeddings.weight` and later added to the gather's."""
+        d_logits = causal_lm_loss_backward(output.logits, batch["labels"])  # [B, T, V]
+        d_hidden, d_w, _ = linear_backward(d_logits, hidden, self.lm_head_weight)  # [B, T, H], [V, H]
+        return d_hidden, {"word_embeddings.weight" if self.config.tie_word_embeddings else "lm_head.weight": d_w}
+
     def generate(self, input_ids: Any, attention_mask: Any = None, **kwargs: Any) -> np.ndarray:
         """Continue each prompt; returns prompt + new tokens [B, L]. See `minibloom.generation.generate`:
         greedy by default; do_sample with temperature / top_k / top_p and `seed`; num_beams for beam
@@ -109,6 +119,14 @@ def causal_lm_loss(logits: np.ndarray, labels: Any) -> np.float32:
     labels = check_int_labels(labels, (B, T), "labels")
     shifted = np.concatenate([labels[:, 1:], np.full((B, 1), IGNORE_INDEX)], axis=1)  # [B, T]
     return cross_entropy(logits.reshape(B * T, V), shifted.reshape(-1), name="labels")
+
+
+def causal_lm_loss_backward(logits: np.ndarray, labels: Any) -> np.ndarray:
+    """d causal_lm_loss / d logits [B, T, V]: the shifted cross-entropy's gradient (last position: 0)."""
+    B, T, V = logits.shape
+    labels = check_int_labels(labels, (B, T), "labels")
+    shifted = np.concatenate([labels[:, 1:], np.full((B, 1), IGNORE_INDEX)], axis=1)  # [B, T]
+    return cross_entropy_backward(logits.reshape(B * T, V), shifted.reshape(-1)).reshape(B, T, V)
 
 
 class BloomForSequenceClassification(BloomWithHead):
@@ -160,6 +178,34 @@ class BloomForSequenceClassification(BloomWithHead):
         return bce_with_logits(pooled, labels)
 
 
+    def head_backward(self, hidden: np.ndarray, output: SequenceClassifierOutputWithPast,
+                      batch: dict[str, Any]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Backward of the pooled score head: only the pooled row of each sequence gets a gradient.
+
+        pooled[b] = score(hidden[b, row_b]), so d_hidden[b, row_b] = d_pooled[b] @ W and
+        d_W = sum_b d_pooled[b]^T hidden[b, row_b]; every other position receives 0 from the head.
+        """
+        B, T, H = hidden.shape
+        ids = batch.get("input_ids")
+        rows = last_non_pad_index(None if ids is None else check_ids(ids, self.config.vocab_size),
+                                  self.config.pad_token_id, B)  # [B]
+        d_pooled = self.sequence_loss_backward(output.logits, batch["labels"])  # [B, C]
+        d_rows, d_w, _ = linear_backward(d_pooled, hidden[np.arange(B), rows], self.params["score.weight"])
+        d_hidden = np.zeros_like(hidden)  # [B, T, H]
+        d_hidden[np.arange(B), rows] = d_rows
+        return d_hidden, {"score.weight": d_w}
+
+    def sequence_loss_backward(self, pooled: np.ndarray, labels: Any) -> np.ndarray:
+        """d sequence_loss / d pooled [B, C], for the problem type the forward settled on."""
+        labels = as_array(labels, "labels")
+        kind = self.config.problem_type
+        if kind == "single_label_classification":
+            return cross_entropy_backward(pooled, check_int_labels(labels, (pooled.shape[0],), "labels"))
+        if kind == "regression":
+            return mse_backward(pooled, labels.reshape(pooled.shape))
+        return bce_with_logits_backward(pooled, labels)
+
+
 def last_non_pad_index(input_ids: np.ndarray | None, pad_token_id: int | None, batch: int) -> np.ndarray:
     """Index [B] of the token each row is classified at, by transformers' rule.
 
@@ -204,6 +250,16 @@ class BloomForTokenClassification(BloomWithHead):
     __call__ = forward
 
 
+    def head_backward(self, hidden: np.ndarray, output: TokenClassifierOutput,
+                      batch: dict[str, Any]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Backward of the per-token classifier and its cross-entropy (-100 ignored)."""
+        B, T, C = output.logits.shape
+        labels = check_int_labels(batch["labels"], (B, T), "labels")
+        d_logits = cross_entropy_backward(output.logits.reshape(B * T, C), labels.reshape(-1)).reshape(B, T, C)
+        d_hidden, d_w, d_b = linear_backward(d_logits, hidden, self.params["classifier.weight"])
+        return d_hidden, {"classifier.weight": d_w, "classifier.bias": d_b}
+
+
 class BloomForQuestionAnswering(BloomWithHead):
     """Extractive QA: a start and an end score for every token; the answer is the best span."""
 
@@ -232,6 +288,26 @@ class BloomForQuestionAnswering(BloomWithHead):
                                             hidden_states=out.hidden_states, attentions=out.attentions)
 
     __call__ = forward
+
+
+    def head_backward(self, hidden: np.ndarray, output: QuestionAnsweringModelOutput,
+                      batch: dict[str, Any]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Backward of loss = (CE(start) + CE(end)) / 2 through the [2, H] span projection."""
+        d_start = span_loss_backward(output.start_logits, batch["start_positions"], "start_positions")  # [B, T]
+        d_end = span_loss_backward(output.end_logits, batch["end_positions"], "end_positions")  # [B, T]
+        d_logits = np.float32(0.5) * np.stack([d_start, d_end], axis=-1)  # [B, T, 2]
+        d_hidden, d_w, d_b = linear_backward(d_logits, hidden, self.params["qa_outputs.weight"])
+        return d_hidden, {"qa_outputs.weight": d_w, "qa_outputs.bias": d_b}
+
+
+def span_loss_backward(logits: np.ndarray, positions: Any, name: str) -> np.ndarray:
+    """d span_loss / d logits [B, T], with the same clamping (T is ignored, negatives count as 0)."""
+    B, T = logits.shape
+    positions = as_array(positions, name)
+    if positions.ndim > 1:
+        positions = positions.squeeze(-1)
+    positions = check_int_labels(positions, (B,), name)
+    return cross_entropy_backward(logits, np.clip(positions, 0, T), ignore_index=T)
 
 
 def span_loss(logits: np.ndarray, positions: Any, name: str) -> np.float32:

@@ -59,3 +59,41 @@ def bce_with_logits(logits: np.ndarray, targets: np.ndarray) -> np.float32:
     t = np.asarray(targets, dtype=np.float32)
     per_element = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
     return np.float32(per_element.astype(np.float64).mean())
+
+
+# ---------------------------------------------------------------------------------------------------
+# Backward: the gradient of each (mean) loss with respect to its logits.
+# ---------------------------------------------------------------------------------------------------
+
+
+def cross_entropy_backward(logits: np.ndarray, targets: np.ndarray, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
+    """d loss / d logits [M, C] for `cross_entropy`: (softmax(logits) - onehot(target)) / n_counted.
+
+    -log softmax(x)[t] = logsumexp(x) - x[t]; the derivative of logsumexp is softmax, that of x[t]
+    the one-hot row. Ignored rows get 0. subtle: when every target is ignored the loss is NaN (0/0)
+    but torch's gradient is 0 (no row writes one); so is ours.
+    """
+    M, C = logits.shape
+    targets = np.asarray(targets).reshape(M)
+    counted = np.flatnonzero(targets != ignore_index)  # [n] rows that count
+    d_logits = np.zeros((M, C), np.float32)
+    if counted.size == 0:
+        return d_logits
+    probs = np.exp(log_softmax(logits[counted]))  # [n, C]
+    probs[np.arange(counted.size), targets[counted]] -= np.float32(1.0)
+    d_logits[counted] = probs / np.float32(counted.size)
+    return d_logits
+
+
+def mse_backward(predictions: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """d mean((p - t)^2) / d p = 2 (p - t) / n, same shape as predictions."""
+    diff = predictions.astype(np.float32) - np.asarray(targets, dtype=np.float32)
+    return (np.float32(2.0) / np.float32(diff.size)) * diff
+
+
+def bce_with_logits_backward(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """d bce / d x = (sigmoid(x) - t) / n: the log-sigmoid terms differentiate to exactly that."""
+    x = logits.astype(np.float32)
+    t = np.asarray(targets, dtype=np.float32)
+    sigmoid = np.float32(0.5) * (np.float32(1.0) + np.tanh(np.float32(0.5) * x))  # 1 / (1 + e^-x), no overflow
+    return (sigmoid - t) / np.float32(x.size)

@@ -116,3 +116,21 @@ def test_clip_grad_norm_equals_torch():
     assert abs(clip_grad_norm(grads, 1.5) - expected) <= 1e-5 * expected
     for g, p in zip(grads.values(), params):
         np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_a_model_trained_by_minibloom_saves_and_loads_in_transformers(tmp_path):
+    config = minibloom.BloomConfig(vocab_size=30, hidden_size=16, n_head=4, n_layer=2, pad_token_id=PAD, num_labels=3)
+    model = minibloom.BloomForSequenceClassification(config, seed=1)
+    ids = np.array([[5, 6, 7, 8], [PAD, 9, 10, 11]])
+    batch = {"input_ids": ids, "attention_mask": (ids != PAD).astype(np.int64), "labels": np.array([0, 2])}
+    before = {n: p.copy() for n, p in model.params.items()}
+    opt = AdamW(model.params, lr=1e-2)
+    for _ in range(3):
+        _, grads = value_and_grad(model, **batch)
+        opt.step(grads)
+    assert all(not np.array_equal(before[n], p) for n, p in model.params.items())
+    model.save_pretrained(tmp_path)
+    ref = transformers.BloomForSequenceClassification.from_pretrained(tmp_path, dtype=torch.float32).eval()
+    with torch.no_grad():
+        expected = ref(torch.from_numpy(ids), attention_mask=torch.from_numpy(batch["attention_mask"])).logits.numpy()
+    assert_close(model(**{k: v for k, v in batch.items() if k != "labels"}).logits, expected, "logits after training")

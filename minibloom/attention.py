@@ -38,7 +38,8 @@ def split_heads(fused_qkv: np.ndarray, n_head: int) -> tuple[np.ndarray, np.ndar
     B, T, three_h = fused_qkv.shape
     D = three_h // (3 * n_head)
     fused = fused_qkv.reshape(B, T, n_head, 3, D)  # [B, T, N, 3, D]
-    q, k, v = (fused[:, :, :, i, :].transpose(0, 2, 1, 3) for i in range(3))  # 3 x [B, N, T, D]
+    # contiguous copies: NumPy's batched matmul falls back from BLAS (~10x slower) on strided views
+    q, k, v = (np.ascontiguousarray(fused[:, :, :, i, :].transpose(0, 2, 1, 3)) for i in range(3))  # 3 x [B, N, T, D]
     return q, k, v
 
 
@@ -111,7 +112,7 @@ def split_heads_backward(d_q: np.ndarray, d_k: np.ndarray, d_v: np.ndarray) -> n
 def merge_heads_backward(d_merged: np.ndarray, n_head: int) -> np.ndarray:
     """[B, T, H] -> [B, N, T, D]: the inverse move of `merge_heads`."""
     B, T, H = d_merged.shape
-    return d_merged.reshape(B, T, n_head, H // n_head).transpose(0, 2, 1, 3)
+    return np.ascontiguousarray(d_merged.reshape(B, T, n_head, H // n_head).transpose(0, 2, 1, 3))  # for BLAS
 
 
 def attention_scores_backward(d_scores: np.ndarray, q: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -49,7 +49,7 @@ class GradRecord(Trace):
         for i in range(n_layer):
             prefix = f"h.{i}."
             rec = {k[len(prefix):].split(".")[-1]: v for k, v in self.store.items() if k.startswith(prefix)}
-            rec["input"] = self.store["embeddings_layernorm"] if i == 0 else out[-1]["output"]
+            rec["input"] = self.store.get("embeddings_layernorm") if i == 0 else out[-1]["output"]
             out.append(rec)
         return out
 

@@ -12,7 +12,7 @@ import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULES = ("minibloom", "minibloom.tokenizer", "minibloom.golden", "minibloom.backends", "minibloom.storage",
-           "minibloom.cuda")
+           "minibloom.cuda", "minibloom.training")
 
 
 def public_names() -> list[tuple[str, object]]:

@@ -5,7 +5,7 @@
 
 How: (1) run the model's own forward with a `GradRecord`, which keeps (by reference, no copies) the
 few intermediates the backward needs: each layer's input, LN outputs, fused QKV, probs, context, the
-pre- and post-GELU values; (2) the head turns the loss into d last_hidden_state (`heads.py`);
+pre- and post-GELU values; (2) the head computes the loss and turns it into d last_hidden_state (`heads.py`);
 (3) `bloom_model_backward` walks ln_f, the blocks in reverse and the embedding (`model.py`, which
 calls `block.py`, `attention.py` and `functional.py`). Inference never builds the record.
 
@@ -74,11 +74,12 @@ def value_and_grad(model: BloomWithHead, **batch: Any) -> tuple[np.float32, dict
     """
     check_trainable(model, batch)
     record = GradRecord()
-    forward_args = dict(batch)
+    # The forward runs without the targets: the head computes the loss with its gradient (one softmax).
+    forward_args = {k: v for k, v in batch.items() if k not in ("labels", "start_positions", "end_positions")}
     if "use_cache" in inspect.signature(model.forward).parameters:
         forward_args["use_cache"] = False
     out = model(**forward_args, trace=record)
-    d_hidden, head_grads = model.head_backward(record.store["ln_f"], out, batch)  # [B, T, H]
+    loss, d_hidden, head_grads = model.head_backward(record.store["ln_f"], out, batch)  # [B, T, H]
     cfg = model.config
     B, T, _ = d_hidden.shape
     ids = batch.get("input_ids")
@@ -90,7 +91,7 @@ def value_and_grad(model: BloomWithHead, **batch: Any) -> tuple[np.float32, dict
                                  ids, mask, heads, backward_ops(model.backend))
     for name, g in head_grads.items():  # tied: the LM head's use of word_embeddings adds to the gather's
         grads[name] = grads[name] + g if name in grads else g
-    return out.loss, {name: grads[name] for name in model.params}
+    return loss, {name: grads[name] for name in model.params}
 
 
 def check_trainable(model: Any, batch: dict[str, Any]) -> None:

@@ -145,7 +145,8 @@ def self_attention_backward(d_out: np.ndarray, rec: dict[str, np.ndarray], p: di
     x, probs, context = rec["input_layernorm"], rec["probs"], rec["context"]
     grads = {}
     if spec.pretraining_tp > 1 and spec.slow_but_exact:
-        d_context, grads["dense.weight"] = bops.linear_tp_backward(d_out, context, p["dense.weight"], spec.pretraining_tp)
+        d_context, grads["dense.weight"] = bops.linear_tp_backward(d_out, context, p["dense.weight"],
+                                                                   spec.pretraining_tp)
         grads["dense.bias"] = np.zeros_like(p["dense.bias"])  # unused by slow_but_exact's projection
     else:
         d_context, grads["dense.weight"], grads["dense.bias"] = bops.linear_backward(d_out, context, p["dense.weight"])

@@ -131,8 +131,8 @@ def bloom_gelu_backward(d_y: np.ndarray, x: np.ndarray) -> np.ndarray:
     """
     x = x.astype(np.float32, copy=False)
     t = np.tanh(np.float32(0.79788456) * x * (np.float32(1.0) + np.float32(0.044715) * x * x))
-    slope = (np.float32(0.5) * x * ((np.float32(1.0) - t * t) * (np.float32(0.79788456) + np.float32(0.1070322243) * x * x))
-             + np.float32(0.5) * (np.float32(1.0) + t))
+    du = np.float32(0.79788456) + np.float32(0.1070322243) * x * x  # d u / d x
+    slope = np.float32(0.5) * x * ((np.float32(1.0) - t * t) * du) + np.float32(0.5) * (np.float32(1.0) + t)
     return slope * d_y
 
 

@@ -69,7 +69,8 @@ def encode_all(tok, texts: list[str]) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--minutes", type=float, default=26.5, help="training time budget (the whole run: ~1.5 min more)")
+    parser.add_argument("--minutes", type=float, default=26.5,
+                        help="training time budget (the whole run takes ~1.5 min more)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--backend", default="numba", choices=["numpy", "numba"])

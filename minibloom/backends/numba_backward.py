@@ -80,8 +80,8 @@ def _gelu_backward(d_y, x, d_x):
         v = x[i]
         u = np.float32(0.79788456) * v * (np.float32(1.0) + np.float32(0.044715) * v * v)
         t = np.float32(1.0) - np.float32(2.0) / (np.exp(np.float32(2.0) * u) + np.float32(1.0))
-        slope = (np.float32(0.5) * v * ((np.float32(1.0) - t * t) * (np.float32(0.79788456) + np.float32(0.1070322243) * v * v))
-                 + np.float32(0.5) * (np.float32(1.0) + t))
+        du = np.float32(0.79788456) + np.float32(0.1070322243) * v * v  # d u / d v
+        slope = np.float32(0.5) * v * ((np.float32(1.0) - t * t) * du) + np.float32(0.5) * (np.float32(1.0) + t)
         d_x[i] = slope * d_y[i]
 
 

@@ -58,7 +58,10 @@ def add_parser(sub) -> None:
 def infer_num_labels(rows: list[dict], task: str) -> int:
     if task == "qa":
         return 2
-    values = [row.get("label") for row in rows] if task == "seq-cls" else [v for row in rows for v in row.get("labels", [])]
+    if task == "seq-cls":
+        values = [row.get("label") for row in rows]
+    else:
+        values = [v for row in rows for v in row.get("labels", [])]
     if any(isinstance(v, list) for v in values):
         return len(values[0])
     if any(isinstance(v, float) for v in values):

@@ -85,7 +85,8 @@ def rows_to_batch(rows: list[dict[str, Any]], tokenizer, task: str, seq_len: int
     try:
         if task == "seq-cls":
             labels = [row["label"] for row in rows]
-            batch["labels"] = np.array(labels, np.float32 if any(isinstance(v, (float, list)) for v in labels) else np.int64)
+            real = any(isinstance(v, (float, list)) for v in labels)  # regression or multi-label
+            batch["labels"] = np.array(labels, np.float32 if real else np.int64)
         elif task == "token-cls":
             labels = np.full((len(rows), T), -100, np.int64)
             for b, row in enumerate(rows):

@@ -16,7 +16,7 @@ import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULES = ("minibloom", "minibloom.tokenizer", "minibloom.golden", "minibloom.backends", "minibloom.storage",
-           "minibloom.cuda")
+           "minibloom.cuda", "minibloom.training")
 # Functions the classes delegate to, whose arguments the reader needs (generate's full keyword list).
 EXTRA = ("minibloom.generation.generate", "minibloom.generation.stream", "minibloom.tokenizer.train.train_bpe",
          "minibloom.hub.resolve", "minibloom.streamers.BaseStreamer")

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FIGURES = ("alibi.png", "attention.png", "architecture.png", "performance.png")
+FIGURES = ("alibi.png", "attention.png", "architecture.png", "performance.png", "backprop.png")
 
 
 def alibi(plt, path: str) -> None:
@@ -105,6 +105,38 @@ def performance(plt, path: str) -> None:
     fig.savefig(path, dpi=90)
 
 
+def backprop(plt, path: str) -> None:
+    """The forward pass left to right (what it keeps), the backward pass right to left (what it sends)."""
+    fig, ax = plt.subplots(figsize=(11, 3.6))
+    ax.axis("off")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    steps = [("ids", "ids"), ("gather", "x"), ("LN", "x"), ("LN1", "h"), ("attention", "qkv, probs,\ncontext"),
+             ("+", ""), ("LN2", "x1"), ("MLP", "pre-GELU,\nGELU"), ("+", ""), ("ln_f", "h_L"), ("head", "hidden"),
+             ("loss", "logits")]
+    xs = np.linspace(0.04, 0.96, len(steps))
+    for (name, kept), x in zip(steps, xs):
+        inside = name in ("LN1", "attention", "+", "LN2", "MLP")
+        ax.text(x, 0.55, name, ha="center", va="center", fontsize=9,
+                bbox=dict(boxstyle="round", fc="#dde8f7" if inside else "#f3e6d3", ec="#555"))
+        if kept:
+            ax.text(x, 0.86, kept, ha="center", va="center", fontsize=7, color="#27a")
+    for a, b in zip(xs, xs[1:]):
+        ax.annotate("", xy=(b - 0.025, 0.62), xytext=(a + 0.025, 0.62), arrowprops=dict(arrowstyle="->", color="#27a"))
+        ax.annotate("", xy=(a + 0.025, 0.48), xytext=(b - 0.025, 0.48), arrowprops=dict(arrowstyle="->", color="#c33"))
+    for x in (xs[5], xs[8]):  # the residual adds: the gradient also skips the sub-layer
+        ax.annotate("", xy=(x - 0.12, 0.3), xytext=(x, 0.3), arrowprops=dict(arrowstyle="->", color="#c33", ls="--"))
+    ax.text(0.5, 0.97, "forward (blue): keeps the record shown above each op, only when gradients are wanted",
+            ha="center", fontsize=9, color="#27a")
+    ax.text(0.5, 0.15, "backward (red): d loss / d logits -> d hidden -> each block in reverse -> scatter-add into "
+            "the embedding rows;\nat each residual + the gradient is copied to both branches (dashes); "
+            "tied embeddings add the LM head's and the gather's gradients", ha="center", fontsize=9, color="#c33")
+    ax.add_patch(plt.Rectangle((xs[3] - 0.04, 0.38), xs[8] - xs[3] + 0.08, 0.36, fill=False, ls="--", ec="#33a"))
+    ax.text(xs[3] - 0.035, 0.40, "x n_layer", color="#33a", fontsize=8)
+    ax.set_title("Backpropagation through BLOOM, as minibloom.training computes it")
+    fig.savefig(path, dpi=90)
+
+
 def main(out_dir: str = os.path.join(HERE, "figures")) -> None:
     import matplotlib
 
@@ -112,7 +144,7 @@ def main(out_dir: str = os.path.join(HERE, "figures")) -> None:
     import matplotlib.pyplot as plt
 
     os.makedirs(out_dir, exist_ok=True)
-    for name, draw in zip(FIGURES, (alibi, attention, architecture, performance)):
+    for name, draw in zip(FIGURES, (alibi, attention, architecture, performance, backprop)):
         draw(plt, os.path.join(out_dir, name))
         plt.close("all")
         print("wrote", os.path.join(out_dir, name))

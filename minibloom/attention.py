@@ -38,7 +38,8 @@ def split_heads(fused_qkv: np.ndarray, n_head: int) -> tuple[np.ndarray, np.ndar
     B, T, three_h = fused_qkv.shape
     D = three_h // (3 * n_head)
     fused = fused_qkv.reshape(B, T, n_head, 3, D)  # [B, T, N, 3, D]
-    q, k, v = (fused[:, :, :, i, :].transpose(0, 2, 1, 3) for i in range(3))  # 3 x [B, N, T, D]
+    # contiguous copies: NumPy's batched matmul falls back from BLAS (~10x slower) on strided views
+    q, k, v = (np.ascontiguousarray(fused[:, :, :, i, :].transpose(0, 2, 1, 3)) for i in range(3))  # 3 x [B, N, T, D]
     return q, k, v
 
 
@@ -96,3 +97,72 @@ def self_attention(x: np.ndarray, residual: np.ndarray, p: dict[str, np.ndarray]
         out = ops.linear(context, p["dense.weight"], p["dense.bias"])  # [B, T, H]
     trace.record("dense", out)
     return residual + out, probs
+
+
+# ---------------------------------------------------------------------------------------------------
+# Backward: from the gradient of the attention output back to the fused QKV projection's input.
+# ---------------------------------------------------------------------------------------------------
+
+
+def split_heads_backward(d_q: np.ndarray, d_k: np.ndarray, d_v: np.ndarray) -> np.ndarray:
+    """3 x [B, N, T, D] -> d_fused [B, T, 3H]: `split_heads` only moves numbers, so its backward puts
+    each gradient back where its value came from (row n*3D + slot*D + d)."""
+    B, N, T, D = d_q.shape
+    stacked = np.stack([d.transpose(0, 2, 1, 3) for d in (d_q, d_k, d_v)], axis=3)  # [B, T, N, 3, D]
+    return stacked.reshape(B, T, N * 3 * D)
+
+
+def merge_heads_backward(d_merged: np.ndarray, n_head: int) -> np.ndarray:
+    """[B, T, H] -> [B, N, T, D]: the inverse move of `merge_heads`."""
+    B, T, H = d_merged.shape
+    return np.ascontiguousarray(d_merged.reshape(B, T, n_head, H // n_head).transpose(0, 2, 1, 3))  # for BLAS
+
+
+def attention_scores_backward(d_scores: np.ndarray, q: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients of scores = alibi + (q @ k^T) / sqrt(D) + mask with respect to q and k.
+
+    ALiBi and the mask are constants added to the scores, so the gradient passes through them
+    unchanged: d_q = d_scores @ k / sqrt(D), d_k = d_scores^T @ q / sqrt(D).
+
+    subtle: a fully masked row (a left-pad query) has every score rounded to finfo.min, so its
+    forward value no longer depends on q or k, yet torch's autograd (and we) still send it the
+    straight-through gradient of its uniform softmax. Finite differences would see 0 there.
+    """
+    inv_norm = np.float32(1.0 / math.sqrt(q.shape[-1]))
+    d_q = inv_norm * (d_scores @ k)  # [B, N, T, S] @ [B, N, S, D] -> [B, N, T, D]
+    d_k = inv_norm * (d_scores.transpose(0, 1, 3, 2) @ q)  # [B, N, S, T] @ [B, N, T, D] -> [B, N, S, D]
+    return d_q, d_k
+
+
+def self_attention_backward(d_out: np.ndarray, rec: dict[str, np.ndarray], p: dict[str, np.ndarray],
+                            spec: AttentionSpec, bops: ModuleType, raw_probs: np.ndarray | None = None,
+                            head_mask: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Backward of `self_attention`'s output projection, probs @ v, softmax and QKV projection.
+
+    d_out [B, T, H]: gradient of the attention output (the residual is handled by the block).
+    rec: what the forward kept: `input_layernorm` (the input x), `qkv`, `probs` (after head_mask),
+    `context`. raw_probs: the probs *before* head_mask (needed only when head_mask is given, since a
+    head switched off keeps no probs). Returns (d_x [B, T, H], grads by `self_attention.*` names).
+    `bops` is the backward-ops module (NumPy reference or Numba kernels).
+    """
+    x, probs, context = rec["input_layernorm"], rec["probs"], rec["context"]
+    grads = {}
+    if spec.pretraining_tp > 1 and spec.slow_but_exact:
+        d_context, grads["dense.weight"] = bops.linear_tp_backward(d_out, context, p["dense.weight"],
+                                                                   spec.pretraining_tp)
+        grads["dense.bias"] = np.zeros_like(p["dense.bias"])  # unused by slow_but_exact's projection
+    else:
+        d_context, grads["dense.weight"], grads["dense.bias"] = bops.linear_backward(d_out, context, p["dense.weight"])
+    q, k, v = split_heads(rec["qkv"], spec.n_head)  # 3 x [B, N, T, D]
+    d_ctx = merge_heads_backward(d_context, spec.n_head)  # [B, T, H] -> [B, N, T, D]
+    d_probs = d_ctx @ v.transpose(0, 1, 3, 2)  # [B, N, T, D] @ [B, N, D, S] -> [B, N, T, S]
+    d_v = probs.transpose(0, 1, 3, 2) @ d_ctx  # [B, N, S, T] @ [B, N, T, D] -> [B, N, S, D]
+    if head_mask is not None:  # probs_out = probs * head_mask[n]: scale the gradient the same way
+        d_probs *= head_mask.astype(np.float32)[None, :, None, None]
+        probs = raw_probs
+    d_scores = bops.softmax_backward(d_probs, probs)  # [B, N, T, S]
+    d_q, d_k = attention_scores_backward(d_scores, q, k)  # [B, N, T, D] each
+    d_fused = split_heads_backward(d_q, d_k, d_v)  # [B, T, 3H]
+    d_x, grads["query_key_value.weight"], grads["query_key_value.bias"] = bops.linear_backward(
+        d_fused, x, p["query_key_value.weight"])  # [B, T, H]
+    return d_x, grads

@@ -17,7 +17,7 @@ from types import ModuleType
 
 import numpy as np
 
-from .attention import AttentionSpec, self_attention
+from .attention import AttentionSpec, self_attention, self_attention_backward
 from .cache import CacheSlot
 from .functional import bloom_gelu
 from .trace import NO_TRACE, Trace
@@ -74,3 +74,65 @@ def bloom_block(x: np.ndarray, p: dict[str, np.ndarray], alibi: np.ndarray, mask
     out = residual + mlp(ln2, sub_params(p, "mlp."), spec.attention, ops, trace.scope("mlp"))  # [B, T, H]
     trace.record("output", out)
     return out, probs
+
+
+# ---------------------------------------------------------------------------------------------------
+# Backward: the block's gradient, sub-layer by sub-layer in reverse order.
+# ---------------------------------------------------------------------------------------------------
+
+
+def mlp_backward(d_out: np.ndarray, rec: dict[str, np.ndarray], p: dict[str, np.ndarray], spec: AttentionSpec,
+                 bops: ModuleType) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Backward of `mlp`: d_out [B, T, H] -> (d_x [B, T, H], grads by `mlp.*` names).
+
+    rec holds the MLP's input (`post_attention_layernorm`), the pre-GELU values (`dense_h_to_4h`)
+    and the GELU output (`gelu`), each [B, T, H] or [B, T, 4H].
+    """
+    grads = {}
+    if spec.pretraining_tp > 1 and spec.slow_but_exact:
+        d_hidden, grads["dense_4h_to_h.weight"] = bops.linear_tp_backward(d_out, rec["gelu"], p["dense_4h_to_h.weight"],
+                                                                         spec.pretraining_tp)
+        grads["dense_4h_to_h.bias"] = np.zeros_like(p["dense_4h_to_h.bias"])  # unused by slow_but_exact
+    else:
+        d_hidden, grads["dense_4h_to_h.weight"], grads["dense_4h_to_h.bias"] = bops.linear_backward(
+            d_out, rec["gelu"], p["dense_4h_to_h.weight"])  # [B, T, 4H]
+    d_pre = bops.bloom_gelu_backward(d_hidden, rec["dense_h_to_4h"])  # [B, T, 4H]
+    d_x, grads["dense_h_to_4h.weight"], grads["dense_h_to_4h.bias"] = bops.linear_backward(
+        d_pre, rec["post_attention_layernorm"], p["dense_h_to_4h.weight"])  # [B, T, H]
+    return d_x, grads
+
+
+def bloom_block_backward(d_out: np.ndarray, rec: dict[str, np.ndarray], p: dict[str, np.ndarray], spec: BlockSpec,
+                         bops: ModuleType, head_mask: np.ndarray | None = None,
+                         ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Backward of `bloom_block`: d_out [B, T, H] -> (d_x [B, T, H], grads by the layer's names).
+
+    A residual add `out = r + f(r')` copies the gradient to both branches, so each sub-layer's
+    gradient is *added* to the one flowing straight through. With the usual pre-LN residual:
+        d_x1 = d_out + LN2'(mlp'(d_out));   d_x = d_x1 + LN1'(attn'(d_x1))
+    With `residual_post_layernorm` the straight path starts at the LN output instead:
+        d_x1 = LN2'(d_out + mlp'(d_out));   d_x = LN1'(d_x1 + attn'(d_x1))
+    rec: the layer's record (`input`, the LN outputs, `qkv`, `probs`, `context`, `dense`, the MLP's).
+    """
+    eps, post_ln = spec.layer_norm_epsilon, spec.residual_post_layernorm
+    grads = {}
+    d_ln2, g = mlp_backward(d_out, rec, sub_params(p, "mlp."), spec.attention, bops)  # [B, T, H]
+    grads.update({"mlp." + k: v for k, v in g.items()})
+    if post_ln:
+        d_ln2 = d_ln2 + d_out
+    residual1 = rec["input_layernorm"] if post_ln else rec["input"]
+    x1 = residual1 + rec["dense"]  # the post-attention LN input, recomputed: [B, T, H]
+    d_x1, grads["post_attention_layernorm.weight"], grads["post_attention_layernorm.bias"] = bops.layer_norm_backward(
+        d_ln2, x1, p["post_attention_layernorm.weight"], eps)
+    if not post_ln:
+        d_x1 = d_x1 + d_out
+    d_ln1, g = self_attention_backward(d_x1, rec, sub_params(p, "self_attention."), spec.attention, bops,
+                                       rec.get("raw_probs"), head_mask)  # [B, T, H]
+    grads.update({"self_attention." + k: v for k, v in g.items()})
+    if post_ln:
+        d_ln1 = d_ln1 + d_x1
+    d_x, grads["input_layernorm.weight"], grads["input_layernorm.bias"] = bops.layer_norm_backward(
+        d_ln1, rec["input"], p["input_layernorm.weight"], eps)
+    if not post_ln:
+        d_x = d_x + d_x1
+    return d_x, grads

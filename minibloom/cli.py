@@ -8,6 +8,7 @@
     minibloom golden dump --text "..." -o F     record every intermediate of a forward pass
     minibloom golden compare EXPECTED ACTUAL    name the first op where two runs part (exit 1)
     minibloom init DIR [--like bloom-560m]      write a randomly initialised checkpoint (hub layout)
+    minibloom train OUT --text FILE             fine-tune (text: causal LM; --rows JSONL/CSV: any head)
 
 DIR / --checkpoint DIR (every command takes --checkpoint): a directory as transformers'
 save_pretrained writes it (config.json, model.safetensors or a sharded index, tokenizer.json), or a
@@ -160,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--seed", type=int, default=0)
     init.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
                       help="storage dtype of the weights (compute is always float32)")
+    from .training.cli import add_parser as add_train_parser
+
+    add_train_parser(sub)
     return parser
 
 
@@ -517,7 +521,13 @@ def _read_inputs_json(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 COMMANDS = {"generate": cmd_generate, "tokenize": cmd_tokenize, "info": cmd_info, "forward": cmd_forward,
-            "golden": cmd_golden, "init": cmd_init}
+            "golden": cmd_golden, "init": cmd_init, "train": lambda args: _train(args)}
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .training.cli import cmd_train
+
+    return cmd_train(args)
 
 
 def main(argv: list[str] | None = None) -> int:

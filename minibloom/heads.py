@@ -22,7 +22,9 @@ import numpy as np
 from .cache import KVCache
 from .config import BloomConfig
 from .errors import InputError
-from .losses import IGNORE_INDEX, bce_with_logits, cross_entropy, mse
+from .functional import linear_backward
+from .losses import (IGNORE_INDEX, bce_with_logits, bce_with_logits_backward, cross_entropy, cross_entropy_backward,
+                     cross_entropy_with_grad, mse, mse_backward)
 from .model import BloomModel
 from .outputs import (CausalLMOutputWithCrossAttentions, QuestionAnsweringModelOutput,
                       SequenceClassifierOutputWithPast, TokenClassifierOutput)
@@ -86,7 +88,6 @@ class BloomForCausalLM(BloomWithHead):
 
     __call__ = forward
 
-
     @property
     def generation_config(self):
         """The model's default `GenerationConfig`: generation_config.json of its checkpoint, else the
@@ -123,6 +124,15 @@ class BloomForCausalLM(BloomWithHead):
         super().save_pretrained(directory, dtype=dtype, max_shard_size=max_shard_size)
         self.generation_config.save_pretrained(directory)
 
+    def head_backward(self, hidden: np.ndarray, output: CausalLMOutputWithCrossAttentions,
+                      batch: dict[str, Any]) -> tuple[np.float32, np.ndarray, dict[str, np.ndarray]]:
+        """The loss and the backward of the LM head: (loss, d_hidden [B, T, H], {lm_head's name: d_W [V, H]}).
+        Tied, the gradient is named `word_embeddings.weight` and later added to the gather's.
+        `output` comes from a forward without labels: the loss and its gradient share one softmax."""
+        loss, d_logits = causal_lm_loss_with_grad(output.logits, batch["labels"])  # [B, T, V]
+        d_hidden, d_w, _ = linear_backward(d_logits, hidden, self.lm_head_weight)  # [B, T, H], [V, H]
+        return loss, d_hidden, {"word_embeddings.weight" if self.config.tie_word_embeddings else "lm_head.weight": d_w}
+
     def generate(self, input_ids: Any, attention_mask: Any = None, **kwargs: Any) -> np.ndarray:
         """Continue each prompt; returns prompt + new tokens [B, L], or a `GenerateDecoderOnlyOutput`
         with return_dict_in_generate=True. See `minibloom.generation.generate`: greedy by default;
@@ -149,6 +159,15 @@ def causal_lm_loss(logits: np.ndarray, labels: Any) -> np.float32:
     labels = check_int_labels(labels, (B, T), "labels")
     shifted = np.concatenate([labels[:, 1:], np.full((B, 1), IGNORE_INDEX)], axis=1)  # [B, T]
     return cross_entropy(logits.reshape(B * T, V), shifted.reshape(-1), name="labels")
+
+
+def causal_lm_loss_with_grad(logits: np.ndarray, labels: Any) -> tuple[np.float32, np.ndarray]:
+    """`causal_lm_loss` and d loss / d logits [B, T, V] (the last position predicts nothing: 0)."""
+    B, T, V = logits.shape
+    labels = check_int_labels(labels, (B, T), "labels")
+    shifted = np.concatenate([labels[:, 1:], np.full((B, 1), IGNORE_INDEX)], axis=1)  # [B, T]
+    loss, d_logits = cross_entropy_with_grad(logits.reshape(B * T, V), shifted.reshape(-1), name="labels")
+    return loss, d_logits.reshape(B, T, V)
 
 
 class BloomForSequenceClassification(BloomWithHead):
@@ -200,6 +219,35 @@ class BloomForSequenceClassification(BloomWithHead):
         return bce_with_logits(pooled, labels)
 
 
+    def head_backward(self, hidden: np.ndarray, output: SequenceClassifierOutputWithPast,
+                      batch: dict[str, Any]) -> tuple[np.float32, np.ndarray, dict[str, np.ndarray]]:
+        """(loss, d_hidden, grads) of the pooled score head: only the pooled row of each sequence gets a gradient.
+
+        pooled[b] = score(hidden[b, row_b]), so d_hidden[b, row_b] = d_pooled[b] @ W and
+        d_W = sum_b d_pooled[b]^T hidden[b, row_b]; every other position receives 0 from the head.
+        """
+        B, T, H = hidden.shape
+        ids = batch.get("input_ids")
+        rows = last_non_pad_index(None if ids is None else check_ids(ids, self.config.vocab_size),
+                                  self.config.pad_token_id, B)  # [B]
+        loss = self.sequence_loss(output.logits, batch["labels"])  # also settles config.problem_type
+        d_pooled = self.sequence_loss_backward(output.logits, batch["labels"])  # [B, C]
+        d_rows, d_w, _ = linear_backward(d_pooled, hidden[np.arange(B), rows], self.params["score.weight"])
+        d_hidden = np.zeros_like(hidden)  # [B, T, H]
+        d_hidden[np.arange(B), rows] = d_rows
+        return loss, d_hidden, {"score.weight": d_w}
+
+    def sequence_loss_backward(self, pooled: np.ndarray, labels: Any) -> np.ndarray:
+        """d sequence_loss / d pooled [B, C], for the problem type the forward settled on."""
+        labels = as_array(labels, "labels")
+        kind = self.config.problem_type
+        if kind == "single_label_classification":
+            return cross_entropy_backward(pooled, check_int_labels(labels, (pooled.shape[0],), "labels"))
+        if kind == "regression":
+            return mse_backward(pooled, labels.reshape(pooled.shape))
+        return bce_with_logits_backward(pooled, labels)
+
+
 def last_non_pad_index(input_ids: np.ndarray | None, pad_token_id: int | None, batch: int) -> np.ndarray:
     """Index [B] of the token each row is classified at, by transformers' rule.
 
@@ -244,6 +292,16 @@ class BloomForTokenClassification(BloomWithHead):
     __call__ = forward
 
 
+    def head_backward(self, hidden: np.ndarray, output: TokenClassifierOutput,
+                      batch: dict[str, Any]) -> tuple[np.float32, np.ndarray, dict[str, np.ndarray]]:
+        """(loss, d_hidden, grads) of the per-token classifier and its cross-entropy (-100 ignored)."""
+        B, T, C = output.logits.shape
+        labels = check_int_labels(batch["labels"], (B, T), "labels")
+        loss, d_logits = cross_entropy_with_grad(output.logits.reshape(B * T, C), labels.reshape(-1))
+        d_hidden, d_w, d_b = linear_backward(d_logits.reshape(B, T, C), hidden, self.params["classifier.weight"])
+        return loss, d_hidden, {"classifier.weight": d_w, "classifier.bias": d_b}
+
+
 class BloomForQuestionAnswering(BloomWithHead):
     """Extractive QA: a start and an end score for every token; the answer is the best span."""
 
@@ -272,6 +330,28 @@ class BloomForQuestionAnswering(BloomWithHead):
                                             hidden_states=out.hidden_states, attentions=out.attentions)
 
     __call__ = forward
+
+
+    def head_backward(self, hidden: np.ndarray, output: QuestionAnsweringModelOutput,
+                      batch: dict[str, Any]) -> tuple[np.float32, np.ndarray, dict[str, np.ndarray]]:
+        """(loss, d_hidden, grads) of loss = (CE(start) + CE(end)) / 2 through the [2, H] span projection."""
+        loss = np.float32((span_loss(output.start_logits, batch["start_positions"], "start_positions")
+                           + span_loss(output.end_logits, batch["end_positions"], "end_positions")) / 2)
+        d_start = span_loss_backward(output.start_logits, batch["start_positions"], "start_positions")  # [B, T]
+        d_end = span_loss_backward(output.end_logits, batch["end_positions"], "end_positions")  # [B, T]
+        d_logits = np.float32(0.5) * np.stack([d_start, d_end], axis=-1)  # [B, T, 2]
+        d_hidden, d_w, d_b = linear_backward(d_logits, hidden, self.params["qa_outputs.weight"])
+        return loss, d_hidden, {"qa_outputs.weight": d_w, "qa_outputs.bias": d_b}
+
+
+def span_loss_backward(logits: np.ndarray, positions: Any, name: str) -> np.ndarray:
+    """d span_loss / d logits [B, T], with the same clamping (T is ignored, negatives count as 0)."""
+    B, T = logits.shape
+    positions = as_array(positions, name)
+    if positions.ndim > 1:
+        positions = positions.squeeze(-1)
+    positions = check_int_labels(positions, (B,), name)
+    return cross_entropy_backward(logits, np.clip(positions, 0, T), ignore_index=T)
 
 
 def span_loss(logits: np.ndarray, positions: Any, name: str) -> np.float32:

@@ -59,3 +59,58 @@ def bce_with_logits(logits: np.ndarray, targets: np.ndarray) -> np.float32:
     t = np.asarray(targets, dtype=np.float32)
     per_element = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
     return np.float32(per_element.astype(np.float64).mean())
+
+
+# ---------------------------------------------------------------------------------------------------
+# Backward: the gradient of each (mean) loss with respect to its logits.
+# ---------------------------------------------------------------------------------------------------
+
+
+def cross_entropy_with_grad(logits: np.ndarray, targets: np.ndarray, ignore_index: int = IGNORE_INDEX,
+                            name: str = "labels") -> tuple[np.float32, np.ndarray]:
+    """`cross_entropy` and its gradient d loss / d logits [M, C] from one exp of the logits.
+
+    -log softmax(x)[t] = logsumexp(x) - x[t]; the derivative of logsumexp is softmax, that of x[t]
+    the one-hot row, so d_logits = (softmax(x) - onehot(t)) / n_counted, and 0 on ignored rows.
+    subtle: when every target is ignored the loss is NaN (0/0) but torch's gradient is 0 (no row
+    writes one); so is ours.
+    """
+    M, C = logits.shape
+    targets = np.asarray(targets).reshape(M)
+    counted = np.flatnonzero(targets != ignore_index)  # [n] rows that count
+    bad = counted[(targets[counted] < 0) | (targets[counted] >= C)]
+    if bad.size:
+        raise InputError(f"{name} holds {targets[bad[0]]} at flat position {bad[0]}: targets must be in "
+                         f"[0, {C}) or {ignore_index} (ignored)")
+    x = logits.astype(np.float32, copy=False)
+    shifted = x - x.max(axis=-1, keepdims=True)  # [M, C]
+    e = np.exp(shifted)  # the one exp
+    total = e.sum(axis=-1, keepdims=True)  # [M, 1]
+    picked = shifted[counted, targets[counted]] - np.log(total[counted, 0])  # log p(target), as log_softmax
+    with np.errstate(invalid="ignore", divide="ignore"):
+        loss = np.float32(-picked.astype(np.float64).sum() / counted.size)
+    if counted.size == 0:
+        return loss, np.zeros((M, C), np.float32)
+    e *= (np.float32(1.0) / np.float32(counted.size)) / total  # softmax / n
+    e[counted, targets[counted]] -= np.float32(1.0) / np.float32(counted.size)
+    e[targets == ignore_index] = 0.0  # ignored rows add nothing to the loss
+    return loss, e
+
+
+def cross_entropy_backward(logits: np.ndarray, targets: np.ndarray, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
+    """d loss / d logits [M, C] for `cross_entropy` (see `cross_entropy_with_grad`)."""
+    return cross_entropy_with_grad(logits, targets, ignore_index)[1]
+
+
+def mse_backward(predictions: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """d mean((p - t)^2) / d p = 2 (p - t) / n, same shape as predictions."""
+    diff = predictions.astype(np.float32) - np.asarray(targets, dtype=np.float32)
+    return (np.float32(2.0) / np.float32(diff.size)) * diff
+
+
+def bce_with_logits_backward(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """d bce / d x = (sigmoid(x) - t) / n: the log-sigmoid terms differentiate to exactly that."""
+    x = logits.astype(np.float32)
+    t = np.asarray(targets, dtype=np.float32)
+    sigmoid = np.float32(0.5) * (np.float32(1.0) + np.tanh(np.float32(0.5) * x))  # 1 / (1 + e^-x), no overflow
+    return (sigmoid - t) / np.float32(x.size)

@@ -13,8 +13,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = sorted(glob.glob(os.path.join(ROOT, "walkthrough", "[0-9][0-9]_*.py")))
 
 
-def test_the_walkthrough_has_its_eleven_steps():
-    assert [os.path.basename(s)[:2] for s in SCRIPTS] == [f"{i:02d}" for i in range(1, 12)]
+def test_the_walkthrough_has_its_thirteen_steps():
+    assert [os.path.basename(s)[:2] for s in SCRIPTS] == [f"{i:02d}" for i in range(1, 14)]
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=os.path.basename)

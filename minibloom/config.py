@@ -209,12 +209,11 @@ class BloomConfig:
 
     def save_pretrained(self, directory: str | os.PathLike) -> str:
         """Write `config.json` into `directory` atomically; returns the file's path."""
-        from .atomic import atomic_write_bytes
+        from .atomic import transaction
 
-        os.makedirs(directory, exist_ok=True)
-        path = os.path.join(os.fspath(directory), CONFIG_NAME)
-        atomic_write_bytes(path, self.to_json_string().encode("utf-8"))
-        return path
+        with transaction(directory) as txn:
+            txn.write_bytes(CONFIG_NAME, self.to_json_string().encode("utf-8"))
+        return os.path.join(os.fspath(directory), CONFIG_NAME)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, BloomConfig) and self.to_dict() == other.to_dict()

@@ -15,11 +15,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .backends import get_backend
-from .config import BloomConfig
+from .atomic import reading, transaction
+from .config import CONFIG_NAME, BloomConfig
 from .errors import InputError
 from .storage import check_storage, store, to_float32
 from .weights import (BASE_PREFIX, bloom_param_shapes, check_state_dict, init_params, load_state_dict,
-                      save_state_dict, strip_base_prefix)
+                      parse_size, save_state_dict, strip_base_prefix)
 
 # Tensors of transformers' task heads: present in head checkpoints, ignored by classes that lack them.
 HEAD_TENSORS = ("lm_head.weight", "score.weight", "classifier.weight", "classifier.bias",
@@ -76,13 +77,14 @@ class PreTrainedBloom:
         Tensors are memory-mapped (`safetensors_io.map_tensor`): weights already in the `storage`
         dtype are used in place, so loading takes no time and RAM holds only the weights' bytes.
         """
-        config = BloomConfig.from_pretrained(directory)
+        with reading(directory):  # a save running now finishes first; a killed one is completed
+            config = BloomConfig.from_pretrained(directory)
+            state = strip_base_prefix(load_state_dict(directory, dtype=None))
         for key, value in config_overrides.items():
             setattr(config, key, value)
         config.validate()
         check_storage(storage)
         get_backend(backend)
-        state = strip_base_prefix(load_state_dict(directory, dtype=None))
         shapes = cls.param_shapes(config)
         fresh = {n: s for n, s in cls.head_shapes(config).items() if n not in state}
         if fresh:
@@ -104,10 +106,16 @@ class PreTrainedBloom:
 
     def save_pretrained(self, directory: str | os.PathLike, dtype: str = "float32",
                         max_shard_size: int | str | None = None) -> None:
-        """Write config.json and safetensors weights (stored as `dtype`) that transformers loads."""
+        """Write config.json and safetensors weights (stored as `dtype`) that transformers loads.
+
+        The whole checkpoint is one transaction (`atomic.transaction`): killed at any instant, the
+        directory holds the complete old checkpoint or the complete new one."""
         if dtype not in SAVE_DTYPES:
             raise InputError(f"dtype must be one of {SAVE_DTYPES}, got {dtype!r}")
+        if max_shard_size is not None:
+            parse_size(max_shard_size)  # a bad size is refused before anything is written
         config = copy.deepcopy(self.config)
         config.architectures = [type(self).__name__]
-        save_state_dict(self.state_dict(), directory, dtype=dtype, max_shard_size=max_shard_size)
-        config.save_pretrained(directory)
+        with transaction(directory) as txn:  # weights and config.json switch together (atomic.py)
+            save_state_dict(self.state_dict(), directory, dtype=dtype, max_shard_size=max_shard_size, txn=txn)
+            txn.write_bytes(CONFIG_NAME, config.to_json_string().encode("utf-8"))

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import regex
 
-from ..atomic import atomic_write_bytes
+from ..atomic import reading, transaction
 from ..errors import InputError, TokenizerFileError
 from ..validation import as_array
 from .bytes_unicode import from_byte_level
@@ -79,7 +79,9 @@ class BloomTokenizer:
         if not os.path.isfile(path):
             raise TokenizerFileError(f"{directory}: no tokenizer.json in this directory")
         config_path = os.path.join(directory, "tokenizer_config.json")
-        config = read_json(config_path) if os.path.isfile(config_path) else {}
+        with reading(directory):  # both files from the same save (atomic.py)
+            config = read_json(config_path) if os.path.isfile(config_path) else {}
+            data = read_json(path)
         settings = {k: config[k] for k in ("padding_side", "add_prefix_space", "model_max_length") if k in config}
         specials = {k: config[k] for k in ("unk_token", "bos_token", "eos_token", "pad_token")
                     if isinstance(config.get(k), str)}
@@ -87,19 +89,18 @@ class BloomTokenizer:
         if settings.get("padding_side") not in ("left", "right"):
             raise TokenizerFileError(f"{config_path}: padding_side must be 'left' or 'right', "
                                      f"got {settings.get('padding_side')!r}")
-        return cls(read_json(path), path, **settings)
+        return cls(data, path, **settings)
 
     def save(self, directory: str | os.PathLike) -> None:
-        """Write tokenizer.json and tokenizer_config.json into `directory`, each atomically."""
-        os.makedirs(directory, exist_ok=True)
+        """Write tokenizer.json and tokenizer_config.json into `directory`, both in one transaction."""
         config = {"tokenizer_class": "BloomTokenizerFast", "padding_side": self.padding_side,
                   "add_prefix_space": self.pipeline.add_prefix_space, "clean_up_tokenization_spaces": False,
                   **{k: getattr(self, k) for k in ("unk_token", "bos_token", "eos_token", "pad_token")}}
         if self.model_max_length is not None:
             config["model_max_length"] = self.model_max_length
-        for name, content in (("tokenizer.json", self.data), ("tokenizer_config.json", config)):
-            atomic_write_bytes(os.path.join(directory, name),
-                               json.dumps(content, ensure_ascii=False, indent=2).encode("utf-8"))
+        with transaction(directory) as txn:
+            for name, content in (("tokenizer.json", self.data), ("tokenizer_config.json", config)):
+                txn.write_bytes(name, json.dumps(content, ensure_ascii=False, indent=2).encode("utf-8"))
 
     save_pretrained = save
 

@@ -8,19 +8,21 @@ transformers saves with the prefix (the task heads) set `save_prefix = True`.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import warnings
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .backends import get_backend
 from .atomic import reading, transaction
+from .backends import get_backend
 from .config import CONFIG_NAME, BloomConfig
 from .errors import InputError
 from .storage import check_storage, store, to_float32
-from .weights import (BASE_PREFIX, bloom_param_shapes, check_state_dict, init_params, load_state_dict,
-                      parse_size, save_state_dict, strip_base_prefix)
+from .validation import check_allocation
+from .weights import (BASE_PREFIX, bloom_param_shapes, check_sizes_against_tensors, check_state_dict, init_params,
+                      load_state_dict, param_count, parse_size, save_state_dict, strip_base_prefix)
 
 # Tensors of transformers' task heads: present in head checkpoints, ignored by classes that lack them.
 HEAD_TENSORS = ("lm_head.weight", "score.weight", "classifier.weight", "classifier.bias",
@@ -41,6 +43,13 @@ class PreTrainedBloom:
         storage: how weight matrices are held, "float32", "float16" or "bfloat16" (compute is
         float32 either way; 2 bytes halve the RAM and the bytes read per decoded token).
         """
+        config.validate()
+        if params is None:  # check before work: a huge config is refused before any table is built
+            head = sum(math.prod(s) for s in self.head_shapes(config).values())
+            check_allocation(4 * (param_count(config) + head), f"{type(self).__name__}({config!r}) random weights")
+        else:
+            check_sizes_against_tensors(config, {n: np.shape(v) for n, v in params.items()},
+                                        f"{type(self).__name__} parameters")
         shapes = self.param_shapes(config)
         if params is None:
             params = init_params(shapes, config.initializer_range, seed)
@@ -85,9 +94,11 @@ class PreTrainedBloom:
         config.validate()
         check_storage(storage)
         get_backend(backend)
+        check_sizes_against_tensors(config, {n: v.shape for n, v in state.items()}, os.fspath(directory))
         shapes = cls.param_shapes(config)
         fresh = {n: s for n, s in cls.head_shapes(config).items() if n not in state}
         if fresh:
+            check_allocation(4 * sum(math.prod(s) for s in fresh.values()), f"the new head {sorted(fresh)}")
             warnings.warn(f"{cls.__name__}: {sorted(fresh)} not in {os.fspath(directory)}; newly initialised "
                           "(train them before use)", stacklevel=2)
             state.update(init_params(fresh, config.initializer_range, seed))

@@ -25,6 +25,7 @@ import numpy as np
 
 from .atomic import atomic_open
 from .errors import SafetensorsFormatError
+from .safe_read import loads, open_regular
 
 # safetensors dtype code -> NumPy dtype of the stored bytes (bf16 is read as raw uint16)
 STORAGE_DTYPES = {"F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"),
@@ -55,8 +56,8 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, TensorInfo], dict[st
     """
     path = os.fspath(path)
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
+        with open_regular(path, SafetensorsFormatError) as f:  # never a FIFO or /dev/zero
+            size = os.fstat(f.fileno()).st_size
             prefix = f.read(8)
             if len(prefix) < 8:
                 raise SafetensorsFormatError(f"{path}: file is {size} bytes, too short for a safetensors header")
@@ -66,10 +67,7 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, TensorInfo], dict[st
             raw = f.read(n)
     except OSError as e:
         raise SafetensorsFormatError(f"cannot read {path}: {e}") from None
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SafetensorsFormatError(f"{path}: header is not valid JSON: {e}") from None
+    header = loads(raw, f"{path}: header", SafetensorsFormatError)
     if not isinstance(header, dict):
         raise SafetensorsFormatError(f"{path}: header must be a JSON object")
     metadata = header.pop("__metadata__", None) or {}

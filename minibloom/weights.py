@@ -26,6 +26,7 @@ import numpy as np
 from .atomic import Transaction, transaction
 from .config import BloomConfig
 from .errors import CheckpointError, InputError, SafetensorsFormatError, WeightsMismatchError
+from .safe_read import read_json
 from .safetensors_io import FLOAT_CODES, map_tensor, read_header, read_tensor, save_file
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
@@ -52,6 +53,30 @@ def bloom_param_shapes(config: BloomConfig) -> dict[str, tuple[int, ...]]:
         })
     shapes.update({"ln_f.weight": (E,), "ln_f.bias": (E,)})
     return shapes
+
+
+def param_count(config: BloomConfig) -> int:
+    """Number of parameters of a BloomModel, by arithmetic: no table built, so it is instant for
+    any config (12 E^2 + 13 E per layer, the embeddings and three layer norms)."""
+    E, V = config.hidden_size, config.vocab_size
+    return V * E + 2 * E + config.n_layer * (12 * E * E + 13 * E) + 2 * E
+
+
+_LAYER = re.compile(r"^(?:transformer\.)?h\.(\d+)\.")
+
+
+def check_sizes_against_tensors(config: BloomConfig, shapes: dict[str, tuple[int, ...]], where: str) -> None:
+    """Check before work: the config's n_layer, vocab_size and hidden_size against the tensors a
+    checkpoint holds ({name: shape}, from the headers), before any per-layer table is built.
+    A config.json claiming 10**9 layers is refused here in microseconds."""
+    layers = {int(m.group(1)) for n in shapes if (m := _LAYER.match(n)) and len(m.group(1)) < 10}
+    if config.n_layer > len(layers):  # more layers than stored: refused before the table of them is built
+        raise WeightsMismatchError(f"{where}: the config says n_layer={config.n_layer}, the checkpoint holds "
+                                   f"tensors of {len(layers)} layers")
+    for name in ("word_embeddings.weight", BASE_PREFIX + "word_embeddings.weight"):
+        if name in shapes and tuple(shapes[name]) != (config.vocab_size, config.hidden_size):
+            raise WeightsMismatchError(f"{where}: tensor {name!r} has shape {tuple(shapes[name])}, the config needs "
+                                       f"{(config.vocab_size, config.hidden_size)} (vocab_size, hidden_size)")
 
 
 def init_params(shapes: dict[str, tuple[int, ...]], initializer_range: float = 0.02,
@@ -89,11 +114,7 @@ def checkpoint_files(directory: str | os.PathLike) -> dict[str, str]:
 
 
 def _read_index(path: str) -> dict[str, str]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            index = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"cannot read shard index {path}: {e}") from None
+    index = read_json(path, CheckpointError)
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise CheckpointError(f"{path}: 'weight_map' must be an object of tensor name -> file name")

@@ -27,7 +27,7 @@ from ..errors import InputError, TokenizerFileError
 from ..validation import as_array
 from .bytes_unicode import from_byte_level
 from .pretokenizer import PIECE_RE
-from .tokenizer_json import Pipeline, parse_pipeline, read_json
+from .tokenizer_json import Pipeline, config_settings, max_length_setting, parse_pipeline, read_json
 
 SPACE = "Ġ"  # the byte-level stand-in of " "
 
@@ -40,6 +40,8 @@ class BloomTokenizer:
     def __init__(self, data: dict[str, Any], path: str = "tokenizer.json", padding_side: str = "right",
                  add_prefix_space: bool | None = None, model_max_length: int | None = None,
                  special_tokens: dict[str, str] | None = None):
+        padding_side = check_side(padding_side, "padding_side")  # the caller's keywords, checked first
+        model_max_length = max_length_setting(model_max_length, InputError)
         if add_prefix_space:  # as BloomTokenizerFast: switch it on in the pre-tokenizer and decoder
             data = {**data, **{k: _with_prefix_space(data.get(k)) for k in ("pre_tokenizer", "decoder")}}
         self.data = data
@@ -80,16 +82,13 @@ class BloomTokenizer:
             raise TokenizerFileError(f"{directory}: no tokenizer.json in this directory")
         config_path = os.path.join(directory, "tokenizer_config.json")
         with reading(directory):  # both files from the same save (atomic.py)
-            config = read_json(config_path) if os.path.isfile(config_path) else {}
+            config = read_json(config_path) if os.path.lexists(config_path) else {}  # a FIFO is refused
             data = read_json(path)
-        settings = {k: config[k] for k in ("padding_side", "add_prefix_space", "model_max_length") if k in config}
+        settings = config_settings(config, config_path, skip=kwargs)  # a bad value here is the file's fault
         specials = {k: config[k] for k in ("unk_token", "bos_token", "eos_token", "pad_token")
                     if isinstance(config.get(k), str)}
         settings = {"padding_side": "right", **settings, "special_tokens": specials, **kwargs}
-        if settings.get("padding_side") not in ("left", "right"):
-            raise TokenizerFileError(f"{config_path}: padding_side must be 'left' or 'right', "
-                                     f"got {settings.get('padding_side')!r}")
-        return cls(data, path, **settings)
+        return cls(data, path, **settings)  # a bad keyword is the caller's: InputError from __init__
 
     def save(self, directory: str | os.PathLike) -> None:
         """Write tokenizer.json and tokenizer_config.json into `directory`, both in one transaction."""

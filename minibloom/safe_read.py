@@ -75,18 +75,20 @@ def read_json(path: str | os.PathLike, error: type[Exception] = CheckpointError,
     return loads(raw, path, error)
 
 
-def loads(raw: bytes | str, where: str, error: type[Exception] = CheckpointError) -> Any:
-    """`json.loads` that raises `error` (naming `where`) for anything but a bounded, valid document."""
+def loads(raw: bytes | str, where: str, error: type[Exception] = CheckpointError,
+          object_pairs_hook: Any = None) -> Any:
+    """`json.loads` that raises `error` (naming `where`) for anything but a bounded, valid document.
+    `object_pairs_hook` may refuse an object by raising ValueError."""
     try:
         text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
-        data = json.loads(text, parse_int=_parse_int)
+        data = json.loads(text, parse_int=_parse_int, object_pairs_hook=object_pairs_hook)
     except UnicodeDecodeError as e:
         raise error(f"{where} is not valid JSON (not UTF-8 text): {e}") from None
     except json.JSONDecodeError as e:
         raise error(f"{where} is not valid JSON: {e}") from None
     except RecursionError:
         raise error(f"{where}: JSON nested more than {MAX_JSON_DEPTH} deep") from None
-    except ValueError as e:  # _parse_int's refusal
+    except ValueError as e:  # _parse_int's or the hook's refusal
         raise error(f"{where}: {e}") from None
     depth = json_depth(data)
     if depth > MAX_JSON_DEPTH:

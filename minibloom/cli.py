@@ -246,15 +246,43 @@ COMMANDS = {"generate": cmd_generate, "tokenize": cmd_tokenize, "info": cmd_info
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command. Exit status: 0 done, 1 failed (a write error, an unexpected error; one line,
+    no traceback unless MINIBLOOM_DEBUG is set), 2 bad input (a MinibloomError), 130 Ctrl-C."""
     try:
-        return COMMANDS[args.command](args) or 0
+        args = build_parser().parse_args(argv)
+        status = COMMANDS[args.command](args) or 0
+        sys.stdout.flush()  # a full disk is reported here, not as noise at interpreter exit
+        return status
     except MinibloomError as e:
-        print(f"minibloom: error: {e}", file=sys.stderr)
-        return 2
+        return _fail(2, f"error: {e}")
     except BrokenPipeError:  # `minibloom ... | head`: the reader left; stop quietly, as Unix tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _silence_stdout()
         return 0
+    except KeyboardInterrupt:
+        return _fail(130, "interrupted")
+    except OSError as e:  # writing the output failed: `> /dev/full`, a closed terminal
+        _silence_stdout()
+        return _fail(1, f"error: cannot write the output: {e.strerror or e}")
+    except Exception as e:  # noqa: BLE001 -- a bug: one line, the traceback on request
+        if os.environ.get("MINIBLOOM_DEBUG"):
+            raise
+        return _fail(1, f"internal error: {type(e).__name__}: {e} (MINIBLOOM_DEBUG=1 shows the traceback)")
+
+
+def _fail(status: int, message: str) -> int:
+    try:
+        print(f"minibloom: {message}".encode("utf-8", "backslashreplace").decode("utf-8"), file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+    return status
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so what is still buffered cannot fail again at exit."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real stdout (captured in tests)
+        pass
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ class PreTrainedBloom:
         check_state_dict(params, shapes, where=f"{type(self).__name__} parameters")
         self.config = config
         self.backend, self.storage = backend, storage
-        self.ops = get_backend(backend)
+        self.ops = get_backend(backend, checked=False)  # the model builds every argument itself
         dtype = check_storage(storage)
         names = tqdm(shapes, desc="loading weights", unit="tensor", delay=2.0, leave=False,
                      disable=None)  # shown only on a terminal, and only when it takes over 2 s

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from typing import Any, BinaryIO
 
@@ -93,7 +94,28 @@ def loads(raw: bytes | str, where: str, error: type[Exception] = CheckpointError
     depth = json_depth(data)
     if depth > MAX_JSON_DEPTH:
         raise error(f"{where}: JSON nested {depth} deep, more than the {MAX_JSON_DEPTH} allowed")
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(data):  # only escapes can make one
+        raise error(f"{where}: a string holds a lone surrogate escape (\\uD800-\\uDFFF unpaired): not valid "
+                    "Unicode, and refused by the Rust readers (tokenizers, safetensors) too")
     return data
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+def _has_lone_surrogate(data: Any) -> bool:
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if not node.isascii() and any("\ud800" <= c <= "\udfff" for c in node):
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 def _parse_int(digits: str) -> int:

@@ -7,6 +7,7 @@ values, the first position at fault -- never a NumPy broadcast error three calls
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -80,6 +81,20 @@ def check_head_mask(head_mask: Any, n_layer: int, n_head: int) -> np.ndarray | N
     if hm.shape == (n_layer, n_head):
         return hm.astype(np.float32)
     raise InputError(f"head_mask has shape {hm.shape}, expected ({n_head},) or ({n_layer}, {n_head})")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_unicode(text: str, name: str = "text") -> str:
+    """Refuse a str holding a lone surrogate (U+D800..U+DFFF): it is not Unicode text and has no
+    UTF-8 bytes to tokenize. Such strs come from decoding bytes with errors="surrogateescape"
+    (Python does so for command-line arguments that are not valid UTF-8) or from JSON escapes."""
+    match = None if text.isascii() else _SURROGATE.search(text)
+    if match:
+        raise InputError(f"{name} holds a lone surrogate U+{ord(match.group()):04X} at character {match.start()}: "
+                         "not valid Unicode (decode its bytes with errors='replace')")
+    return text
 
 
 def memory_budget() -> int:

@@ -24,7 +24,7 @@ import regex
 
 from ..atomic import reading, transaction
 from ..errors import InputError, TokenizerFileError
-from ..validation import as_array
+from ..validation import as_array, check_allocation, check_unicode
 from .bytes_unicode import from_byte_level
 from .pretokenizer import PIECE_RE
 from .tokenizer_json import Pipeline, config_settings, max_length_setting, parse_pipeline, read_json
@@ -171,6 +171,7 @@ class BloomTokenizer:
 
     def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         """Token ids and (start, end) character offsets into `text`."""
+        check_unicode(text)
         ids: list[int] = []
         offsets: list[tuple[int, int]] = []
         for stretch, start in self._segments(text):
@@ -259,6 +260,8 @@ class BloomTokenizer:
         if pad_mode is not None and self.pad_token is None:
             raise InputError("this tokenizer has no pad token, so it cannot pad")
         B = len(encoded)
+        check_allocation(8 * B * width * (4 if with_offsets else 2), f"padding to max_length={width} "
+                         f"(input_ids, attention_mask{', offset_mapping' if with_offsets else ''} [B={B}, T])")
         input_ids = np.full((B, width), self.pad_token_id if pad_mode else 0, np.int64)  # [B, T]
         mask = np.zeros((B, width), np.int64)  # [B, T]
         offsets = np.zeros((B, width, 2), np.int64)  # [B, T, 2]
@@ -327,9 +330,9 @@ def _with_prefix_space(component: Any) -> Any:
 def check_texts(text: Any) -> list[str]:
     """A str or a non-empty list/tuple of str -> list of str; anything else is an InputError."""
     if isinstance(text, str):
-        return [text]
+        return [check_unicode(text)]
     if isinstance(text, (list, tuple)) and text and all(isinstance(t, str) for t in text):
-        return list(text)
+        return [check_unicode(t, f"text[{k}]") for k, t in enumerate(text)]
     if isinstance(text, (list, tuple)):
         bad = next((k for k, t in enumerate(text) if not isinstance(t, str)), None)
         raise InputError("text must be a str or a non-empty list of str" +

@@ -24,6 +24,7 @@ import heapq
 import numba
 import numpy as np
 
+from ..errors import InputError
 from .bytes_unicode import BYTE_TO_CHAR, LATIN1_TO_BYTE_LEVEL
 
 NO_MERGE = np.iinfo(np.int64).max
@@ -157,7 +158,11 @@ class BPE:
         """Token ids of one pre-tokenized piece (its text, before the byte-level mapping)."""
         ids = self.cache.get(piece)
         if ids is None:
-            raw = piece.encode("utf-8")
+            try:
+                raw = piece.encode("utf-8")
+            except UnicodeEncodeError as e:  # a lone surrogate: no UTF-8 bytes to merge
+                raise InputError(f"text holds a lone surrogate U+{ord(piece[e.start]):04X} (in the piece "
+                                 f"{piece[:40]!r}): not valid Unicode") from None
             whole = self.vocab.get(raw.decode("latin-1").translate(LATIN1_TO_BYTE_LEVEL)) if self.ignore_merges else None
             if whole is not None:
                 ids = [whole]

@@ -67,3 +67,49 @@ def test_a_bad_max_shard_size_is_an_input_error_and_writes_nothing(tmp_path, siz
         model.save_pretrained(tmp_path / "out", max_shard_size=size)
     assert not (tmp_path / "out").exists()
     model.save_pretrained(tmp_path / "np", max_shard_size=np.int64(400))  # NumPy integers are integers
+
+
+def test_sampling_on_non_finite_scores_is_a_typed_error():
+    from minibloom import BloomForCausalLM
+    from minibloom.errors import NonFiniteScoresError
+
+    model = BloomForCausalLM(BloomConfig(vocab_size=16, hidden_size=8, n_head=2, n_layer=1), seed=0)
+    with pytest.raises(NonFiniteScoresError, match="row 0"):
+        model.generate(np.array([[1, 2]]), do_sample=True, temperature=1e-45, max_new_tokens=2, seed=0)
+    model.params["ln_f.weight"][:] = np.nan  # a NaN weight
+    with pytest.raises(NonFiniteScoresError):
+        model.generate(np.array([[1, 2]]), do_sample=True, max_new_tokens=2, seed=0)
+    assert issubclass(NonFiniteScoresError, ValueError)
+
+
+@pytest.mark.parametrize("what", ["forward", "cache", "padding", "generate"])
+def test_sizes_beyond_the_memory_budget_are_refused_by_name(what, monkeypatch):
+    from minibloom import BloomForCausalLM, KVCache
+    from minibloom.errors import MemoryBudgetError
+
+    monkeypatch.setenv("MINIBLOOM_MEMORY_BUDGET", str(50 * 2**20))  # 50 MB
+    config = BloomConfig(vocab_size=16, hidden_size=8, n_head=2, n_layer=1)
+    with pytest.raises(MemoryBudgetError) as caught:
+        if what == "forward":  # 3000 tokens: attention scores of 2 x 3000 x 3000 floats = 72 MB
+            BloomModel(config)(np.ones((1, 3000), np.int64))
+        elif what == "cache":
+            KVCache.for_config(config, batch=4, capacity=10**7)
+        elif what == "padding":
+            BloomTokenizer.from_pretrained(TOKENIZER_DIR)(["a", "b"], padding="max_length", max_length=10**8)
+        else:
+            BloomForCausalLM(config).generate(np.array([[1, 2]]), max_new_tokens=10**8)
+    assert isinstance(caught.value, MemoryError) and isinstance(caught.value, ValueError)
+    assert {"forward": "3000 tokens", "cache": "capacity=10000000", "padding": "max_length=100000000",
+            "generate": "capacity=100000002"}[what] in str(caught.value)
+
+
+def test_lone_surrogates_are_input_errors_in_text_and_tokenizer_errors_in_files(tmp_path):
+    tok = BloomTokenizer.from_pretrained(TOKENIZER_DIR)
+    for call in (lambda: tok("ok \udc80"), lambda: tok.encode_ids("x\ud800y"), lambda: tok.encode_with_offsets("\udfff"),
+                 lambda: tok(["fine", "bad \ud800"]), lambda: tok.encode("\udc00")):
+        with pytest.raises(InputError, match="lone surrogate"):
+            call()
+    text = open(f"{TOKENIZER_DIR}/tokenizer.json", encoding="utf-8").read()
+    (tmp_path / "tokenizer.json").write_text(text.replace('"<unk>"', '"<unk\\ud800>"', 1))
+    with pytest.raises(TokenizerFileError, match="lone surrogate"):
+        BloomTokenizer.from_file(tmp_path / "tokenizer.json")

@@ -113,3 +113,10 @@ def test_lone_surrogates_are_input_errors_in_text_and_tokenizer_errors_in_files(
     (tmp_path / "tokenizer.json").write_text(text.replace('"<unk>"', '"<unk\\ud800>"', 1))
     with pytest.raises(TokenizerFileError, match="lone surrogate"):
         BloomTokenizer.from_file(tmp_path / "tokenizer.json")
+
+
+def test_numpy_integer_scalars_are_integers_in_the_config():
+    config = BloomConfig(n_layer=np.int64(3), hidden_size=np.int32(16), n_head=np.uint8(2))
+    config.vocab_size = np.int16(100)
+    assert (config.n_layer, config.vocab_size) == (3, 100) and type(config.vocab_size) is int
+    assert json.loads(config.to_json_string())["hidden_size"] == 16

@@ -14,11 +14,14 @@ Shape legend: B batch, N heads, D head_dim, P tokens already cached, T new token
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from dataclasses import dataclass
 
 from .errors import InputError
+from .validation import check_allocation
 
 
 class KVCache:
@@ -34,6 +37,8 @@ class KVCache:
             raise InputError(f"KVCache sizes must be positive, got n_layer={n_layer}, batch={batch}, "
                              f"n_head={n_head}, head_dim={head_dim}, capacity={capacity}")
         shape = (batch, n_head, capacity, head_dim)
+        check_allocation(2 * n_layer * 4 * math.prod(shape), f"KVCache capacity={capacity} (prompt + new tokens; "
+                         f"keys and values of {n_layer} layers [B={batch}, N, S, D])")
         self.keys = [np.zeros(shape, np.float32) for _ in range(n_layer)]  # L x [B, N, S_max, D]
         self.values = [np.zeros(shape, np.float32) for _ in range(n_layer)]  # L x [B, N, S_max, D]
         self.length = 0  # P: how many positions hold real entries

@@ -33,7 +33,7 @@ from .config import BLOOM_FAMILY, BloomConfig
 from .embedded import EMBEDDED_CHECKPOINT
 from .errors import MinibloomError, TokenizerFileError
 from .storage import STORAGE_DTYPES
-from .weights import bloom_param_shapes, checkpoint_files
+from .weights import checkpoint_files, param_count
 
 TINY = dict(vocab_size=1024, hidden_size=64, n_layer=2, n_head=8)
 
@@ -387,7 +387,7 @@ def cmd_init(args: argparse.Namespace) -> None:
 
 
 def _count(config: BloomConfig) -> int:
-    return sum(int(np.prod(s)) for s in bloom_param_shapes(config).values())
+    return param_count(config)  # arithmetic: instant even for a config.json that claims 10**9 layers
 
 
 def checkpoint_of(args: argparse.Namespace) -> str:
@@ -531,15 +531,43 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command. Exit status: 0 done, 1 failed (a write error, an unexpected error; one line,
+    no traceback unless MINIBLOOM_DEBUG is set), 2 bad input (a MinibloomError), 130 Ctrl-C."""
     try:
-        return COMMANDS[args.command](args) or 0
+        args = build_parser().parse_args(argv)
+        status = COMMANDS[args.command](args) or 0
+        sys.stdout.flush()  # a full disk is reported here, not as noise at interpreter exit
+        return status
     except MinibloomError as e:
-        print(f"minibloom: error: {e}", file=sys.stderr)
-        return 2
+        return _fail(2, f"error: {e}")
     except BrokenPipeError:  # `minibloom ... | head`: the reader left; stop quietly, as Unix tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _silence_stdout()
         return 0
+    except KeyboardInterrupt:
+        return _fail(130, "interrupted")
+    except OSError as e:  # writing the output failed: `> /dev/full`, a closed terminal
+        _silence_stdout()
+        return _fail(1, f"error: cannot write the output: {e.strerror or e}")
+    except Exception as e:  # noqa: BLE001 -- a bug: one line, the traceback on request
+        if os.environ.get("MINIBLOOM_DEBUG"):
+            raise
+        return _fail(1, f"internal error: {type(e).__name__}: {e} (MINIBLOOM_DEBUG=1 shows the traceback)")
+
+
+def _fail(status: int, message: str) -> int:
+    try:
+        print(f"minibloom: {message}".encode("utf-8", "backslashreplace").decode("utf-8"), file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+    return status
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so what is still buffered cannot fail again at exit."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real stdout (captured in tests)
+        pass
 
 
 if __name__ == "__main__":

@@ -69,6 +69,39 @@ _BOOLS = ("use_cache", "apply_residual_connection_post_layernorm", "slow_but_exa
 _PROBABILITIES = ("hidden_dropout", "attention_dropout")
 _TOKEN_IDS = ("bos_token_id", "eos_token_id", "pad_token_id")
 _OWN_ATTRIBUTES = ("id2label", "label2id", "extra")
+MAX_SIZE = 2**31 - 1  # no vocab, width, depth or head count of a real model comes near
+MAX_LABELS = 2**17  # num_labels builds {id: "LABEL_id"}: refused past this before the table is built
+
+
+def _plain_int(value: Any) -> Any:
+    """NumPy integer scalars become Python ints (they are integers, and JSON must write them)."""
+    return int(value) if type(value).__module__ == "numpy" and hasattr(value, "__index__") \
+        and not isinstance(value, bool) and type(value).__name__ != "bool_" else value
+
+
+def _check_field(name: str, value: Any) -> None:
+    """One field on its own (the constructor, `validate` and attribute assignment all use this)."""
+    if name in _POSITIVE_INTS:
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(f"config field {name!r} must be a positive integer, got {value!r}")
+        if value > MAX_SIZE:
+            raise ConfigError(f"config field {name!r} is {value}, beyond any model (at most {MAX_SIZE:,})")
+    elif name in _BOOLS:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config field {name!r} must be true or false, got {value!r}")
+    elif name == "layer_norm_epsilon":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ConfigError(f"config field 'layer_norm_epsilon' must be a positive number, got {value!r}")
+    elif name in _PROBABILITIES + ("classifier_dropout",):
+        if value is None and name == "classifier_dropout":
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ConfigError(f"config field {name!r} must be a number in [0, 1], got {value!r}")
+    elif name in _TOKEN_IDS:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ConfigError(f"config field {name!r} must be a non-negative integer or null, got {value!r}")
+    elif name == "problem_type" and value not in PROBLEM_TYPES:
+        raise ConfigError(f"config field 'problem_type' must be one of {PROBLEM_TYPES}, got {value!r}")
 
 
 class BloomConfig:
@@ -87,7 +120,7 @@ class BloomConfig:
             if alias in kwargs:
                 kwargs[name] = kwargs.pop(alias)
         for name, default in BLOOM_DEFAULTS.items():
-            object.__setattr__(self, name, kwargs.pop(name, default))
+            object.__setattr__(self, name, _plain_int(kwargs.pop(name, default)))
         if n_embed is not None:
             self.hidden_size = n_embed
         self.id2label, self.label2id = _labels(kwargs.pop("id2label", None), kwargs.pop("label2id", None),
@@ -108,6 +141,9 @@ class BloomConfig:
 
     def __setattr__(self, name: str, value: Any) -> None:
         name = ALIASES.get(name, name)
+        if name in BLOOM_DEFAULTS and "extra" in self.__dict__:  # constructed: check as the constructor does
+            value = _plain_int(value)
+            _check_field(name, value)
         if name in BLOOM_DEFAULTS or name in _OWN_ATTRIBUTES or isinstance(getattr(type(self), name, None), property):
             object.__setattr__(self, name, value)
         else:
@@ -129,32 +165,14 @@ class BloomConfig:
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the first field whose value the model cannot run with."""
-        for name in _POSITIVE_INTS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"config field {name!r} must be a positive integer, got {value!r}")
+        for name in BLOOM_DEFAULTS:
+            _check_field(name, getattr(self, name))
         if self.hidden_size % self.n_head != 0:
             raise ConfigError(f"config field 'hidden_size' ({self.hidden_size}) must be divisible by "
                               f"'n_head' ({self.n_head})")
-        for name in _BOOLS:
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"config field {name!r} must be true or false, got {getattr(self, name)!r}")
-        eps = self.layer_norm_epsilon
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-            raise ConfigError(f"config field 'layer_norm_epsilon' must be a positive number, got {eps!r}")
-        for name in _PROBABILITIES + ("classifier_dropout",):
-            p = getattr(self, name)
-            if p is None and name == "classifier_dropout":
-                continue
-            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-                raise ConfigError(f"config field {name!r} must be a number in [0, 1], got {p!r}")
-        for name in _TOKEN_IDS:
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise ConfigError(f"config field {name!r} must be a non-negative integer or null, got {value!r}")
-        if self.problem_type not in PROBLEM_TYPES:
-            raise ConfigError(f"config field 'problem_type' must be one of {PROBLEM_TYPES}, "
-                              f"got {self.problem_type!r}")
+        if self.slow_but_exact and self.pretraining_tp > self.hidden_size:
+            raise ConfigError(f"config field 'pretraining_tp' ({self.pretraining_tp}) must not exceed 'hidden_size' "
+                              f"({self.hidden_size}) with slow_but_exact: each rank's slice would be empty")
 
     # -- dict / JSON round trip ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -178,15 +196,9 @@ class BloomConfig:
     @classmethod
     def from_json_file(cls, path: str | os.PathLike) -> "BloomConfig":
         """Read a hub `config.json`; a missing file or invalid JSON raises `CheckpointError` naming it."""
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-        except FileNotFoundError:
-            raise CheckpointError(f"config file not found: {os.fspath(path)}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise CheckpointError(f"{os.fspath(path)} is not valid JSON: {e}") from None
-        except OSError as e:
-            raise CheckpointError(f"cannot read {os.fspath(path)}: {e}") from None
+        from .safe_read import read_json
+
+        data = read_json(path, CheckpointError)  # regular files only, size and depth capped
         if not isinstance(data, dict):
             raise CheckpointError(f"{os.fspath(path)} must hold a JSON object, got {type(data).__name__}")
         mt = data.get("model_type", "bloom")
@@ -218,12 +230,11 @@ class BloomConfig:
 
     def save_pretrained(self, directory: str | os.PathLike) -> str:
         """Write `config.json` into `directory` atomically; returns the file's path."""
-        from .atomic import atomic_write_bytes
+        from .atomic import transaction
 
-        os.makedirs(directory, exist_ok=True)
-        path = os.path.join(os.fspath(directory), CONFIG_NAME)
-        atomic_write_bytes(path, self.to_json_string().encode("utf-8"))
-        return path
+        with transaction(directory) as txn:
+            txn.write_bytes(CONFIG_NAME, self.to_json_string().encode("utf-8"))
+        return os.path.join(os.fspath(directory), CONFIG_NAME)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, BloomConfig) and self.to_dict() == other.to_dict()
@@ -239,6 +250,8 @@ def _labels(id2label: Any, label2id: Any, num_labels: Any) -> tuple[dict[int, st
         n = 2 if num_labels is None else num_labels
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ConfigError(f"config field 'num_labels' must be a non-negative integer, got {n!r}")
+        if n > MAX_LABELS:  # checked before the label table is built
+            raise ConfigError(f"config field 'num_labels' is {n}, more than the {MAX_LABELS:,} labels minibloom builds")
         id2label = {i: f"LABEL_{i}" for i in range(n)}
     if not isinstance(id2label, dict):
         raise ConfigError(f"config field 'id2label' must be an object, got {type(id2label).__name__}")

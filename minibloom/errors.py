@@ -40,3 +40,12 @@ class TokenizerFileError(MinibloomError, OSError):
 
 class BackendUnavailableError(MinibloomError, RuntimeError):
     """A backend was asked for on a machine that cannot run it (the CUDA backend with no GPU)."""
+
+
+class MemoryBudgetError(InputError, MemoryError):
+    """A size argument or file field asks for more memory than the budget (`validation.check_allocation`):
+    refused before allocating, naming the argument. Also a MemoryError, for code that catches that."""
+
+
+class NonFiniteScoresError(InputError, ArithmeticError):
+    """Sampling met NaN or infinite scores (a NaN weight, temperature near 0): no distribution to draw from."""

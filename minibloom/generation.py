@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from .cache import KVCache
-from .errors import CheckpointError, InputError
+from .errors import CheckpointError, InputError, NonFiniteScoresError
 from .functional import softmax
 from .logits_process import process_scores
 from .outputs import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput
@@ -313,6 +313,10 @@ def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
 def sample(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One token per row from probs [B, V], by inverting the cumulative distribution."""
     cumulative = np.cumsum(probs.astype(np.float64), axis=-1)  # [B, V]
+    usable = np.isfinite(cumulative[:, -1]) & (cumulative[:, -1] > 0)  # NaN/inf scores give NaN probs
+    if not usable.all():
+        raise NonFiniteScoresError(f"sampling: the scores of batch row {int(np.argmin(usable))} are NaN or infinite "
+                                   "(a NaN weight, or a temperature so small the scores overflow)")
     u = rng.random(probs.shape[0]) * cumulative[:, -1]  # [B]
     picked = (cumulative <= u[:, None]).sum(axis=-1)
     return np.minimum(picked, probs.shape[-1] - 1)

@@ -118,11 +118,12 @@ class BloomForCausalLM(BloomWithHead):
             model.generation_config = GenerationConfig.from_pretrained(directory)
         return model
 
-    def save_pretrained(self, directory, dtype: str = "float32", max_shard_size: int | str | None = None) -> None:
-        """As `PreTrainedBloom.save_pretrained` (config.json and safetensors weights stored as `dtype`),
-        plus generation_config.json, as transformers writes it."""
-        super().save_pretrained(directory, dtype=dtype, max_shard_size=max_shard_size)
-        self.generation_config.save_pretrained(directory)
+    def _extra_files(self) -> dict[str, bytes]:
+        """generation_config.json, saved with config.json and the weights in one transaction, as
+        transformers writes it beside them."""
+        from .generation import GENERATION_CONFIG_NAME
+
+        return {GENERATION_CONFIG_NAME: self.generation_config.to_json_string().encode("utf-8")}
 
     def head_backward(self, hidden: np.ndarray, output: CausalLMOutputWithCrossAttentions,
                       batch: dict[str, Any]) -> tuple[np.float32, np.ndarray, dict[str, np.ndarray]]:

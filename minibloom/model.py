@@ -27,6 +27,7 @@ from .outputs import BaseModelOutputWithPast
 from .pretrained import PreTrainedBloom
 from .trace import NO_TRACE, Trace
 from .validation import check_attention_mask, check_embeds, check_head_mask, check_ids
+from .validation import check_allocation
 
 
 def block_spec(config: BloomConfig) -> BlockSpec:
@@ -63,6 +64,9 @@ class BloomModel(PreTrainedBloom):
         x = self.embed(input_ids, inputs_embeds)  # [B, T, H]
         trace.record("embeddings", x)
         B, T, _ = x.shape
+        past = past_key_values.length if isinstance(past_key_values, KVCache) else 0
+        check_allocation(4 * B * cfg.n_head * T * (past + T), f"a forward of {T} tokens after {past} cached "
+                         f"(attention scores [B={B}, N={cfg.n_head}, T, S])")
         cache = self.prepare_cache(past_key_values, use_cache, B, T)
         P = 0 if cache is None else cache.length
         mask = np.ones((B, P + T), np.int64) if attention_mask is None else check_attention_mask(attention_mask, B, P + T)

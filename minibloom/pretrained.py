@@ -8,6 +8,7 @@ transformers saves with the prefix (the task heads) set `save_prefix = True`.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import warnings
 
@@ -15,12 +16,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import hub
+from .atomic import reading, transaction
 from .backends import get_backend
-from .config import BloomConfig
+from .config import CONFIG_NAME, BloomConfig
 from .errors import InputError
 from .storage import check_storage, store, to_float32
-from .weights import (BASE_PREFIX, bloom_param_shapes, check_state_dict, init_params, load_state_dict,
-                      save_state_dict, strip_base_prefix)
+from .validation import check_allocation
+from .weights import (BASE_PREFIX, bloom_param_shapes, check_sizes_against_tensors, check_state_dict, init_params,
+                      load_state_dict, param_count, parse_size, save_state_dict, strip_base_prefix)
 
 # Tensors of transformers' task heads: present in head checkpoints, ignored by classes that lack them.
 HEAD_TENSORS = ("lm_head.weight", "score.weight", "classifier.weight", "classifier.bias",
@@ -41,13 +44,20 @@ class PreTrainedBloom:
         storage: how weight matrices are held, "float32", "float16" or "bfloat16" (compute is
         float32 either way; 2 bytes halve the RAM and the bytes read per decoded token).
         """
+        config.validate()
+        if params is None:  # check before work: a huge config is refused before any table is built
+            head = sum(math.prod(s) for s in self.head_shapes(config).values())
+            check_allocation(4 * (param_count(config) + head), f"{type(self).__name__}({config!r}) random weights")
+        else:
+            check_sizes_against_tensors(config, {n: np.shape(v) for n, v in params.items()},
+                                        f"{type(self).__name__} parameters")
         shapes = self.param_shapes(config)
         if params is None:
             params = init_params(shapes, config.initializer_range, seed)
         check_state_dict(params, shapes, where=f"{type(self).__name__} parameters")
         self.config = config
         self.backend, self.storage = backend, storage
-        self.ops = get_backend(backend)
+        self.ops = get_backend(backend, checked=False)  # the model builds every argument itself
         dtype = check_storage(storage)
         total = sum(np.asarray(params[name]).nbytes for name in shapes)
         with tqdm(total=total, desc="loading weights", unit="B", unit_scale=True, unit_divisor=1024, delay=2.0,
@@ -83,16 +93,19 @@ class PreTrainedBloom:
         dtype are used in place, so loading takes no time and RAM holds only the weights' bytes.
         """
         directory = hub.resolve(directory)  # a hub name -> its snapshot in the HF cache
-        config = BloomConfig.from_pretrained(directory)
+        with reading(directory):  # a save running now finishes first; a killed one is completed
+            config = BloomConfig.from_pretrained(directory)
+            state = strip_base_prefix(load_state_dict(directory, dtype=None))
         for key, value in config_overrides.items():
             setattr(config, key, value)
         config.validate()
         check_storage(storage)
         get_backend(backend)
-        state = strip_base_prefix(load_state_dict(directory, dtype=None))
+        check_sizes_against_tensors(config, {n: v.shape for n, v in state.items()}, os.fspath(directory))
         shapes = cls.param_shapes(config)
         fresh = {n: s for n, s in cls.head_shapes(config).items() if n not in state}
         if fresh:
+            check_allocation(4 * sum(math.prod(s) for s in fresh.values()), f"the new head {sorted(fresh)}")
             warnings.warn(f"{cls.__name__}: {sorted(fresh)} not in {os.fspath(directory)}; newly initialised "
                           "(train them before use)", stacklevel=2)
             state.update(init_params(fresh, config.initializer_range, seed))
@@ -111,13 +124,25 @@ class PreTrainedBloom:
 
     def save_pretrained(self, directory: str | os.PathLike, dtype: str = "float32",
                         max_shard_size: int | str | None = None) -> None:
-        """Write config.json and safetensors weights (stored as `dtype`) that transformers loads."""
+        """Write config.json and safetensors weights (stored as `dtype`) that transformers loads.
+
+        The whole checkpoint is one transaction (`atomic.transaction`): killed at any instant, the
+        directory holds the complete old checkpoint or the complete new one."""
         if dtype not in SAVE_DTYPES:
             raise InputError(f"dtype must be one of {SAVE_DTYPES}, got {dtype!r}")
+        if max_shard_size is not None:
+            parse_size(max_shard_size)  # a bad size is refused before anything is written
         config = copy.deepcopy(self.config)
         config.architectures = [type(self).__name__]
-        save_state_dict(self.state_dict(), directory, dtype=dtype, max_shard_size=max_shard_size)
-        config.save_pretrained(directory)
+        with transaction(directory) as txn:  # weights and config.json switch together (atomic.py)
+            save_state_dict(self.state_dict(), directory, dtype=dtype, max_shard_size=max_shard_size, txn=txn)
+            txn.write_bytes(CONFIG_NAME, config.to_json_string().encode("utf-8"))
+            for name, data in self._extra_files().items():
+                txn.write_bytes(name, data)
+
+    def _extra_files(self) -> dict[str, bytes]:
+        """Files a class saves beside config.json and the weights, in the same transaction."""
+        return {}
 
     # ----------------------------------------------------- transformers' PreTrainedModel helpers
 

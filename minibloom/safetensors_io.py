@@ -25,11 +25,13 @@ import numpy as np
 
 from .atomic import atomic_open
 from .errors import SafetensorsFormatError
+from .safe_read import loads, open_regular
 
 # safetensors dtype code -> NumPy dtype of the stored bytes (bf16 is read as raw uint16)
 STORAGE_DTYPES = {"F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"),
                   "I64": np.dtype("<i8"), "I32": np.dtype("<i4"), "I16": np.dtype("<i2"), "I8": np.dtype("i1"),
-                  "U8": np.dtype("u1"), "BOOL": np.dtype("?")}
+                  "U8": np.dtype("u1"), "BOOL": np.dtype("?"),
+                  "U16": np.dtype("<u2"), "U32": np.dtype("<u4"), "U64": np.dtype("<u8")}
 FLOAT_CODES = ("F64", "F32", "F16", "BF16")
 DTYPE_CODES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
 MAX_HEADER_BYTES = 100_000_000  # the limit the reference implementation enforces
@@ -55,8 +57,8 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, TensorInfo], dict[st
     """
     path = os.fspath(path)
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
+        with open_regular(path, SafetensorsFormatError) as f:  # never a FIFO or /dev/zero
+            size = os.fstat(f.fileno()).st_size
             prefix = f.read(8)
             if len(prefix) < 8:
                 raise SafetensorsFormatError(f"{path}: file is {size} bytes, too short for a safetensors header")
@@ -66,51 +68,111 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, TensorInfo], dict[st
             raw = f.read(n)
     except OSError as e:
         raise SafetensorsFormatError(f"cannot read {path}: {e}") from None
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SafetensorsFormatError(f"{path}: header is not valid JSON: {e}") from None
+    header = loads(raw, f"{path}: header", SafetensorsFormatError, object_pairs_hook=_keep_overwritten)
     if not isinstance(header, dict):
         raise SafetensorsFormatError(f"{path}: header must be a JSON object")
+    _check_repeats(path, header)
     metadata = header.pop("__metadata__", None) or {}
-    if not isinstance(metadata, dict):
-        raise SafetensorsFormatError(f"{path}: '__metadata__' must be an object")
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise SafetensorsFormatError(f"{path}: '__metadata__' must be an object of strings, got {metadata!r:.100}")
     data_start = 8 + n
     infos = {name: _tensor_info(path, name, entry, data_start, size) for name, entry in header.items()}
-    _check_no_overlap(path, infos)
+    _check_contiguous(path, infos, data_start, size)
     return infos, metadata
+
+
+class _JSONObject(dict):
+    """A JSON object that remembers the (key, value) pairs a repeated key overwrote."""
+
+    overwritten: list
+
+
+def _keep_overwritten(pairs: list[tuple[str, object]]) -> _JSONObject:
+    """Repeated keys, as the `safetensors` package (serde) treats them: a tensor named twice keeps
+    its last entry, but the first must still be well-typed (and its bytes become a gap, which
+    `_check_contiguous` refuses); a repeated `__metadata__`, dtype, shape or data_offsets is refused."""
+    obj = _JSONObject(pairs)
+    last = {key: i for i, (key, _) in enumerate(pairs)}
+    obj.overwritten = [(key, value) for i, (key, value) in enumerate(pairs) if last[key] != i]
+    return obj
+
+
+def _check_repeats(path: str, header: _JSONObject) -> None:
+    for name, entry in header.overwritten:
+        if name == "__metadata__":
+            raise SafetensorsFormatError(f"{path}: '__metadata__' appears twice in the header")
+        _entry_fields(f"{path}: tensor {name!r} (its first, overwritten entry)", entry)
+    meta = header.get("__metadata__")
+    if isinstance(meta, _JSONObject) and not all(isinstance(v, str) for _, v in meta.overwritten):
+        raise SafetensorsFormatError(f"{path}: '__metadata__' values must be strings")
+
+
+U64 = 2**64 - 1  # the reference reads shapes and offsets as u64 and refuses any overflow
+NUMPY_MAX_BYTES = 2**63 - 1  # NumPy refuses a shape whose nonzero dims times the itemsize pass this
+NUMPY_MAX_DIMS = 64
+
+
+def _is_u64(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= U64
+
+
+def _entry_fields(where: str, entry: object) -> tuple[str, list[int], list[int]]:
+    """The three fields of a header entry, type-checked: dtype code, shape, [begin, end]."""
+    if not isinstance(entry, dict):
+        raise SafetensorsFormatError(f"{where}: header entry must be an object")
+    repeated = {key for key, _ in getattr(entry, "overwritten", ())} & {"dtype", "shape", "data_offsets"}
+    if repeated:
+        raise SafetensorsFormatError(f"{where}: field {sorted(repeated)[0]!r} appears twice")
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if not isinstance(dtype, str) or dtype not in STORAGE_DTYPES:
+        raise SafetensorsFormatError(f"{where}: unsupported dtype {dtype!r} (minibloom reads {', '.join(STORAGE_DTYPES)})")
+    if not isinstance(shape, list) or not all(_is_u64(d) for d in shape):
+        raise SafetensorsFormatError(f"{where}: shape must be a list of non-negative integers, got {shape!r:.200}")
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_u64(o) for o in offsets):
+        raise SafetensorsFormatError(f"{where}: data_offsets must be [begin, end], got {offsets!r:.200}")
+    return dtype, shape, offsets
 
 
 def _tensor_info(path: str, name: str, entry: object, data_start: int, size: int) -> TensorInfo:
     """Validate one header entry and turn its relative offsets into absolute ones."""
     where = f"{path}: tensor {name!r}"
-    if not isinstance(entry, dict):
-        raise SafetensorsFormatError(f"{where}: header entry must be an object")
-    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-    if not isinstance(dtype, str) or dtype not in STORAGE_DTYPES:
-        raise SafetensorsFormatError(f"{where}: unsupported dtype {dtype!r} (minibloom reads {', '.join(STORAGE_DTYPES)})")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
-                                              for d in shape):
-        raise SafetensorsFormatError(f"{where}: shape must be a list of non-negative integers, got {shape!r}")
-    if (not isinstance(offsets, list) or len(offsets) != 2
-            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
-        raise SafetensorsFormatError(f"{where}: data_offsets must be [begin, end], got {offsets!r}")
+    dtype, shape, offsets = _entry_fields(where, entry)
+    if len(shape) > NUMPY_MAX_DIMS:
+        raise SafetensorsFormatError(f"{where}: {len(shape)} dimensions, more than the {NUMPY_MAX_DIMS} NumPy supports")
+    itemsize = STORAGE_DTYPES[dtype].itemsize
+    count = 1
+    for d in shape:  # the reference's checked product, left to right: an overflow is an error even before a 0
+        count *= d
+        if count > U64:
+            raise SafetensorsFormatError(f"{where}: shape {shape} overflows 64 bits")
+    if count * itemsize > U64:
+        raise SafetensorsFormatError(f"{where}: shape {shape} of {dtype} overflows 64 bits of bytes")
+    decoded = 4 if dtype == "BF16" else itemsize  # bfloat16 is decoded to float32
+    if math.prod(d for d in shape if d) * decoded > NUMPY_MAX_BYTES:
+        raise SafetensorsFormatError(f"{where}: shape {shape} is too large for NumPy to build, even empty")
     begin, end = offsets
-    if not 0 <= begin <= end or data_start + end > size:
+    if not begin <= end or data_start + end > size:
         raise SafetensorsFormatError(f"{where}: data_offsets {offsets} lie outside the data region "
                                      f"({size - data_start} bytes)")
-    expected = math.prod(shape) * STORAGE_DTYPES[dtype].itemsize
-    if end - begin != expected:
+    if end - begin != count * itemsize:
         raise SafetensorsFormatError(f"{where}: {end - begin} bytes stored but shape {shape} of {dtype} "
-                                     f"needs {expected}")
+                                     f"needs {count * itemsize}")
     return TensorInfo(name, dtype, tuple(shape), data_start + begin, data_start + end)
 
 
-def _check_no_overlap(path: str, infos: dict[str, TensorInfo]) -> None:
-    ordered = sorted(infos.values(), key=lambda t: (t.begin, t.end))
-    for a, b in zip(ordered, ordered[1:]):
-        if b.begin < a.end:
-            raise SafetensorsFormatError(f"{path}: tensors {a.name!r} and {b.name!r} overlap")
+def _check_contiguous(path: str, infos: dict[str, TensorInfo], data_start: int, size: int) -> None:
+    """The tensors, in offset order, tile the data region exactly: no overlap, no gap, nothing after
+    (the `safetensors` package's rule; a gap is where a hidden or duplicated tensor would sit)."""
+    position = data_start  # absolute offsets
+    for t in sorted(infos.values(), key=lambda t: (t.begin, t.end)):
+        if t.begin != position:
+            what = "overlaps the tensor before it" if t.begin < position else f"starts after a gap of " \
+                f"{t.begin - position} bytes"
+            raise SafetensorsFormatError(f"{path}: tensor {t.name!r} {what} (data_offsets must tile the data region)")
+        position = t.end
+    if size != position:
+        raise SafetensorsFormatError(f"{path}: {size - position} bytes after the last tensor "
+                                     "(the data region must end where the last tensor does)")
 
 
 def read_tensor(path: str | os.PathLike, info: TensorInfo, dtype: np.dtype | None = None) -> np.ndarray:
@@ -123,7 +185,11 @@ def read_tensor(path: str | os.PathLike, info: TensorInfo, dtype: np.dtype | Non
         dtype = np.float32 if info.dtype == "BF16" else storage.newbyteorder("=")
     count = (info.end - info.begin) // storage.itemsize
     if count == 0:
-        return np.zeros(info.shape, dtype=dtype)
+        try:
+            return np.zeros(info.shape, dtype=dtype)
+        except ValueError:  # a zero-size shape NumPy cannot build in this (wider) dtype
+            raise SafetensorsFormatError(f"{path}: tensor {info.name!r}: NumPy cannot build shape {info.shape} "
+                                         f"as {np.dtype(dtype)}") from None
     raw = np.memmap(path, dtype=storage, mode="r", offset=info.begin, shape=(count,))
     if info.dtype == "BF16":
         values = (raw.astype(np.uint32) << 16).view(np.float32)  # bf16 is the top half of a float32

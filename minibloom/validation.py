@@ -6,11 +6,13 @@ values, the first position at fault -- never a NumPy broadcast error three calls
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, MemoryBudgetError
 
 
 def as_array(value: Any, name: str) -> np.ndarray:
@@ -79,3 +81,70 @@ def check_head_mask(head_mask: Any, n_layer: int, n_head: int) -> np.ndarray | N
     if hm.shape == (n_layer, n_head):
         return hm.astype(np.float32)
     raise InputError(f"head_mask has shape {hm.shape}, expected ({n_head},) or ({n_layer}, {n_head})")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_unicode(text: str, name: str = "text") -> str:
+    """Refuse a str holding a lone surrogate (U+D800..U+DFFF): it is not Unicode text and has no
+    UTF-8 bytes to tokenize. Such strs come from decoding bytes with errors="surrogateescape"
+    (Python does so for command-line arguments that are not valid UTF-8) or from JSON escapes."""
+    match = None if text.isascii() else _SURROGATE.search(text)
+    if match:
+        raise InputError(f"{name} holds a lone surrogate U+{ord(match.group()):04X} at character {match.start()}: "
+                         "not valid Unicode (decode its bytes with errors='replace')")
+    return text
+
+
+def memory_budget() -> int:
+    """Bytes one allocation may ask for: `MINIBLOOM_MEMORY_BUDGET` if set, else the machine's RAM,
+    and never more than what an address-space limit (RLIMIT_AS, `ulimit -v`) leaves free."""
+    env = os.environ.get("MINIBLOOM_MEMORY_BUDGET")
+    if env:
+        return int(float(env))
+    try:
+        budget = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX
+        budget = 2**40
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as f:
+                mapped = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            budget = min(budget, max(soft - mapped, 0))
+    except (ImportError, OSError, ValueError):
+        pass
+    return budget
+
+
+def check_allocation(nbytes: int, name: str) -> int:
+    """Refuse, before allocating, an array of `nbytes` that cannot fit the memory budget.
+
+    `name` says which argument asked for it and how ("max_length=10**9 (the attention mask, int64
+    [B, T])"), so the error names the culprit instead of a MemoryError from deep inside NumPy."""
+    budget = memory_budget()
+    if nbytes > budget:
+        raise MemoryBudgetError(f"{name} needs {_human(nbytes)}, more than the memory budget of {_human(budget)} "
+                                "(the machine's RAM, an address-space limit, or MINIBLOOM_MEMORY_BUDGET)")
+    return nbytes
+
+
+def _human(nbytes: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if nbytes < 1024 or unit == "PiB":
+            return f"{nbytes:,.0f} {unit}" if unit == "bytes" else f"{nbytes:,.1f} {unit}"
+        nbytes /= 1024
+    return f"{nbytes} bytes"
+
+
+def as_int(value: Any, name: str, minimum: int | None = None) -> int:
+    """An integer argument: a Python int or a NumPy integer scalar (never a bool or a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InputError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise InputError(f"{name} must be >= {minimum}, got {value}")
+    return value

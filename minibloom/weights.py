@@ -23,9 +23,10 @@ import re
 
 import numpy as np
 
-from .atomic import atomic_write_bytes
+from .atomic import Transaction, transaction
 from .config import BloomConfig
-from .errors import CheckpointError, SafetensorsFormatError, WeightsMismatchError
+from .errors import CheckpointError, InputError, SafetensorsFormatError, WeightsMismatchError
+from .safe_read import read_json
 from .safetensors_io import FLOAT_CODES, map_tensor, read_header, read_tensor, save_file
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
@@ -52,6 +53,30 @@ def bloom_param_shapes(config: BloomConfig) -> dict[str, tuple[int, ...]]:
         })
     shapes.update({"ln_f.weight": (E,), "ln_f.bias": (E,)})
     return shapes
+
+
+def param_count(config: BloomConfig) -> int:
+    """Number of parameters of a BloomModel, by arithmetic: no table built, so it is instant for
+    any config (12 E^2 + 13 E per layer, the embeddings and three layer norms)."""
+    E, V = config.hidden_size, config.vocab_size
+    return V * E + 2 * E + config.n_layer * (12 * E * E + 13 * E) + 2 * E
+
+
+_LAYER = re.compile(r"^(?:transformer\.)?h\.(\d+)\.")
+
+
+def check_sizes_against_tensors(config: BloomConfig, shapes: dict[str, tuple[int, ...]], where: str) -> None:
+    """Check before work: the config's n_layer, vocab_size and hidden_size against the tensors a
+    checkpoint holds ({name: shape}, from the headers), before any per-layer table is built.
+    A config.json claiming 10**9 layers is refused here in microseconds."""
+    layers = {int(m.group(1)) for n in shapes if (m := _LAYER.match(n)) and len(m.group(1)) < 10}
+    if config.n_layer > len(layers):  # more layers than stored: refused before the table of them is built
+        raise WeightsMismatchError(f"{where}: the config says n_layer={config.n_layer}, the checkpoint holds "
+                                   f"tensors of {len(layers)} layers")
+    for name in ("word_embeddings.weight", BASE_PREFIX + "word_embeddings.weight"):
+        if name in shapes and tuple(shapes[name]) != (config.vocab_size, config.hidden_size):
+            raise WeightsMismatchError(f"{where}: tensor {name!r} has shape {tuple(shapes[name])}, the config needs "
+                                       f"{(config.vocab_size, config.hidden_size)} (vocab_size, hidden_size)")
 
 
 def init_params(shapes: dict[str, tuple[int, ...]], initializer_range: float = 0.02,
@@ -89,11 +114,7 @@ def checkpoint_files(directory: str | os.PathLike) -> dict[str, str]:
 
 
 def _read_index(path: str) -> dict[str, str]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            index = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"cannot read shard index {path}: {e}") from None
+    index = read_json(path, CheckpointError)
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise CheckpointError(f"{path}: 'weight_map' must be an object of tensor name -> file name")
@@ -159,44 +180,55 @@ def check_state_dict(state: dict[str, np.ndarray], expected: dict[str, tuple[int
 # -- writing -----------------------------------------------------------------------------------
 def parse_size(size: int | str) -> int:
     """'5GB' -> 5 * 10**9, '20KiB' -> 20 * 2**10, 1000 -> 1000 (transformers' max_shard_size units)."""
-    if isinstance(size, int):
-        return size
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B\s*", str(size), re.IGNORECASE)
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        if size <= 0:
+            raise InputError(f"max_shard_size must be a positive number of bytes, got {size!r}")
+        return int(size)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B\s*", size, re.IGNORECASE) \
+        if isinstance(size, str) and len(size) < 64 else None
     if not match:
-        raise ValueError(f"max_shard_size must be bytes or like '5GB' / '200MiB', got {size!r}")
+        raise InputError(f"max_shard_size must be bytes or like '5GB' / '200MiB', got {size!r}")
     number, unit, binary = match.groups()
     power = " KMGT".index(unit.upper() or " ")
-    return int(float(number) * (1024 if binary else 1000) ** power)
+    value = int(float(number) * (1024 if binary else 1000) ** power)
+    if value <= 0:
+        raise InputError(f"max_shard_size must be a positive number of bytes, got {size!r}")
+    return value
 
 
 def save_state_dict(state: dict[str, np.ndarray], directory: str | os.PathLike, dtype: str = "float32",
-                    max_shard_size: int | str | None = None) -> list[str]:
-    """Write tensors into `directory` in the hub layout; every file is written atomically.
+                    max_shard_size: int | str | None = None, txn: Transaction | None = None) -> list[str]:
+    """Write tensors into `directory` in the hub layout, all files in one transaction (`atomic`).
 
     One `model.safetensors` when the tensors fit in `max_shard_size` (or it is None), else
-    `model-0000k-of-0000n.safetensors` shards plus the index, written last. Files of the other
-    layout left from an earlier save are removed once the new ones are in place.
+    `model-0000k-of-0000n.safetensors` shards plus the index. Weight files of an earlier save that
+    the new layout does not use are deleted when the new files go in. `txn`: stage the files in a
+    transaction the caller commits (with config.json, say) instead of one of their own.
     """
-    directory = os.fspath(directory)
-    os.makedirs(directory, exist_ok=True)
+    limit = parse_size(max_shard_size) if max_shard_size is not None else None
+    if txn is None:
+        with transaction(directory) as own:
+            return save_state_dict(state, directory, dtype, max_shard_size, own)
     itemsize = 4 if dtype == "float32" else 2
-    shards = _plan_shards(state, itemsize, parse_size(max_shard_size) if max_shard_size is not None else None)
+    shards = _plan_shards(state, itemsize, limit)
     if len(shards) == 1:
-        written = [os.path.join(directory, SAFE_WEIGHTS_NAME)]
-        save_file(state, written[0], dtype)
+        written = [SAFE_WEIGHTS_NAME]
+        save_file(state, txn.path(SAFE_WEIGHTS_NAME), dtype)
     else:
         written, weight_map = [], {}
         for k, names in enumerate(shards, start=1):
             fname = f"model-{k:05d}-of-{len(shards):05d}.safetensors"
-            save_file({n: state[n] for n in names}, os.path.join(directory, fname), dtype)
-            written.append(os.path.join(directory, fname))
+            save_file({n: state[n] for n in names}, txn.path(fname), dtype)
+            written.append(fname)
             weight_map.update({n: fname for n in names})
         total = sum(int(np.size(v)) * itemsize for v in state.values())
         index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
-        written.append(os.path.join(directory, SAFE_WEIGHTS_INDEX_NAME))
-        atomic_write_bytes(written[-1], (json.dumps(index, indent=2) + "\n").encode("utf-8"))
-    _remove_stale(directory, keep=written)
-    return written
+        written.append(SAFE_WEIGHTS_INDEX_NAME)
+        txn.write_bytes(SAFE_WEIGHTS_INDEX_NAME, (json.dumps(index, indent=2) + "\n").encode("utf-8"))
+    for fname in os.listdir(txn.directory):  # the other layout's files, and shards of another count
+        if fname in (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME) or _SHARD_NAME.match(fname):
+            txn.remove(fname)
+    return [os.path.join(os.fspath(directory), f) for f in written]
 
 
 def _plan_shards(state: dict[str, np.ndarray], itemsize: int, limit: int | None) -> list[list[str]]:
@@ -210,11 +242,3 @@ def _plan_shards(state: dict[str, np.ndarray], itemsize: int, limit: int | None)
         shards[-1].append(name)
         used += size
     return shards
-
-
-def _remove_stale(directory: str, keep: list[str]) -> None:
-    keep_names = {os.path.basename(p) for p in keep}
-    for fname in os.listdir(directory):
-        stale = fname in (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME) or _SHARD_NAME.match(fname)
-        if stale and fname not in keep_names:
-            os.remove(os.path.join(directory, fname))

@@ -222,7 +222,7 @@ def test_missing_and_unreadable_files(tmp_path):
     with pytest.raises(TokenizerFileError, match="no tokenizer.json"):
         BloomTokenizer.from_pretrained(tmp_path)
     (tmp_path / "tokenizer.json").write_text("{not json")
-    with pytest.raises(TokenizerFileError, match="not a readable JSON"):
+    with pytest.raises(TokenizerFileError, match="not valid JSON"):
         BloomTokenizer.from_pretrained(tmp_path)
     (tmp_path / "tokenizer.json").write_text("[]")
     with pytest.raises(MinibloomError, match="JSON object"):

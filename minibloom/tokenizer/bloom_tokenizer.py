@@ -22,12 +22,12 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import regex
 
-from ..atomic import atomic_write_bytes
+from ..atomic import reading, transaction
 from ..errors import InputError, TokenizerFileError
-from ..validation import as_array
+from ..validation import as_array, check_allocation, check_unicode
 from .bytes_unicode import from_byte_level
 from .pretokenizer import PIECE_RE
-from .tokenizer_json import Pipeline, parse_pipeline, read_json
+from .tokenizer_json import Pipeline, config_settings, max_length_setting, parse_pipeline, read_json
 
 SPACE = "Ġ"  # the byte-level stand-in of " "
 
@@ -56,13 +56,15 @@ class BloomTokenizer:
                  add_prefix_space: bool | None = None, model_max_length: int | None = None,
                  special_tokens: dict[str, str] | None = None, truncation_side: str = "right",
                  clean_up_tokenization_spaces: bool = False):
+        padding_side = check_side(padding_side, "padding_side")  # the caller's keywords, checked first
+        model_max_length = max_length_setting(model_max_length, InputError)
         if add_prefix_space:  # as BloomTokenizerFast: switch it on in the pre-tokenizer and decoder
             data = {**data, **{k: _with_prefix_space(data.get(k)) for k in ("pre_tokenizer", "decoder")}}
         self.data = data
         self.pipeline: Pipeline = parse_pipeline(data, path)
         self.bpe = self.pipeline.bpe
         self.add_prefix_space = self.pipeline.add_prefix_space
-        self.padding_side = check_side(padding_side, "padding_side")
+        self.padding_side = padding_side
         self.truncation_side = check_side(truncation_side, "truncation_side")
         self.clean_up_tokenization_spaces = bool(clean_up_tokenization_spaces)
         self.pipeline_path = path
@@ -102,29 +104,26 @@ class BloomTokenizer:
         if not os.path.isfile(path):
             raise TokenizerFileError(f"{directory}: no tokenizer.json in this directory")
         config_path = os.path.join(directory, "tokenizer_config.json")
-        config = read_json(config_path) if os.path.isfile(config_path) else {}
-        settings = {k: config[k] for k in ("padding_side", "add_prefix_space", "model_max_length", "truncation_side",
-                                           "clean_up_tokenization_spaces") if k in config}
+        with reading(directory):  # both files from the same save (atomic.py)
+            config = read_json(config_path) if os.path.lexists(config_path) else {}  # a FIFO is refused
+            data = read_json(path)
+        settings = config_settings(config, config_path, skip=kwargs)  # a bad value here is the file's fault
         specials = {k: config[k] for k in ("unk_token", "bos_token", "eos_token", "pad_token")
                     if isinstance(config.get(k), str)}
         settings = {"padding_side": "right", **settings, "special_tokens": specials, **kwargs}
-        if settings.get("padding_side") not in ("left", "right"):
-            raise TokenizerFileError(f"{config_path}: padding_side must be 'left' or 'right', "
-                                     f"got {settings.get('padding_side')!r}")
-        return cls(read_json(path), path, **settings)
+        return cls(data, path, **settings)  # a bad keyword is the caller's: InputError from __init__
 
     def save(self, directory: str | os.PathLike) -> None:
-        """Write tokenizer.json and tokenizer_config.json into `directory`, each atomically."""
-        os.makedirs(directory, exist_ok=True)
+        """Write tokenizer.json and tokenizer_config.json into `directory`, both in one transaction."""
         config = {"tokenizer_class": "BloomTokenizerFast", "padding_side": self.padding_side,
                   "add_prefix_space": self.pipeline.add_prefix_space, "truncation_side": self.truncation_side,
                   "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
                   **{k: getattr(self, k) for k in ("unk_token", "bos_token", "eos_token", "pad_token")}}
         if self.model_max_length is not None:
             config["model_max_length"] = self.model_max_length
-        for name, content in (("tokenizer.json", self.data), ("tokenizer_config.json", config)):
-            atomic_write_bytes(os.path.join(directory, name),
-                               json.dumps(content, ensure_ascii=False, indent=2).encode("utf-8"))
+        with transaction(directory) as txn:
+            for name, content in (("tokenizer.json", self.data), ("tokenizer_config.json", config)):
+                txn.write_bytes(name, json.dumps(content, ensure_ascii=False, indent=2).encode("utf-8"))
 
     save_pretrained = save
 
@@ -196,6 +195,7 @@ class BloomTokenizer:
 
     def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         """Token ids and (start, end) character offsets into `text`."""
+        check_unicode(text)
         ids: list[int] = []
         offsets: list[tuple[int, int]] = []
         for stretch, start in self._segments(text):
@@ -299,6 +299,9 @@ class BloomTokenizer:
         if self.pad_token is None:
             raise InputError("this tokenizer has no pad token, so it cannot pad")
         longest = max(len(r["input_ids"]) for r in rows)
+        width = longest if pad_mode == "longest" else max(longest, max_length)
+        check_allocation(8 * len(rows) * width * (len(rows[0]) + 1), f"padding to max_length={width} "
+                         f"({', '.join(rows[0])} [B={len(rows)}, T])")
         padded = []
         for row in rows:
             n = len(row["input_ids"])
@@ -437,9 +440,9 @@ def _with_prefix_space(component: Any) -> Any:
 def check_texts(text: Any) -> list[str]:
     """A str or a non-empty list/tuple of str -> list of str; anything else is an InputError."""
     if isinstance(text, str):
-        return [text]
+        return [check_unicode(text)]
     if isinstance(text, (list, tuple)) and text and all(isinstance(t, str) for t in text):
-        return list(text)
+        return [check_unicode(t, f"text[{k}]") for k, t in enumerate(text)]
     if isinstance(text, (list, tuple)):
         bad = next((k for k, t in enumerate(text) if not isinstance(t, str)), None)
         raise InputError("text must be a str or a non-empty list of str" +

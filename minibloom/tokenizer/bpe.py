@@ -10,57 +10,106 @@ merges [("l","l"), ("e","ll"), ("h","ell")]:
 
     h e l l o  ->  h e ll o  ->  h ell o  ->  hell o
 
-This is exactly what HF tokenizers computes (its `Word::merge_all` keeps a min-heap ordered by
-(rank, position), which pops the same pair as this scan). `bpe_merge` is the readable version over
-strings; `bpe_merge_ids` is the same loop over integer ids, compiled by Numba, which the tokenizer
-runs on every piece it has not seen before. Pieces repeat a lot in real text, so `BPE` keeps a
+This is exactly what HF tokenizers computes, and the way it computes it: `Word::merge_all` keeps a
+min-heap of candidate pairs ordered by (rank, position), so each merge costs O(log n), not a
+rescan. `bpe_merge` is the readable version over strings; `bpe_merge_ids` is the same loop over
+integer ids, compiled by Numba, which the tokenizer runs on every piece it has not seen before. Pieces repeat a lot in real text, so `BPE` keeps a
 per-piece cache and most of the time skips the merge loop entirely.
 """
 
 from __future__ import annotations
 
+import heapq
+
 import numba
 import numpy as np
 
+from ..errors import InputError
 from .bytes_unicode import BYTE_TO_CHAR, LATIN1_TO_BYTE_LEVEL
 
 NO_MERGE = np.iinfo(np.int64).max
 
 
 def bpe_merge(symbols: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
-    """Merge `symbols` (one per byte at first) by the lowest-ranked adjacent pair until none is left."""
-    symbols = list(symbols)
-    while len(symbols) > 1:
-        pair_ranks = [ranks.get(pair, NO_MERGE) for pair in zip(symbols, symbols[1:])]
-        best = min(range(len(pair_ranks)), key=pair_ranks.__getitem__)  # min() keeps the leftmost tie
-        if pair_ranks[best] == NO_MERGE:
-            break
-        symbols[best:best + 2] = [symbols[best] + symbols[best + 1]]
-    return symbols
+    """Merge `symbols` (one per byte at first) by the lowest-ranked adjacent pair until none is left.
+
+    Rescanning every pair after each merge would cost O(n) per merge, O(n^2) per piece -- and BLOOM's
+    split makes any run of non-space characters (a base64 blob, minified JSON) one piece. So, as HF
+    tokenizers does, keep the candidate pairs in a min-heap ordered by (rank, position): popping gives
+    the leftmost lowest-ranked pair, exactly the pair the scan would pick. Symbols live in a linked
+    list (`nxt`, `prv` over the starting positions); a merge changes only the two pairs around it,
+    which are pushed anew. Entries made stale by earlier merges are skipped when popped: the symbol
+    is gone, or its pair now has another rank. O(n log n) for a piece of n bytes.
+    """
+    symbols = list(symbols)  # symbols[i]: the symbol starting at byte i, or None once merged leftwards
+    n = len(symbols)
+    nxt, prv = list(range(1, n)) + [-1], list(range(-1, n - 1))
+    heap = [(ranks[pair], i) for i, pair in enumerate(zip(symbols, symbols[1:])) if pair in ranks]
+    heapq.heapify(heap)
+    while heap:
+        rank, i = heapq.heappop(heap)
+        j = nxt[i]
+        if symbols[i] is None or j < 0 or ranks.get((symbols[i], symbols[j])) != rank:
+            continue  # stale: merged away, or the pair changed since it was pushed
+        symbols[i], symbols[j] = symbols[i] + symbols[j], None  # merge j into i
+        nxt[i] = nxt[j]
+        if nxt[i] >= 0:
+            prv[nxt[i]] = i
+        for left, right in ((prv[i], i), (i, nxt[i])):  # the two pairs the merge changed
+            if left >= 0 and right >= 0 and (symbols[left], symbols[right]) in ranks:
+                heapq.heappush(heap, (ranks[symbols[left], symbols[right]], left))
+    return [s for s in symbols if s is not None]
+
+
+@numba.njit(cache=True, nogil=True)
+def _lookup(pair_keys: np.ndarray, key: int) -> int:
+    """Index of `key` in the sorted `pair_keys`, or -1."""
+    k = np.searchsorted(pair_keys, key)
+    if k < pair_keys.shape[0] and pair_keys[k] == key:
+        return k
+    return -1
 
 
 @numba.njit(cache=True, nogil=True)
 def bpe_merge_ids(ids: np.ndarray, pair_keys: np.ndarray, pair_values: np.ndarray, n_ids: int) -> np.ndarray:
-    """`bpe_merge` over integer ids. The merge table is two sorted arrays: pair_keys[k] = left * n_ids
-    + right, and pair_values[k] = rank << 32 | merged id. Lookups are binary searches."""
+    """`bpe_merge` over integer ids, the same heap-and-linked-list loop. The merge table is two sorted
+    arrays: pair_keys[k] = left * n_ids + right, pair_values[k] = rank << 32 | merged id (binary
+    searches). A heap entry packs (rank, position) into one int64, rank << 32 | position, so
+    integer order is (rank, position) order; pieces are < 4 GB."""
     symbols = ids.copy()
     n = symbols.shape[0]
-    while n > 1:
-        best, best_rank, best_id = -1, NO_MERGE, -1
-        for i in range(n - 1):  # pass 1: the leftmost lowest-ranked pair
-            key = symbols[i] * n_ids + symbols[i + 1]
-            k = np.searchsorted(pair_keys, key)
-            if k < pair_keys.shape[0] and pair_keys[k] == key:
-                rank = pair_values[k] >> 32
-                if rank < best_rank:
-                    best, best_rank, best_id = i, rank, pair_values[k] & 0xFFFFFFFF
-        if best < 0:
-            break
-        symbols[best] = best_id  # pass 2: merge it, shifting the tail left by one
-        for j in range(best + 1, n - 1):
-            symbols[j] = symbols[j + 1]
-        n -= 1
-    return symbols[:n]
+    if n < 2:
+        return symbols
+    alive = np.ones(n, np.bool_)  # False once merged into the symbol on its left
+    nxt = np.arange(1, n + 1)
+    nxt[n - 1] = -1
+    prv = np.arange(-1, n - 1)
+    heap = [np.int64(0)]  # seeded so Numba can type the list; popped at once
+    heap.pop()
+    for i in range(n - 1):
+        k = _lookup(pair_keys, symbols[i] * n_ids + symbols[i + 1])
+        if k >= 0:
+            heap.append((pair_values[k] >> 32) << 32 | i)
+    heapq.heapify(heap)
+    while len(heap) > 0:
+        entry = heapq.heappop(heap)
+        rank, i = entry >> 32, entry & 0xFFFFFFFF
+        j = nxt[i]
+        if not alive[i] or j < 0:
+            continue
+        k = _lookup(pair_keys, symbols[i] * n_ids + symbols[j])
+        if k < 0 or pair_values[k] >> 32 != rank:
+            continue  # stale: the pair changed since it was pushed
+        symbols[i], alive[j] = pair_values[k] & 0xFFFFFFFF, False
+        nxt[i] = nxt[j]
+        if nxt[i] >= 0:
+            prv[nxt[i]] = i
+        for left, right in ((prv[i], i), (i, nxt[i])):
+            if left >= 0 and right >= 0:
+                k = _lookup(pair_keys, symbols[left] * n_ids + symbols[right])
+                if k >= 0:
+                    heapq.heappush(heap, (pair_values[k] >> 32) << 32 | left)
+    return symbols[alive]
 
 
 class BPE:
@@ -109,7 +158,11 @@ class BPE:
         """Token ids of one pre-tokenized piece (its text, before the byte-level mapping)."""
         ids = self.cache.get(piece)
         if ids is None:
-            raw = piece.encode("utf-8")
+            try:
+                raw = piece.encode("utf-8")
+            except UnicodeEncodeError as e:  # a lone surrogate: no UTF-8 bytes to merge
+                raise InputError(f"text holds a lone surrogate U+{ord(piece[e.start]):04X} (in the piece "
+                                 f"{piece[:40]!r}): not valid Unicode") from None
             whole = self.vocab.get(raw.decode("latin-1").translate(LATIN1_TO_BYTE_LEVEL)) if self.ignore_merges else None
             if whole is not None:
                 ids = [whole]

@@ -10,10 +10,14 @@ producing different ids without a word.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from .. import safe_read
 from ..errors import TokenizerFileError
 from .bpe import BPE
 from .pretokenizer import BLOOM_SPLIT_PATTERN
@@ -40,13 +44,7 @@ class Pipeline:
 
 
 def read_json(path: str | os.PathLike) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise TokenizerFileError(f"{path}: no such tokenizer file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise TokenizerFileError(f"{path}: not a readable JSON file: {e}") from None
+    data = safe_read.read_json(path, TokenizerFileError, safe_read.MAX_TOKENIZER_BYTES)
     if not isinstance(data, dict):
         raise TokenizerFileError(f"{path}: expected a JSON object, got {type(data).__name__}")
     return data
@@ -67,8 +65,9 @@ def parse_pipeline(data: dict[str, Any], path: str) -> Pipeline:
     decoder = data.get("decoder")
     if not isinstance(decoder, dict) or decoder.get("type") != "ByteLevel":
         raise fail("decoder", f"expected ByteLevel, got {_short(decoder)}")
-    bpe = _parse_model(data.get("model"), fail)
-    added = _parse_added_tokens(data.get("added_tokens", []), fail)
+    limit = _id_limit(data)
+    bpe = _parse_model(data.get("model"), fail, limit)
+    added = _parse_added_tokens(data.get("added_tokens", []), fail, limit)
     return Pipeline(bpe=bpe, added_tokens=added, add_prefix_space=add_prefix_space,
                     trim_offsets=bool(post and post.get("trim_offsets", True)),
                     post_add_prefix_space=bool(post and post.get("add_prefix_space", True)))
@@ -89,7 +88,15 @@ def _check_pre_tokenizer(pre: Any, fail) -> bool:
     return bool(byte_level.get("add_prefix_space", True))
 
 
-def _parse_model(model: Any, fail) -> BPE:
+def _id_limit(data: dict[str, Any]) -> int:
+    """Ids are bounded by what the file holds: 4x its number of tokens, plus 1024 (ids may have
+    holes, but an added token with id 2**40 must not ask for a table of 2**40 entries)."""
+    model, added = data.get("model"), data.get("added_tokens")
+    vocab = model.get("vocab") if isinstance(model, dict) else None
+    return 4 * ((len(vocab) if isinstance(vocab, dict) else 0) + (len(added) if isinstance(added, list) else 0)) + 1024
+
+
+def _parse_model(model: Any, fail, limit: int) -> BPE:
     if not isinstance(model, dict) or model.get("type", "BPE") != "BPE":
         raise fail("model", f"expected a BPE model, got {_short(model)}")
     for key, allowed in (("dropout", (None,)), ("continuing_subword_prefix", (None, "")),
@@ -99,9 +106,12 @@ def _parse_model(model: Any, fail) -> BPE:
         if not any(value is a or (type(value) is type(a) and value == a) for a in allowed):
             raise fail(f"model.{key}", f"{value!r} is not supported")
     vocab = model.get("vocab")
-    if not isinstance(vocab, dict) or not all(isinstance(t, str) and type(i) is int and 0 <= i < 2**31
+    if not isinstance(vocab, dict) or not all(isinstance(t, str) and type(i) is int and 0 <= i < limit
                                               for t, i in vocab.items()):
-        raise fail("model.vocab", "expected an object {token: non-negative integer id}")
+        raise fail("model.vocab", f"expected an object {{token: integer id in [0, {limit})}} "
+                                  "(ids are bounded by the number of tokens in the file)")
+    if not vocab:
+        raise fail("model.vocab", "is empty")
     if len(set(vocab.values())) != len(vocab):
         raise fail("model.vocab", "two tokens share an id")
     merges = []
@@ -120,14 +130,14 @@ def _parse_model(model: Any, fail) -> BPE:
                ignore_merges=bool(model.get("ignore_merges")))
 
 
-def _parse_added_tokens(entries: Any, fail) -> list[AddedToken]:
+def _parse_added_tokens(entries: Any, fail, limit: int) -> list[AddedToken]:
     if not isinstance(entries, list):
         raise fail("added_tokens", "expected a list")
     added = []
     for k, e in enumerate(entries):
-        if not (isinstance(e, dict) and type(e.get("id")) is int and e["id"] >= 0
+        if not (isinstance(e, dict) and type(e.get("id")) is int and 0 <= e["id"] < limit
                 and isinstance(e.get("content"), str) and e["content"]):
-            raise fail(f"added_tokens[{k}]", f"expected {{id, content, ...}}, got {_short(e)}")
+            raise fail(f"added_tokens[{k}]", f"expected {{id in [0, {limit}), content, ...}}, got {_short(e)}")
         for flag in ("single_word", "lstrip", "rstrip"):
             if e.get(flag):
                 raise fail(f"added_tokens[{k}] ({e['content']!r})", f"{flag}=true is not supported")
@@ -138,3 +148,46 @@ def _parse_added_tokens(entries: Any, fail) -> list[AddedToken]:
 def _short(value: Any) -> str:
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+VERY_LARGE_INTEGER = int(1e30)  # transformers' "no limit" value of model_max_length
+
+
+def max_length_setting(value: Any, error) -> int | None:
+    """model_max_length as an int, or None for no limit (None, or transformers' 1e30 sentinel,
+    which tokenizer_config.json files often store as a float)."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isfinite(value) and value == int(value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise error(f"model_max_length must be a non-negative integer or null, got {value!r}")
+    return None if value >= VERY_LARGE_INTEGER else int(value)
+
+
+def config_settings(config: Any, path: str, skip: Any = ()) -> dict[str, Any]:
+    """The settings a tokenizer_config.json gives, each checked; a bad one is blamed on the file.
+    Keys in `skip` (the caller's keyword overrides) are not read from the file."""
+    if not isinstance(config, dict):
+        raise TokenizerFileError(f"{path}: expected a JSON object, got {type(config).__name__}")
+    config = {k: v for k, v in config.items() if k not in skip}
+    def fail(msg: str) -> TokenizerFileError:
+        return TokenizerFileError(f"{path}: {msg}")
+    settings: dict[str, Any] = {}
+    for side in ("padding_side", "truncation_side"):
+        if side in config:
+            if config[side] not in ("left", "right"):
+                raise fail(f"{side} must be 'left' or 'right', got {config[side]!r}")
+            settings[side] = config[side]
+    if config.get("clean_up_tokenization_spaces") is not None:
+        if not isinstance(config["clean_up_tokenization_spaces"], bool):
+            raise fail(f"clean_up_tokenization_spaces must be true or false, "
+                       f"got {config['clean_up_tokenization_spaces']!r}")
+        settings["clean_up_tokenization_spaces"] = config["clean_up_tokenization_spaces"]
+    if config.get("add_prefix_space") is not None:
+        if not isinstance(config["add_prefix_space"], bool):
+            raise fail(f"add_prefix_space must be true or false, got {config['add_prefix_space']!r}")
+        settings["add_prefix_space"] = config["add_prefix_space"]
+    if "model_max_length" in config:
+        settings["model_max_length"] = max_length_setting(config["model_max_length"], fail)
+    return settings

@@ -17,7 +17,7 @@ from minibloom import MinibloomError
 
 # examples per fuzz test: CI (derandomized) / the default dev run / the long local profile
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
-EXAMPLES = {"ci": 300, "dev": 300, "long": 1500}.get(PROFILE, 300)
+EXAMPLES = {"ci": 300, "dev": 300, "long": 10_000}.get(PROFILE, 300)
 fuzz_settings = settings(max_examples=EXAMPLES, deadline=5000, derandomize=PROFILE == "ci",
                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                 HealthCheck.function_scoped_fixture])

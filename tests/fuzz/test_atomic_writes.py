@@ -74,3 +74,60 @@ def test_tokenizer_and_golden_saves_are_atomic(tmp_path, monkeypatch):
         golden.dump(BloomModel(BloomConfig(vocab_size=16, hidden_size=8, n_head=2, n_layer=1)), path,
                     np.array([[3, 4]]))
     assert {p: (tmp_path / p).read_bytes() for p in os.listdir(tmp_path)} == before
+
+
+def test_the_next_save_removes_what_killed_saves_left(tmp_path):
+    from minibloom.atomic import STAGING_PREFIX
+
+    small = BloomConfig(vocab_size=16, hidden_size=8, n_head=2, n_layer=1)
+    BloomModel(small, seed=1).save_pretrained(tmp_path)
+    (tmp_path / (STAGING_PREFIX + "abcdefgh")).mkdir()  # a save killed before its commit
+    (tmp_path / (STAGING_PREFIX + "abcdefgh") / "model.safetensors").write_bytes(b"x" * 1000)
+    (tmp_path / ".model.safetensors.abcd_fgh.tmp").write_bytes(b"x" * 1000)  # an old-style temporary
+    BloomModel(small, seed=2).save_pretrained(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "model.safetensors"]
+
+
+def test_a_save_killed_after_its_commit_is_finished_by_the_next_reader(tmp_path, monkeypatch):
+    import minibloom.atomic as atomic
+
+    small = BloomConfig(vocab_size=16, hidden_size=8, n_head=2, n_layer=1)
+    BloomModel(small, seed=1).save_pretrained(tmp_path, max_shard_size="200B")
+    new = BloomModel(BloomConfig(vocab_size=24, hidden_size=8, n_head=2, n_layer=2), seed=2)
+    renames = []
+
+    def replace_then_die(src, dst):  # install two files, then "die" (as a kill would)
+        if os.path.basename(os.path.dirname(src)).startswith(atomic.STAGING_PREFIX) and \
+                os.path.basename(src) != atomic.COMMIT_NAME:
+            if len(renames) == 2:
+                raise KeyboardInterrupt
+            renames.append(dst)
+        real_replace(src, dst)
+
+    real_replace = os.replace
+    monkeypatch.setattr(atomic.os, "replace", replace_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        new.save_pretrained(tmp_path)
+    monkeypatch.setattr(atomic.os, "replace", real_replace)
+    assert any(n.startswith(atomic.STAGING_PREFIX) for n in os.listdir(tmp_path))  # half applied
+    loaded = BloomModel.from_pretrained(tmp_path)  # rolls the committed save forward, then reads it
+    assert loaded.config.n_layer == 2 and all(np.array_equal(loaded.params[k], v) for k, v in new.params.items())
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "model.safetensors"]  # the old shards are gone
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file", "read-only"])
+def test_save_destinations_that_cannot_hold_a_checkpoint_are_checkpoint_errors(tmp_path, where):
+    from minibloom import CheckpointError
+
+    model = BloomModel(BloomConfig(vocab_size=16, hidden_size=8, n_head=2, n_layer=1))
+    (tmp_path / "f").write_text("x")
+    target = {"a file": tmp_path / "f", "under a file": tmp_path / "f" / "ckpt", "read-only": tmp_path / "ro"}[where]
+    if where == "read-only":
+        target.mkdir()
+        target.chmod(0o500)
+        if os.access(target, os.W_OK):
+            pytest.skip("running as root: permissions are not enforced")
+    with pytest.raises(CheckpointError, match=str(target)):
+        model.save_pretrained(target)
+    with pytest.raises(CheckpointError, match=str(target)):
+        BloomTokenizer.from_pretrained(TOKENIZER_DIR).save(target)

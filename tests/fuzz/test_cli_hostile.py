@@ -1,0 +1,57 @@
+"""The `minibloom` command under hostile conditions: one line on stderr and a meaningful status, no traceback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ENV = {**os.environ, "PYTHONPATH": REPO}
+
+
+def run(args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "minibloom", *args], capture_output="stdout" not in kwargs,
+                          env=ENV, timeout=120, **kwargs)
+
+
+def one_line(stderr: bytes) -> str:
+    lines = stderr.decode("utf-8", "replace").strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in lines[0], lines
+    return lines[0]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_writing_to_a_full_device_exits_1_with_one_line():
+    with open("/dev/full", "w") as full:
+        proc = run(["tokenize", "hello world"], stdout=full, stderr=subprocess.PIPE)
+    assert proc.returncode == 1
+    assert "No space left on device" in one_line(proc.stderr)
+
+
+def test_ctrl_c_exits_130_with_one_line():
+    proc = subprocess.Popen([sys.executable, "-m", "minibloom", "generate", "ROMEO.", "--max-new-tokens", "100000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    assert proc.stdout.read(6) == b"ROMEO."  # generating now (the model is loaded and compiled)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert one_line(stderr) == "minibloom: interrupted"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX argv bytes")
+def test_an_argument_that_is_not_utf8_is_an_input_error():
+    proc = subprocess.run([sys.executable, "-m", "minibloom", "tokenize", b"caf\xe9 \xff"], capture_output=True,
+                          env=ENV, timeout=120)
+    assert proc.returncode == 2
+    assert "lone surrogate" in one_line(proc.stderr)
+
+
+def test_init_into_a_file_is_one_line(tmp_path):
+    (tmp_path / "f").write_text("x")
+    proc = run(["init", str(tmp_path / "f" / "ckpt")])
+    assert proc.returncode == 2
+    assert str(tmp_path / "f") in one_line(proc.stderr)

@@ -1,0 +1,62 @@
+"""The heap-based BPE merge loops (readable and Numba) against the plain O(n^2) scan they replace."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minibloom.tokenizer.bpe import BPE, bpe_merge, bpe_merge_ids
+from tests.fuzz.fuzz_utils import fuzz_settings
+
+
+def scan_merge(symbols: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
+    """The definition: repeatedly merge the leftmost lowest-ranked adjacent pair (the old loop)."""
+    symbols = list(symbols)
+    while len(symbols) > 1:
+        pair_ranks = [ranks.get(pair, float("inf")) for pair in zip(symbols, symbols[1:])]
+        best = min(range(len(pair_ranks)), key=pair_ranks.__getitem__)
+        if pair_ranks[best] == float("inf"):
+            break
+        symbols[best:best + 2] = [symbols[best] + symbols[best + 1]]
+    return symbols
+
+
+@st.composite
+def merge_tables(draw):
+    """A vocab over a 3-letter alphabet and merges of existing tokens, in a random rank order."""
+    vocab = ["a", "b", "c"]
+    merges = []
+    for _ in range(draw(st.integers(0, 25))):
+        left, right = draw(st.sampled_from(vocab)), draw(st.sampled_from(vocab))
+        if len(left + right) > 6:
+            continue
+        if left + right not in vocab:
+            vocab.append(left + right)
+        if (left, right) not in merges:
+            merges.append((left, right))
+    return {t: i for i, t in enumerate(vocab)}, merges
+
+
+@fuzz_settings
+@given(merge_tables(), st.text(alphabet="abc", max_size=300))
+def test_heap_merge_equals_the_scan_in_both_loops(table, text):
+    vocab, merges = table
+    ranks = {pair: rank for rank, pair in enumerate(merges)}
+    expected = scan_merge(list(text), ranks)
+    assert bpe_merge(list(text), ranks) == expected
+    bpe = BPE(vocab, merges)
+    ids = np.array([vocab[c] for c in text], np.int64)
+    assert bpe_merge_ids(ids, bpe.pair_keys, bpe.pair_values, bpe.n_ids).tolist() == [vocab[s] for s in expected]
+
+
+def test_a_long_repetitive_piece_merges_like_the_scan():
+    vocab = {t: i for i, t in enumerate(["t", "h", "o", "u", "th", "ou", "thou", "thouthou"])}
+    merges = [("t", "h"), ("o", "u"), ("th", "ou"), ("thou", "thou")]
+    ranks = {pair: rank for rank, pair in enumerate(merges)}
+    text = "thou" * 501 + "th"
+    expected = scan_merge(list(text), ranks)
+    assert bpe_merge(list(text), ranks) == expected
+    bpe = BPE(vocab, merges)
+    ids = np.array([vocab[c] for c in text], np.int64)
+    assert bpe_merge_ids(ids, bpe.pair_keys, bpe.pair_values, bpe.n_ids).tolist() == [vocab[s] for s in expected]

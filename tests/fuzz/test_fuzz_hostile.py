@@ -1,0 +1,104 @@
+"""Fuzzing the checks done before work: hostile JSON in every file, huge config sizes, unbounded ids."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minibloom import BloomConfig, BloomForSequenceClassification, BloomModel, BloomTokenizer, MinibloomError
+from tests.fuzz.fuzz_utils import fuzz_settings, only_minibloom_errors
+from tests.tokenizer_utils import load_json
+
+TINY = BloomConfig(vocab_size=16, hidden_size=8, n_head=2, n_layer=1)
+TOKENIZER = load_json("tokenizer.json")
+SMALL_VOCAB = {t: i for t, i in TOKENIZER["model"]["vocab"].items() if i < 300}
+SMALL_TOKENIZER = {**TOKENIZER, "model": {**TOKENIZER["model"], "vocab": SMALL_VOCAB, "merges": [
+    m for m in TOKENIZER["model"]["merges"][:150] if all(p in SMALL_VOCAB for p in (*m, "".join(m)))]}}
+_TEMPLATE: list = []
+
+
+def checkpoint_copy(tmp_path_factory):
+    """A fresh copy of one tiny checkpoint (config, weights, a small tokenizer), saved once per session."""
+    if not _TEMPLATE:
+        template = tmp_path_factory.mktemp("template")
+        BloomModel(TINY).save_pretrained(template)
+        (template / "tokenizer.json").write_text(json.dumps(SMALL_TOKENIZER))
+        _TEMPLATE.append(template)
+    target = tmp_path_factory.mktemp("case") / "ckpt"
+    shutil.copytree(_TEMPLATE[0], target)
+    return target
+
+
+@st.composite
+def hostile_json(draw) -> bytes:
+    """A JSON document the safe loader must refuse: too deep, an integer too long, a lone surrogate."""
+    kind = draw(st.sampled_from(["deep", "bigint", "surrogate"]))
+    if kind == "deep":
+        depth = draw(st.sampled_from([65, 100, 999, 1001, 5000, 100_000]))
+        opener, closer = draw(st.sampled_from([("[", "]"), ('{"a":', "}")]))
+        return (opener * depth + "1" + closer * depth).encode()
+    if kind == "bigint":
+        digits = draw(st.integers(31, 10_000))
+        return ('{"n_layer": ' + draw(st.sampled_from(["", "-"])) + "9" * digits + "}").encode()
+    code = draw(st.integers(0xD800, 0xDFFF))
+    where = draw(st.sampled_from(['{"x": "%s"}', '{"%s": 1}', '["%s"]']))
+    return (where % f"\\u{code:04x}").encode()
+
+
+@fuzz_settings
+@given(hostile_json(), st.sampled_from(["config.json", "tokenizer.json", "tokenizer_config.json",
+                                        "model.safetensors.index.json", "model.safetensors"]))
+def test_every_json_the_project_reads_refuses_hostile_documents(tmp_path_factory, doc, target):
+    tmp = checkpoint_copy(tmp_path_factory)
+    if target == "model.safetensors":  # the safetensors header is JSON too
+        doc = struct.pack("<Q", len(doc)) + doc
+    elif target == "model.safetensors.index.json":
+        (tmp / "model.safetensors").unlink()
+    (tmp / target).write_bytes(doc)
+    try:
+        if target.startswith("tokenizer"):
+            BloomTokenizer.from_pretrained(tmp)
+        else:
+            BloomModel.from_pretrained(tmp)
+    except MinibloomError as e:
+        assert target in str(e) or "config.json" in str(e), str(e)  # names the file at fault
+    else:
+        raise AssertionError(f"a hostile {target} was accepted: {doc[:60]!r}")
+
+
+SIZES = st.one_of(st.integers(1, 64), st.sampled_from([2**20, 10**9, 2**31 - 1]))
+
+
+@pytest.mark.filterwarnings("ignore:BloomForSequenceClassification")  # a fresh head: expected
+@fuzz_settings
+@given(st.fixed_dictionaries({}, optional={"n_layer": SIZES, "hidden_size": SIZES, "vocab_size": SIZES,
+                                            "n_head": SIZES, "num_labels": SIZES}))
+def test_huge_config_sizes_fail_before_any_work(tmp_path_factory, sizes):
+    tmp = checkpoint_copy(tmp_path_factory)
+    data = {**json.loads((tmp / "config.json").read_text()), **sizes}
+    if "num_labels" in sizes:
+        data.pop("id2label"), data.pop("label2id")
+    (tmp / "config.json").write_text(json.dumps(data))
+    with only_minibloom_errors():  # the 5 s deadline of fuzz_settings catches any work on 10**9 layers
+        BloomForSequenceClassification.from_pretrained(tmp)
+
+
+ANY_ID = st.one_of(st.integers(-5, 2**62), st.sampled_from([2**31, 2**40, -2**40]))
+
+
+@fuzz_settings
+@given(st.lists(st.tuples(st.text(min_size=1, max_size=6), ANY_ID, st.booleans()), max_size=4),
+       st.dictionaries(st.sampled_from(["a", "b", "Ġ", "<unk>"]), ANY_ID, max_size=3))
+def test_tokenizer_ids_are_bounded_by_the_file(added, vocab_changes):
+    data = {**SMALL_TOKENIZER, "added_tokens": [{"id": i, "content": c, "special": s} for c, i, s in added],
+            "model": {**SMALL_TOKENIZER["model"], "vocab": {**SMALL_VOCAB, **vocab_changes}}}
+    with only_minibloom_errors():
+        tok = BloomTokenizer(data)
+        entries = len(data["model"]["vocab"]) + len(added)
+        assert tok.n_ids <= 4 * entries + 1024  # no table larger than the file's entries allow
+        tok.decode(tok.encode("hello <unk> world"))

@@ -17,6 +17,7 @@ from .heads import (BloomForCausalLM, BloomForQuestionAnswering, BloomForSequenc
                     BloomForTokenClassification)
 from .generation import GenerationConfig
 from .model import BloomModel
+from .threads import get_num_threads, set_num_threads
 from .tokenizer import BloomTokenizer
 from .outputs import (BaseModelOutputWithPast, CausalLMOutputWithCrossAttentions, QuestionAnsweringModelOutput,
                       SequenceClassifierOutputWithPast, TokenClassifierOutput)
@@ -28,4 +29,5 @@ __all__ = [
     "MinibloomError",
     "QuestionAnsweringModelOutput", "SafetensorsFormatError", "SequenceClassifierOutputWithPast",
     "TokenClassifierOutput", "TokenizerFileError", "WeightsMismatchError", "__version__",
+    "get_num_threads", "set_num_threads",
 ]

@@ -114,6 +114,9 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
                    help="numpy: the readable reference; numba: compiled kernels (faster)")
     p.add_argument("--storage", choices=sorted(STORAGE_DTYPES), default="float32",
                    help="keep weight matrices in 2 bytes (compute stays float32)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="compute threads (default 1: holds up when the cores are shared; more helps "
+                        "prefill on idle cores)")
 
 
 def _checkpoint_args(p: argparse.ArgumentParser) -> None:
@@ -133,7 +136,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
     from .heads import BloomForCausalLM
 
     tok = _tokenizer(args.checkpoint)
-    model = BloomForCausalLM.from_pretrained(args.checkpoint, backend=args.backend, storage=args.storage)
+    model = BloomForCausalLM.from_pretrained(args.checkpoint, backend=args.backend, storage=args.storage,
+                                             threads=args.threads)
     prompt = tok(args.text)["input_ids"][None]
     if prompt.size == 0:
         raise MinibloomError("the text encodes to no tokens; give some text to continue")
@@ -213,7 +217,8 @@ def cmd_info(args: argparse.Namespace) -> None:
 def cmd_forward(args: argparse.Namespace) -> None:
     from .model import BloomModel
 
-    model = BloomModel.from_pretrained(args.directory, backend=args.backend, storage=args.storage)
+    model = BloomModel.from_pretrained(args.directory, backend=args.backend, storage=args.storage,
+                                       threads=args.threads)
     hidden = model(np.array([args.ids])).last_hidden_state[0]  # [T, H]
     np.set_printoptions(precision=4, suppress=True, linewidth=100)
     print(f"last_hidden_state: shape {tuple(hidden.shape)}, mean {hidden.mean():.6f}, std {hidden.std():.6f}")

@@ -18,6 +18,7 @@ from .backends import get_backend
 from .config import BloomConfig
 from .errors import InputError
 from .storage import check_storage, store, to_float32
+from .threads import set_num_threads, use_default_threads
 from .weights import (BASE_PREFIX, bloom_param_shapes, check_state_dict, init_params, load_state_dict,
                       save_state_dict, strip_base_prefix)
 
@@ -33,12 +34,14 @@ class PreTrainedBloom:
     save_prefix = False  # head classes save the base model's tensors as `transformer.*`
 
     def __init__(self, config: BloomConfig, params: dict[str, np.ndarray] | None = None, seed: int = 0,
-                 backend: str = "numpy", storage: str = "float32"):
+                 backend: str = "numpy", storage: str = "float32", threads: int | None = None):
         """Build from a config and tensors (checkpoint names); random weights when `params` is None.
 
         backend: "numpy" (the readable reference) or "numba" (compiled kernels), see `backends`.
         storage: how weight matrices are held, "float32", "float16" or "bfloat16" (compute is
         float32 either way; 2 bytes halve the RAM and the bytes read per decoded token).
+        threads: compute threads for this process (`minibloom.set_num_threads`); None keeps the
+        current setting, one thread unless something set it (see `minibloom.threads` for why).
         """
         shapes = self.param_shapes(config)
         if params is None:
@@ -48,6 +51,10 @@ class PreTrainedBloom:
         self.backend, self.storage = backend, storage
         self.ops = get_backend(backend)
         dtype = check_storage(storage)
+        if threads is not None:
+            set_num_threads(threads)
+        else:
+            use_default_threads()
         names = tqdm(shapes, desc="loading weights", unit="tensor", delay=2.0, leave=False,
                      disable=None)  # shown only on a terminal, and only when it takes over 2 s
         self.params = {name: store(name, np.asarray(params[name]), dtype) for name in names}
@@ -64,7 +71,7 @@ class PreTrainedBloom:
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, seed: int = 0, backend: str = "numpy",
-                        storage: str = "float32", **config_overrides):
+                        storage: str = "float32", threads: int | None = None, **config_overrides):
         """Load config.json and the safetensors weights of a local checkpoint directory.
 
         Accepts checkpoints saved by any BLOOM class (with or without the `transformer.` prefix);
@@ -82,6 +89,8 @@ class PreTrainedBloom:
         config.validate()
         check_storage(storage)
         get_backend(backend)
+        if threads is not None:
+            set_num_threads(threads)  # checks it before any work
         state = strip_base_prefix(load_state_dict(directory, dtype=None))
         shapes = cls.param_shapes(config)
         fresh = {n: s for n, s in cls.head_shapes(config).items() if n not in state}
@@ -92,7 +101,7 @@ class PreTrainedBloom:
         ignored = tuple(name for name in HEAD_TENSORS if name not in shapes)
         where = os.fspath(directory) + (f" with {config_overrides}" if config_overrides else "")
         check_state_dict(state, shapes, ignored=ignored, where=where)
-        return cls(config, {name: state[name] for name in shapes}, backend=backend, storage=storage)
+        return cls(config, {name: state[name] for name in shapes}, backend=backend, storage=storage, threads=threads)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """The tensors under the names transformers saves this class with."""

@@ -31,6 +31,7 @@ from numba.extending import intrinsic
 from .. import functional
 from ..errors import InputError
 from ..storage import BF16, to_float32
+from ..threads import numba_threads
 
 __all__ = ["attention_probs", "context", "embed", "layer_norm", "linear", "linear_gelu", "linear_tp"]
 
@@ -243,6 +244,7 @@ def _gemv(x, w, out):
 def gemv(x2: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """x2 [M, K] float32 @ weight [N, K]^T -> [M, N] with `_gemv`, for any stored weight."""
     out = np.empty((x2.shape[0], weight.shape[0]), np.float32)
+    numba_threads()
     _gemv(x2, _codes(weight), out)
     return out
 
@@ -256,6 +258,7 @@ def _matmul_t(x2: np.ndarray, weight: np.ndarray) -> np.ndarray:
         return x2 @ weight.T  # BLAS
     codes = _codes(weight)
     out = np.empty((M, N), np.float32)
+    numba_threads()
     block = np.empty((min(WIDEN_BLOCK, N), weight.shape[1]), np.float32)
     for lo in range(0, N, WIDEN_BLOCK):  # widen a block of rows, then one BLAS call on it
         hi = min(lo + WIDEN_BLOCK, N)

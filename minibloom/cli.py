@@ -28,7 +28,7 @@ from .backends import BACKENDS
 from .config import BLOOM_FAMILY, BloomConfig
 from .embedded import EMBEDDED_CHECKPOINT
 from .errors import MinibloomError, TokenizerFileError
-from .storage import STORAGE_DTYPES
+from .storage import STORAGES
 from .weights import bloom_param_shapes, checkpoint_files
 
 TINY = dict(vocab_size=1024, hidden_size=64, n_layer=2, n_head=8)
@@ -112,8 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=BACKENDS, default="numpy",
                    help="numpy: the readable reference; numba: compiled kernels (faster)")
-    p.add_argument("--storage", choices=sorted(STORAGE_DTYPES), default="float32",
-                   help="keep weight matrices in 2 bytes (compute stays float32)")
+    p.add_argument("--storage", choices=STORAGES, default="auto",
+                   help="how weight matrices are held (compute stays float32); auto: as the checkpoint "
+                        "stores them, others convert while loading and say so")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="compute threads (default 1: holds up when the cores are shared; more helps "
                         "prefill on idle cores)")

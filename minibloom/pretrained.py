@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from .backends import get_backend
 from .config import BloomConfig
 from .errors import InputError
-from .storage import check_storage, store, to_float32
+from .storage import STORAGE_DTYPES, check_storage, resolve_storage, storage_of, store, to_float32
 from .threads import set_num_threads, use_default_threads
 from .weights import (BASE_PREFIX, bloom_param_shapes, check_state_dict, init_params, load_state_dict,
                       save_state_dict, strip_base_prefix)
@@ -34,12 +34,13 @@ class PreTrainedBloom:
     save_prefix = False  # head classes save the base model's tensors as `transformer.*`
 
     def __init__(self, config: BloomConfig, params: dict[str, np.ndarray] | None = None, seed: int = 0,
-                 backend: str = "numpy", storage: str = "float32", threads: int | None = None):
+                 backend: str = "numpy", storage: str = "auto", threads: int | None = None):
         """Build from a config and tensors (checkpoint names); random weights when `params` is None.
 
         backend: "numpy" (the readable reference) or "numba" (compiled kernels), see `backends`.
         storage: how weight matrices are held, "float32", "float16" or "bfloat16" (compute is
-        float32 either way; 2 bytes halve the RAM and the bytes read per decoded token).
+        float32 either way; 2 bytes halve the RAM and the bytes read per decoded token), or
+        "auto": as the given tensors are (float32 for random weights).
         threads: compute threads for this process (`minibloom.set_num_threads`); None keeps the
         current setting, one thread unless something set it (see `minibloom.threads` for why).
         """
@@ -48,9 +49,10 @@ class PreTrainedBloom:
             params = init_params(shapes, config.initializer_range, seed)
         check_state_dict(params, shapes, where=f"{type(self).__name__} parameters")
         self.config = config
+        storage = resolve_storage(storage, params)
         self.backend, self.storage = backend, storage
         self.ops = get_backend(backend)
-        dtype = check_storage(storage)
+        dtype = STORAGE_DTYPES[storage]
         if threads is not None:
             set_num_threads(threads)
         else:
@@ -71,7 +73,7 @@ class PreTrainedBloom:
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, seed: int = 0, backend: str = "numpy",
-                        storage: str = "float32", threads: int | None = None, **config_overrides):
+                        storage: str = "auto", threads: int | None = None, **config_overrides):
         """Load config.json and the safetensors weights of a local checkpoint directory.
 
         Accepts checkpoints saved by any BLOOM class (with or without the `transformer.` prefix);
@@ -82,6 +84,8 @@ class PreTrainedBloom:
 
         Tensors are memory-mapped (`safetensors_io.map_tensor`): weights already in the `storage`
         dtype are used in place, so loading takes no time and RAM holds only the weights' bytes.
+        storage="auto" (the default) keeps the checkpoint's dtype; another storage converts the
+        weights tensor by tensor while loading, and says so with a warning.
         """
         config = BloomConfig.from_pretrained(directory)
         for key, value in config_overrides.items():
@@ -101,6 +105,11 @@ class PreTrainedBloom:
         ignored = tuple(name for name in HEAD_TENSORS if name not in shapes)
         where = os.fspath(directory) + (f" with {config_overrides}" if config_overrides else "")
         check_state_dict(state, shapes, ignored=ignored, where=where)
+        stored = storage_of(state["word_embeddings.weight"])
+        if storage not in ("auto", stored):
+            warnings.warn(f"{os.fspath(directory)}: converting the {stored} weights to {storage} while loading "
+                          f"(storage='auto' keeps {stored}; save_pretrained(dtype=...) once to skip this)",
+                          stacklevel=2)
         return cls(config, {name: state[name] for name in shapes}, backend=backend, storage=storage, threads=threads)
 
     def state_dict(self) -> dict[str, np.ndarray]:

@@ -8,9 +8,16 @@ NumPy has float16 but no bfloat16. A bfloat16 matrix is held as its raw 16-bit p
 structured dtype `BF16`, so that nothing mistakes them for integers; its float32 value is those 16
 bits as the *top* half of a float32 word (bfloat16 is float32 with the low 16 mantissa bits cut).
 Vectors (biases, layer-norm parameters) always stay float32: they are tiny.
+
+`storage="auto"` (the default) keeps what the checkpoint holds: a bfloat16 checkpoint stays
+2 bytes and memory-mapped. Converting (a float32 checkpoint to 2 bytes, say) goes tensor by tensor
+and, within a tensor, block by block (`convert`), so the peak memory is the output plus one input
+tensor, not the whole float32 checkpoint plus temporaries.
 """
 
 from __future__ import annotations
+
+import mmap
 
 import numpy as np
 
@@ -18,12 +25,27 @@ from .errors import InputError
 
 BF16 = np.dtype([("bfloat16", "<u2")])
 STORAGE_DTYPES = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16), "bfloat16": BF16}
+STORAGES = ("auto", *STORAGE_DTYPES)
+CONVERT_BLOCK = 1 << 16  # elements converted at a time: ~2 MB of temporaries, whatever the tensor
 
 
-def check_storage(storage: str) -> np.dtype:
-    if storage not in STORAGE_DTYPES:
-        raise InputError(f"storage must be one of {sorted(STORAGE_DTYPES)}, got {storage!r}")
-    return STORAGE_DTYPES[storage]
+def check_storage(storage: str) -> None:
+    if not isinstance(storage, str) or storage not in STORAGES:
+        raise InputError(f"storage must be one of {list(STORAGES)}, got {storage!r}")
+
+
+def storage_of(array: np.ndarray) -> str:
+    """The storage name of a weight matrix's dtype ("float32" for anything else)."""
+    return next((name for name, dtype in STORAGE_DTYPES.items() if array.dtype == dtype), "float32")
+
+
+def resolve_storage(storage: str, params: dict[str, np.ndarray]) -> str:
+    """"auto" -> the storage the word embeddings (the largest matrix) come in; others unchanged."""
+    check_storage(storage)
+    if storage != "auto":
+        return storage
+    table = params.get("word_embeddings.weight")
+    return storage_of(table) if table is not None else "float32"
 
 
 def to_float32(array: np.ndarray) -> np.ndarray:
@@ -38,8 +60,9 @@ def bfloat16_bits(array: np.ndarray) -> np.ndarray:
     `.to(torch.bfloat16)`: add 0x7FFF plus the lowest kept bit, then drop the low 16 bits. NaN stays
     NaN (as the quiet NaN 0x7FC0)."""
     x = np.ascontiguousarray(array, dtype=np.float32)
-    bits = x.view(np.uint32).astype(np.uint64)
-    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+    bits = x.view(np.uint32)
+    # uint32 arithmetic: only NaN patterns (above 0x7F800000 after the sign) can wrap, and they are replaced
+    rounded = ((bits + (np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1)))) >> np.uint32(16)).astype(np.uint16)
     rounded[np.isnan(x)] = 0x7FC0
     return rounded
 
@@ -57,4 +80,33 @@ def store(name: str, array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     target = dtype if array.ndim == 2 else np.dtype(np.float32)
     if array.dtype == target:
         return array
-    return from_float32(to_float32(array), target) if target != np.float32 else to_float32(array)
+    return convert(array, target)
+
+
+def convert(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """`array` in storage `dtype`, converted CONVERT_BLOCK elements at a time into the output.
+
+    subtle: memory. Converting a whole tensor at once makes float32 and integer temporaries several
+    times its size (the 1 GB LM head of bloom-560m alone peaked at ~9 GB), and the pages of a
+    memory-mapped source stay resident after they were read. So the output is allocated once and
+    filled block by block, and a memory-mapped source's pages are released when it is done
+    (`release_pages`): the peak is the output plus one source tensor.
+    """
+    out = np.empty(array.shape, dtype)
+    flat_in, flat_out = array.reshape(-1), out.reshape(-1)
+    for lo in range(0, flat_in.size, CONVERT_BLOCK):
+        block = to_float32(np.asarray(flat_in[lo:lo + CONVERT_BLOCK]))
+        flat_out[lo:lo + CONVERT_BLOCK] = block if dtype == np.float32 else from_float32(block, dtype)
+    release_pages(array)
+    return out
+
+
+def release_pages(array: np.ndarray) -> None:
+    """Drop the resident pages of a read-only memory-mapped array (they are re-read from the file
+    if touched again); nothing for ordinary arrays."""
+    base = array
+    while base is not None and not isinstance(base, np.memmap):
+        base = base.base
+    handle = getattr(base, "_mmap", None)
+    if handle is not None and base.mode == "r" and hasattr(handle, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        handle.madvise(mmap.MADV_DONTNEED)

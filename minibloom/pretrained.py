@@ -38,8 +38,9 @@ class PreTrainedBloom:
         """Build from a config and tensors (checkpoint names); random weights when `params` is None.
 
         backend: "numpy" (the readable reference) or "numba" (compiled kernels), see `backends`.
-        storage: how weight matrices are held, "float32", "float16" or "bfloat16" (compute is
-        float32 either way; 2 bytes halve the RAM and the bytes read per decoded token), or
+        storage: how weight matrices are held, "float32", "float16", "bfloat16" or "int8" (per-row
+        absmax codes, `storage.Int8Matrix`); compute is float32 either way, and fewer bytes mean
+        less RAM and fewer bytes read per decoded token. Or
         "auto": as the given tensors are (float32 for random weights).
         threads: compute threads for this process (`minibloom.set_num_threads`); None keeps the
         current setting, one thread unless something set it (see `minibloom.threads` for why).
@@ -59,7 +60,7 @@ class PreTrainedBloom:
             use_default_threads()
         names = tqdm(shapes, desc="loading weights", unit="tensor", delay=2.0, leave=False,
                      disable=None)  # shown only on a terminal, and only when it takes over 2 s
-        self.params = {name: store(name, np.asarray(params[name]), dtype) for name in names}
+        self.params = {name: store(name, np.asanyarray(params[name]), dtype) for name in names}
 
     @classmethod
     def param_shapes(cls, config: BloomConfig) -> dict[str, tuple[int, ...]]:

@@ -24,7 +24,8 @@ import numpy as np
 from .errors import InputError
 
 BF16 = np.dtype([("bfloat16", "<u2")])
-STORAGE_DTYPES = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16), "bfloat16": BF16}
+STORAGE_DTYPES = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16), "bfloat16": BF16,
+                  "int8": np.dtype(np.int8)}
 STORAGES = ("auto", *STORAGE_DTYPES)
 CONVERT_BLOCK = 1 << 16  # elements converted at a time: ~2 MB of temporaries, whatever the tensor
 
@@ -39,6 +40,13 @@ def storage_of(array: np.ndarray) -> str:
     return next((name for name, dtype in STORAGE_DTYPES.items() if array.dtype == dtype), "float32")
 
 
+def gather_rows(table: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """table[ids] as float32 for any stored table (an int8 row is widened with its own scale)."""
+    if isinstance(table, Int8Matrix):
+        return table.codes()[ids].astype(np.float32) * table.row_scales()[ids][..., None]
+    return to_float32(table[ids])
+
+
 def resolve_storage(storage: str, params: dict[str, np.ndarray]) -> str:
     """"auto" -> the storage the word embeddings (the largest matrix) come in; others unchanged."""
     check_storage(storage)
@@ -48,8 +56,54 @@ def resolve_storage(storage: str, params: dict[str, np.ndarray]) -> str:
     return storage_of(table) if table is not None else "float32"
 
 
+class Int8Matrix(np.ndarray):
+    """An int8 weight matrix [N, K]: codes w8 = round(127 w / absmax) with one absmax per output row.
+
+    LLM.int8()'s row-wise absmax quantisation (Dettmers et al., 2022, shown on BLOOM-176B): each
+    row's largest |w| maps to 127, so a row's error is at most absmax / 254 per weight, and the
+    row's scale is applied once to the dot product, not to every weight: y[r] = (x . w8[r]) * absmax[r] / 127.
+    The array holds the codes; `absmax` [N] float32 rides along (the name bitsandbytes saves it
+    under, SCB). A view of another shape (a slice, a gather) has no absmax and cannot be widened
+    by mistake: `to_float32` refuses it.
+    """
+
+    absmax: np.ndarray | None
+
+    def __new__(cls, codes: np.ndarray, absmax: np.ndarray):
+        obj = np.asarray(codes, dtype=np.int8).view(cls)
+        obj.absmax = np.asarray(absmax, dtype=np.float32)
+        if obj.ndim != 2 or obj.absmax.shape != obj.shape[:1]:
+            raise InputError(f"int8 matrix: codes {obj.shape} need one absmax per row, got {obj.absmax.shape}")
+        return obj
+
+    def __array_finalize__(self, obj) -> None:
+        same = obj is not None and getattr(obj, "shape", None) == self.shape
+        self.absmax = getattr(obj, "absmax", None) if same else None
+
+    def row_scales(self) -> np.ndarray:
+        """absmax / 127 per row [N], float32: what a dot product with the codes is multiplied by."""
+        if self.absmax is None:
+            raise InputError("a slice of an int8 matrix has no row scales; index the widened matrix instead")
+        return self.absmax / np.float32(127.0)
+
+    def codes(self) -> np.ndarray:
+        return self.view(np.ndarray)
+
+
+def quantize_int8(array: np.ndarray) -> Int8Matrix:
+    """float32 [N, K] -> Int8Matrix: per-row absmax, codes rounded to nearest (ties to even)."""
+    w = np.asarray(array, dtype=np.float32)
+    absmax = np.abs(w).max(axis=1)  # [N]
+    scale = np.where(absmax > 0, absmax, np.float32(1.0)) / np.float32(127.0)
+    return Int8Matrix(np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8), absmax)
+
+
 def to_float32(array: np.ndarray) -> np.ndarray:
     """Any stored weight as float32 (no copy when it already is)."""
+    if isinstance(array, Int8Matrix):
+        return array.codes().astype(np.float32) * array.row_scales()[:, None]
+    if array.dtype == np.int8:
+        raise InputError("int8 codes without their row scales cannot be widened (hold them as an Int8Matrix)")
     if array.dtype == BF16:
         return (array.view(np.uint16).astype(np.uint32) << 16).view(np.float32)  # bf16 = float32's top half
     return np.asarray(array, dtype=np.float32)
@@ -71,6 +125,8 @@ def from_float32(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """float32 -> the storage dtype (bfloat16 rounded as torch rounds it)."""
     if dtype == BF16:
         return bfloat16_bits(array).view(BF16)
+    if dtype == np.int8:
+        return quantize_int8(array)
     return np.asarray(array, dtype=np.float32).astype(dtype)
 
 
@@ -78,7 +134,7 @@ def store(name: str, array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Hold tensor `name` in `dtype` if it is a matrix, else in float32. Already-right arrays
     (a memory-mapped checkpoint, say) are kept as they are, not copied."""
     target = dtype if array.ndim == 2 else np.dtype(np.float32)
-    if array.dtype == target:
+    if array.dtype == target and (target != np.int8 or isinstance(array, Int8Matrix)):
         return array
     return convert(array, target)
 
@@ -92,6 +148,10 @@ def convert(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     filled block by block, and a memory-mapped source's pages are released when it is done
     (`release_pages`): the peak is the output plus one source tensor.
     """
+    if dtype == np.int8:
+        return _convert_int8(array)
+    if isinstance(array, Int8Matrix):
+        array = to_float32(array)  # rare (int8 to another storage): widened whole, with its row scales
     out = np.empty(array.shape, dtype)
     flat_in, flat_out = array.reshape(-1), out.reshape(-1)
     for lo in range(0, flat_in.size, CONVERT_BLOCK):
@@ -99,6 +159,17 @@ def convert(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
         flat_out[lo:lo + CONVERT_BLOCK] = block if dtype == np.float32 else from_float32(block, dtype)
     release_pages(array)
     return out
+
+
+def _convert_int8(array: np.ndarray) -> Int8Matrix:
+    """`convert` to int8: whole rows at a time (each row has its own scale)."""
+    codes, absmax = np.empty(array.shape, np.int8), np.empty(array.shape[0], np.float32)
+    step = max(1, CONVERT_BLOCK // max(1, array.shape[1]))
+    for lo in range(0, array.shape[0], step):
+        block = quantize_int8(to_float32(np.asanyarray(array[lo:lo + step])))
+        codes[lo:lo + step], absmax[lo:lo + step] = block.codes(), block.absmax
+    release_pages(array)
+    return Int8Matrix(codes, absmax)
 
 
 def release_pages(array: np.ndarray) -> None:

@@ -30,7 +30,7 @@ from numba.extending import intrinsic
 
 from .. import functional
 from ..errors import InputError
-from ..storage import BF16, to_float32
+from ..storage import BF16, Int8Matrix, to_float32
 from ..threads import numba_threads
 
 __all__ = ["attention_probs", "context", "embed", "layer_norm", "linear", "linear_gelu", "linear_tp"]
@@ -176,12 +176,15 @@ def _as_float32(typingctx, v):
 
 
 def _codes(weight: np.ndarray) -> np.ndarray:
-    """A stored weight matrix as the array type `_as_float32` reads (no copy)."""
+    """A stored weight matrix as the array type `_as_float32` reads (no copy). For an int8 matrix,
+    the codes: the caller multiplies the products by its row scales."""
+    if isinstance(weight, Int8Matrix):
+        return weight.codes()
     if weight.dtype == BF16:
         return weight.view(np.uint16)
     if weight.dtype == np.float16:
         return weight.view(np.int16)
-    if weight.dtype in (np.float32, np.int8):
+    if weight.dtype == np.float32:
         return weight
     raise InputError(f"weights stored as {weight.dtype} are not supported by the numba backend")
 
@@ -246,6 +249,8 @@ def gemv(x2: np.ndarray, weight: np.ndarray) -> np.ndarray:
     out = np.empty((x2.shape[0], weight.shape[0]), np.float32)
     numba_threads()
     _gemv(x2, _codes(weight), out)
+    if isinstance(weight, Int8Matrix):
+        out *= weight.row_scales()  # [M, N] * [N]: each output row's absmax / 127, once per product
     return out
 
 
@@ -264,6 +269,8 @@ def _matmul_t(x2: np.ndarray, weight: np.ndarray) -> np.ndarray:
         hi = min(lo + WIDEN_BLOCK, N)
         _widen(codes[lo:hi], block[:hi - lo])
         np.matmul(x2, block[:hi - lo].T, out=out[:, lo:hi])
+    if isinstance(weight, Int8Matrix):
+        out *= weight.row_scales()  # int8 codes were widened as integers: apply the row scales once
     return out
 
 
@@ -348,11 +355,13 @@ def _gather(table, ids, out):
 
 def embed(table: np.ndarray, ids: np.ndarray) -> np.ndarray:
     flat = np.ascontiguousarray(ids, np.int64).reshape(-1)
-    raw = table.view(np.uint16) if table.dtype != np.float32 else table
+    raw = _codes(table) if table.dtype != BF16 else table.view(np.uint16)
     rows = np.empty((flat.size, table.shape[1]), raw.dtype)
     bad = _gather(raw, flat, rows)
     if bad >= 0:
         raise InputError(f"input_ids (flat position {bad}) = {flat[bad]} is outside the vocabulary [0, {table.shape[0]})")
-    if table.dtype != np.float32:
+    if isinstance(table, Int8Matrix):
+        rows = rows.astype(np.float32) * table.row_scales()[flat][:, None]  # each row with its own scale
+    elif table.dtype != np.float32:
         rows = to_float32(rows.view(table.dtype))
     return rows.reshape(*ids.shape, table.shape[1])

@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 from .backends import get_backend
 from .config import BloomConfig
 from .errors import InputError
-from .storage import STORAGE_DTYPES, check_storage, resolve_storage, storage_of, store, to_float32
+from .storage import STORAGE_DTYPES, as_array, check_storage, resolve_storage, storage_of, store, to_float32
+from .int8_io import is_int8_checkpoint, load_int8, save_int8
 from .threads import set_num_threads, use_default_threads
 from .weights import (BASE_PREFIX, bloom_param_shapes, check_state_dict, init_params, load_state_dict,
                       save_state_dict, strip_base_prefix)
@@ -60,7 +61,7 @@ class PreTrainedBloom:
             use_default_threads()
         names = tqdm(shapes, desc="loading weights", unit="tensor", delay=2.0, leave=False,
                      disable=None)  # shown only on a terminal, and only when it takes over 2 s
-        self.params = {name: store(name, np.asanyarray(params[name]), dtype) for name in names}
+        self.params = {name: store(name, as_array(params[name]), dtype) for name in names}
 
     @classmethod
     def param_shapes(cls, config: BloomConfig) -> dict[str, tuple[int, ...]]:
@@ -96,7 +97,8 @@ class PreTrainedBloom:
         get_backend(backend)
         if threads is not None:
             set_num_threads(threads)  # checks it before any work
-        state = strip_base_prefix(load_state_dict(directory, dtype=None))
+        state = strip_base_prefix(load_int8(directory) if is_int8_checkpoint(directory)
+                                  else load_state_dict(directory, dtype=None))
         shapes = cls.param_shapes(config)
         fresh = {n: s for n, s in cls.head_shapes(config).items() if n not in state}
         if fresh:
@@ -123,10 +125,22 @@ class PreTrainedBloom:
 
     def save_pretrained(self, directory: str | os.PathLike, dtype: str = "float32",
                         max_shard_size: int | str | None = None) -> None:
-        """Write config.json and safetensors weights (stored as `dtype`) that transformers loads."""
+        """Write config.json and safetensors weights (stored as `dtype`) that transformers loads.
+        dtype "int8": minibloom's own int8 layout (`int8_io`), which transformers does not load."""
+        if dtype == "int8":
+            return self._save_int8(directory)
         if dtype not in SAVE_DTYPES:
             raise InputError(f"dtype must be one of {SAVE_DTYPES}, got {dtype!r}")
         config = copy.deepcopy(self.config)
         config.architectures = [type(self).__name__]
         save_state_dict(self.state_dict(), directory, dtype=dtype, max_shard_size=max_shard_size)
+        config.save_pretrained(directory)
+
+    def _save_int8(self, directory: str | os.PathLike) -> None:
+        """save_pretrained(dtype="int8"): the int8 codes and row absmax as held (bit-exact reload)."""
+        base = bloom_param_shapes(self.config)
+        prefix = BASE_PREFIX if self.save_prefix else ""
+        save_int8({(prefix + k if k in base else k): v for k, v in self.params.items()}, directory)
+        config = copy.deepcopy(self.config)
+        config.architectures = [type(self).__name__]
         config.save_pretrained(directory)

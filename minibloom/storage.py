@@ -90,6 +90,12 @@ class Int8Matrix(np.ndarray):
         return self.view(np.ndarray)
 
 
+def as_array(value) -> np.ndarray:
+    """A weight as a plain ndarray (a memory map stays mapped, but as an ndarray view), except an
+    Int8Matrix, whose row scales must stay with it."""
+    return value if isinstance(value, Int8Matrix) else np.asarray(value)
+
+
 def quantize_int8(array: np.ndarray) -> Int8Matrix:
     """float32 [N, K] -> Int8Matrix: per-row absmax, codes rounded to nearest (ties to even)."""
     w = np.asarray(array, dtype=np.float32)

@@ -13,7 +13,8 @@ One process times everything on the same random weights, with the same thread co
   read / that bandwidth (decode reads every weight matrix once per token);
 - the decode kernels alone (`--kernels`): the matrix-vector product of an LM-head-sized matrix
   [250880, 1024] in every storage at batch 1, 4 and 8, and 24 layers' matrices, each as a ratio to
-  its floor (target: <= 1.05 for float32, bfloat16 and float16; <= 1.1 for int8);
+  its floor (target: <= 1.05 for float32, bfloat16 and float16; <= 1.1 for int8); `--threads 2`
+  for the same on two threads;
 - peak RSS, each configuration loading its checkpoint in a fresh subprocess, next to the bytes
   of its weights.
 
@@ -103,14 +104,14 @@ def kernels(args) -> None:
         dtype = STORAGE_DTYPES[storage]
         matrix = from_float32(head, dtype)
         layers = [from_float32(rng.standard_normal(shape, dtype=np.float32) * 0.02, dtype) for shape in layer_shapes]
-        layer_bytes = sum(w.nbytes for w in layers)
+        layer_bytes = sum(weight_bytes(w) for w in layers)
         for batch in (1, 4, 8):
             x = rng.standard_normal((batch, 1024), dtype=np.float32)
-            t, gbs, ratio = ratio_to_floor(lambda: numba_backend.gemv(x, matrix), matrix.nbytes, probe)
+            t, gbs, ratio = ratio_to_floor(lambda: numba_backend.gemv(x, matrix), weight_bytes(matrix), probe)
             xs = {w.shape[1]: rng.standard_normal((batch, w.shape[1]), dtype=np.float32) for w in layers}
             tl, gbs_l, ratio_l = ratio_to_floor(lambda: [numba_backend.gemv(xs[w.shape[1]], w) for w in layers],
                                                 layer_bytes, probe)
-            line = (f"  {storage:9} B={batch}: LM head {matrix.nbytes / 1e9:.2f} GB {t * 1e3:6.1f} ms -> {ratio:.2f}x "
+            line = (f"  {storage:9} B={batch}: LM head {weight_bytes(matrix) / 1e9:.2f} GB {t * 1e3:6.1f} ms -> {ratio:.2f}x "
                     f"floor (probe {gbs:.1f} GB/s);  96 layer matrices {layer_bytes / 1e9:.2f} GB {tl * 1e3:6.1f} ms "
                     f"-> {ratio_l:.2f}x (probe {gbs_l:.1f} GB/s)")
             if storage == "float32":
@@ -120,9 +121,15 @@ def kernels(args) -> None:
         del matrix, layers
 
 
+def weight_bytes(matrix: np.ndarray) -> int:
+    """Bytes a product with `matrix` reads: its codes, plus an int8 matrix's row scales."""
+    absmax = getattr(matrix, "absmax", None)
+    return matrix.nbytes + (absmax.nbytes if absmax is not None else 0)
+
+
 def matrix_bytes(model) -> int:
     """Bytes decoding reads per token: every weight matrix once (vectors are negligible)."""
-    return sum(p.nbytes for p in model.params.values() if p.ndim == 2)
+    return sum(weight_bytes(p) for p in model.params.values() if p.ndim == 2)
 
 
 def decode_seconds(model, prompt: np.ndarray, steps: int, cache_cls) -> float:
@@ -192,7 +199,7 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/minibloom-bench")
     parser.add_argument("--threads", type=int, default=None, help="minibloom's threads (default: its default)")
     parser.add_argument("--kernels", action="store_true", help="only the decode kernels against their floor")
-    parser.add_argument("--storages", nargs="+", default=["float32", "bfloat16", "float16"])
+    parser.add_argument("--storages", nargs="+", default=["float32", "bfloat16", "float16", "int8"])
     parser.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:

@@ -81,3 +81,32 @@ def test_int8_logits_cosine_on_bloom_560m_widths():
     cosine = float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
     print(f"int8 vs float32 logits cosine: {cosine:.6f}")
     assert cosine >= 0.999
+
+
+def test_llm_int8_without_outliers_is_the_int8_product_rescaled():
+    from minibloom.llm_int8 import llm_int8_linear
+
+    rng = np.random.default_rng(1)
+    w = quantize_int8(rng.standard_normal((9, 40)).astype(np.float32))
+    x = rng.integers(-127, 128, size=(3, 40)).astype(np.float32) / 127 * 2  # row absmax <= 2 < 6
+    x[:, 0] = 2.0  # each row's absmax is exactly 2: its codes are x * 127 / 2, exact integers
+    expected = ((x * 127 / 2).astype(np.int64) @ w.codes().astype(np.int64).T) * (2 / 127) * (w.absmax / 127)
+    np.testing.assert_allclose(llm_int8_linear(x, w), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_llm_int8_outlier_columns_keep_the_other_activations_accurate():
+    """One feature at 60 (an outlier, as in large models): with the decomposition the error stays
+    at int8 level; without it (threshold inf) the row scale is set by the outlier and the rest of
+    the row loses its precision."""
+    from minibloom.llm_int8 import llm_int8_linear
+    from minibloom.storage import to_float32
+
+    rng = np.random.default_rng(2)
+    w = quantize_int8(rng.standard_normal((64, 256)).astype(np.float32) * 0.05)
+    x = rng.standard_normal((4, 256)).astype(np.float32) * 0.3
+    x[:, 17] = 60.0
+    exact = x @ to_float32(w).T
+    mixed = np.abs(llm_int8_linear(x, w) - exact).max()
+    plain = np.abs(llm_int8_linear(x, w, threshold=np.inf) - exact).max()
+    assert mixed < plain / 5, (mixed, plain)
+    assert mixed <= 0.02 * np.abs(exact).max()

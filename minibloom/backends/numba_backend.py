@@ -207,18 +207,34 @@ def _gemv(x, w, out):
     """out [M, N] = x [M, K] @ widen(w [N, K])^T for a few rows M (decoding: M = batch size).
 
     Geometry: tasks of GEMV_ROWS weight rows (`prange`, split over the threads set by
-    `minibloom.set_num_threads`; one by default). For each weight row, the input rows go four,
-    then two, then one at a time: each weight is loaded and widened (`_as_float32`) once per group and
-    multiplied into that many accumulators, so loads, not multiplies, stay the limit; the
-    row (<= 64 KB) is still in L1/L2 for the next group. Each weight byte is read from memory
-    once per call, which is what bounds the speed of decoding. fastmath lets the dot products
-    vectorise (sums reassociated: results differ from BLAS's in the last bits, as two BLAS builds do).
+    `minibloom.set_num_threads`; one by default). For each weight row, the input rows go eight
+    at once when there are eight, else four, then two, then one at a time: each weight is loaded
+    and widened (`_as_float32`) once per group and multiplied into that many accumulators, so
+    loads, not multiplies, stay the limit; the row (<= 64 KB) is still in L1/L2 for the next
+    group. Each weight byte is read from memory once per call, which is what bounds the speed of
+    decoding. fastmath lets the dot products vectorise (sums reassociated: results differ from
+    BLAS's in the last bits, as two BLAS builds do).
     """
     M, K = x.shape
     N = w.shape[0]
     for task in prange((N + GEMV_ROWS - 1) // GEMV_ROWS):
         for r in range(task * GEMV_ROWS, min(N, task * GEMV_ROWS + GEMV_ROWS)):
             m = 0
+            if M == 8:  # one pass: each weight widened once for all eight rows (8 accumulators + 1 fit in 16 registers)
+                a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = np.float32(0.0)
+                for k in range(K):
+                    v = _as_float32(w[r, k])
+                    a0 += x[0, k] * v
+                    a1 += x[1, k] * v
+                    a2 += x[2, k] * v
+                    a3 += x[3, k] * v
+                    a4 += x[4, k] * v
+                    a5 += x[5, k] * v
+                    a6 += x[6, k] * v
+                    a7 += x[7, k] * v
+                out[0, r], out[1, r], out[2, r], out[3, r] = a0, a1, a2, a3
+                out[4, r], out[5, r], out[6, r], out[7, r] = a4, a5, a6, a7
+                m = 8
             while m + 4 <= M:
                 a0 = a1 = a2 = a3 = np.float32(0.0)
                 for k in range(K):

@@ -31,6 +31,7 @@ import resource
 import subprocess
 import sys
 import time
+import warnings
 
 import numba
 import numpy as np
@@ -152,8 +153,9 @@ def rss_child(directory: str, backend: str, storage: str) -> None:
         with torch.no_grad():
             model.generate(torch.arange(128)[None] % 1000, max_new_tokens=4, min_new_tokens=4, do_sample=False)
     else:
+        warnings.simplefilter("ignore")
         model = BloomForCausalLM.from_pretrained(directory, backend=backend, storage=storage)
-        weights = sum(p.nbytes for p in model.params.values())
+        weights = sum(weight_bytes(p) for p in model.params.values())
         model.generate(np.arange(128)[None] % 1000, max_new_tokens=4, progress=False)
     print(json.dumps({"peak_rss": peak_rss_bytes(), "weights": weights}))
 
@@ -230,6 +232,9 @@ def main() -> None:
     load_s = time.perf_counter() - start
     for storage in STORAGES:
         models[("numba", storage)] = BloomForCausalLM.from_pretrained(dirs[storage], backend="numba", storage=storage)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "converting the float32 weights to int8": on purpose
+        models[("numba", "int8")] = BloomForCausalLM.from_pretrained(dirs["float32"], backend="numba", storage="int8")
     start = time.perf_counter()
     models[("numba", "float32")](np.array([[1, 2]]))  # first call: compile, or load the on-disk cache
     compile_s = time.perf_counter() - start
@@ -283,8 +288,9 @@ def main() -> None:
     del probe
 
     print("\npeak RSS, load + generate 4 tokens after 128, each in a fresh process")
-    for backend, storage in [("torch", "float32"), ("numpy", "float32"), *[("numba", s) for s in STORAGES]]:
-        r = peak_rss(dirs[storage], backend, storage)
+    for backend, storage in [("torch", "float32"), ("numpy", "float32"), *[("numba", s) for s in STORAGES],
+                             ("numba", "int8")]:
+        r = peak_rss(dirs.get(storage, dirs["float32"]), backend, storage)  # int8: converted from float32 on load
         print(f"  {backend:8} {storage:9} peak {r['peak_rss'] / 1e9:5.2f} GB, weights {r['weights'] / 1e9:5.2f} GB "
               f"-> {r['peak_rss'] / r['weights']:.2f}x")
     report_compile()

@@ -203,11 +203,13 @@ GEMV_ROWS = 16  # weight rows per parallel task: 16-64 KB of weights, a few micr
 
 
 @numba.njit(**PARALLEL, fastmath=FAST)
-def _gemv(x, w, out):
+def _gemv(x, w, out, rows4):
     """out [M, N] = x [M, K] @ widen(w [N, K])^T for a few rows M (decoding: M = batch size).
 
     Geometry: tasks of GEMV_ROWS weight rows (`prange`, split over the threads set by
-    `minibloom.set_num_threads`; one by default). For each weight row, the input rows go eight
+    `minibloom.set_num_threads`; one by default). With `rows4` (float32 weights), one input row
+    (batch 1) is multiplied into four weight rows at a time, four independent sums in flight
+    (measured 1.15x -> 1.00x of the floor; the widening storages measured slower that way). Otherwise, for each weight row, the input rows go eight
     at once when there are eight, else four, then two, then one at a time: each weight is loaded
     and widened (`_as_float32`) once per group and multiplied into that many accumulators, so
     loads, not multiplies, stay the limit; the row (<= 64 KB) is still in L1/L2 for the next
@@ -218,7 +220,21 @@ def _gemv(x, w, out):
     M, K = x.shape
     N = w.shape[0]
     for task in prange((N + GEMV_ROWS - 1) // GEMV_ROWS):
-        for r in range(task * GEMV_ROWS, min(N, task * GEMV_ROWS + GEMV_ROWS)):
+        lo, hi = task * GEMV_ROWS, min(N, task * GEMV_ROWS + GEMV_ROWS)
+        if M == 1 and rows4:  # one input row: four weight rows at a time, four independent sums in flight
+            r = lo
+            while r + 4 <= hi:
+                a0 = a1 = a2 = a3 = np.float32(0.0)
+                for k in range(K):
+                    xk = x[0, k]
+                    a0 += xk * _as_float32(w[r, k])
+                    a1 += xk * _as_float32(w[r + 1, k])
+                    a2 += xk * _as_float32(w[r + 2, k])
+                    a3 += xk * _as_float32(w[r + 3, k])
+                out[0, r], out[0, r + 1], out[0, r + 2], out[0, r + 3] = a0, a1, a2, a3
+                r += 4
+            lo = r  # the last rows of a matrix whose row count is not a multiple of 4: below
+        for r in range(lo, hi):
             m = 0
             if M == 8:  # one pass: each weight widened once for all eight rows (8 accumulators + 1 fit in 16 registers)
                 a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = np.float32(0.0)
@@ -264,7 +280,7 @@ def gemv(x2: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """x2 [M, K] float32 @ weight [N, K]^T -> [M, N] with `_gemv`, for any stored weight."""
     out = np.empty((x2.shape[0], weight.shape[0]), np.float32)
     numba_threads()
-    _gemv(x2, _codes(weight), out)
+    _gemv(x2, _codes(weight), out, weight.dtype == np.float32)
     if isinstance(weight, Int8Matrix):
         out *= weight.row_scales()  # [M, N] * [N]: each output row's absmax / 127, once per product
     return out

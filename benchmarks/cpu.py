@@ -7,10 +7,14 @@ One process times everything on the same random weights, with the same thread co
 - prefill: BloomModel on B=1 and B=4 sequences of T=128 tokens (median of --repeats runs);
 - decode: BloomForCausalLM, ms per new token with the KV cache after a 128-token prompt, for the
   weights stored as float32, float16 and bfloat16 (Numba backend; compute is float32 throughout);
-- memory bandwidth, measured right beside each decode timing (it swings from minute to minute on
-  shared machines), as the read speed of a BLAS matrix-vector product over a 512 MB matrix -- the
-  fastest stream of reads we can make -- and the resulting lower bound on decode ms/token
-  (the bytes of every weight matrix, which decoding must read once per token, / bandwidth);
+- memory bandwidth, measured right beside each timing (it swings from minute to minute on shared
+  machines), by a streaming-read probe: a Numba sum over 1 GiB on the same threads as the kernels,
+  alternated with the timed kernel round by round; the floor of a timing is the bytes it must
+  read / that bandwidth (decode reads every weight matrix once per token);
+- the decode kernels alone (`--kernels`): the matrix-vector product of an LM-head-sized matrix
+  [250880, 1024] in every storage at batch 1, 4 and 8, and 24 layers' matrices, each as a ratio to
+  its floor (target: <= 1.05 for float32, bfloat16 and float16; <= 1.1 for int8); `--threads 2`
+  for the same on two threads;
 - peak RSS, each configuration loading its checkpoint in a fresh subprocess, next to the bytes
   of its weights.
 
@@ -27,27 +31,106 @@ import resource
 import subprocess
 import sys
 import time
+import warnings
 
+import numba
 import numpy as np
 from common import add_model_args, bloom_sizes, median_seconds
 
 STORAGES = ("float32", "float16", "bfloat16")
+PROBE_BYTES = 1 << 30
 
 
-def bandwidth_gbs(matrix: np.ndarray, vector: np.ndarray) -> float:
-    """GB/s of a BLAS GEMV over `matrix` (best of 3): how fast this machine streams weights now."""
-    vector @ matrix.T  # warm-up
-    times = []
-    for _ in range(3):
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _stream_sum(a):
+    """Sum of a [R, C] float32, rows split over the threads: a pure streaming read (vectorised)."""
+    parts = np.zeros(a.shape[0], np.float32)
+    for r in numba.prange(a.shape[0]):
+        total = np.float32(0.0)
+        for c in range(a.shape[1]):
+            total += a[r, c]
+        parts[r] = total
+    return parts.sum()
+
+
+class Probe:
+    """The streaming-read probe: GB/s of `_stream_sum` over 1 GiB, on minibloom's thread count."""
+
+    def __init__(self):
+        self.data = np.ones((PROBE_BYTES // 4 // 16384, 16384), np.float32)
+        self()
+
+    def __call__(self) -> float:
+        from minibloom.threads import numba_threads
+
+        numba_threads()
         start = time.perf_counter()
-        vector @ matrix.T
-        times.append(time.perf_counter() - start)
-    return matrix.nbytes / min(times) / 1e9
+        _stream_sum(self.data)
+        return self.data.nbytes / (time.perf_counter() - start) / 1e9
+
+
+def ratio_to_floor(fn, nbytes: int, probe: Probe, rounds: int = 7) -> tuple[float, float, float]:
+    """(seconds, probe GB/s, ratio to the floor) for `fn`, which reads `nbytes`: probe and `fn`
+    alternate for `rounds` rounds, each round giving a ratio; the median round is reported, so a
+    minute of heavy neighbours moves both sides of it."""
+    fn()
+    rows = []
+    for _ in range(rounds):
+        gbs = probe()
+        start = time.perf_counter()
+        fn()
+        t = time.perf_counter() - start
+        rows.append((t / (nbytes / (gbs * 1e9)), t, gbs))
+    ratio, t, gbs = sorted(rows)[len(rows) // 2]
+    return t, gbs, ratio
+
+
+def bandwidth_gbs(probe: Probe) -> float:
+    """The probe's GB/s, median of 3."""
+    return sorted(probe() for _ in range(3))[1]
+
+
+def kernels(args) -> None:
+    """The decode kernels alone, each storage against its floor, at batch 1, 4 and 8."""
+    from minibloom.backends import numba_backend
+    from minibloom.storage import from_float32, STORAGE_DTYPES
+
+    rng = np.random.default_rng(0)
+    probe = Probe()
+    print(f"decode kernels, {numba_backend.numba_threads()} thread(s) (probe: Numba sum over 1 GiB, same "
+          "threads, alternated with each kernel; ratio = time / (bytes / probe's GB/s), median of 7 rounds)")
+    head = rng.standard_normal((250880, 1024), dtype=np.float32) * 0.02  # [V, H] the LM head, 1.03 GB in float32
+    layer_shapes = [(3072, 1024), (1024, 1024), (4096, 1024), (1024, 4096)] * 24  # bloom-560m's layers
+    for storage in [s for s in args.storages]:
+        dtype = STORAGE_DTYPES[storage]
+        matrix = from_float32(head, dtype)
+        layers = [from_float32(rng.standard_normal(shape, dtype=np.float32) * 0.02, dtype) for shape in layer_shapes]
+        layer_bytes = sum(weight_bytes(w) for w in layers)
+        for batch in (1, 4, 8):
+            x = rng.standard_normal((batch, 1024), dtype=np.float32)
+            t, gbs, ratio = ratio_to_floor(lambda: numba_backend.gemv(x, matrix), weight_bytes(matrix), probe)
+            xs = {w.shape[1]: rng.standard_normal((batch, w.shape[1]), dtype=np.float32) for w in layers}
+            tl, gbs_l, ratio_l = ratio_to_floor(lambda: [numba_backend.gemv(xs[w.shape[1]], w) for w in layers],
+                                                layer_bytes, probe)
+            line = (f"  {storage:9} B={batch}: LM head {weight_bytes(matrix) / 1e9:.2f} GB {t * 1e3:6.1f} ms -> {ratio:.2f}x "
+                    f"floor (probe {gbs:.1f} GB/s);  96 layer matrices {layer_bytes / 1e9:.2f} GB {tl * 1e3:6.1f} ms "
+                    f"-> {ratio_l:.2f}x (probe {gbs_l:.1f} GB/s)")
+            if storage == "float32":
+                blas = ratio_to_floor(lambda: x @ matrix.T, matrix.nbytes, probe)
+                line += f";  NumPy BLAS LM head {blas[2]:.2f}x"
+            print(line, flush=True)
+        del matrix, layers
+
+
+def weight_bytes(matrix: np.ndarray) -> int:
+    """Bytes a product with `matrix` reads: its codes, plus an int8 matrix's row scales."""
+    absmax = getattr(matrix, "absmax", None)
+    return matrix.nbytes + (absmax.nbytes if absmax is not None else 0)
 
 
 def matrix_bytes(model) -> int:
     """Bytes decoding reads per token: every weight matrix once (vectors are negligible)."""
-    return sum(p.nbytes for p in model.params.values() if p.ndim == 2)
+    return sum(weight_bytes(p) for p in model.params.values() if p.ndim == 2)
 
 
 def decode_seconds(model, prompt: np.ndarray, steps: int, cache_cls) -> float:
@@ -70,8 +153,9 @@ def rss_child(directory: str, backend: str, storage: str) -> None:
         with torch.no_grad():
             model.generate(torch.arange(128)[None] % 1000, max_new_tokens=4, min_new_tokens=4, do_sample=False)
     else:
+        warnings.simplefilter("ignore")
         model = BloomForCausalLM.from_pretrained(directory, backend=backend, storage=storage)
-        weights = sum(p.nbytes for p in model.params.values())
+        weights = sum(weight_bytes(p) for p in model.params.values())
         model.generate(np.arange(128)[None] % 1000, max_new_tokens=4, progress=False)
     print(json.dumps({"peak_rss": peak_rss_bytes(), "weights": weights}))
 
@@ -115,10 +199,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=8, help="timed decode steps")
     parser.add_argument("--workdir", default="/tmp/minibloom-bench")
+    parser.add_argument("--threads", type=int, default=None, help="minibloom's threads (default: its default)")
+    parser.add_argument("--kernels", action="store_true", help="only the decode kernels against their floor")
+    parser.add_argument("--storages", nargs="+", default=["float32", "bfloat16", "float16", "int8"])
     parser.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
         return rss_child(*args.rss_child)
+    import minibloom
+
+    minibloom.set_num_threads(args.threads or minibloom.get_num_threads())
+    if args.kernels:
+        return kernels(args)
 
     import torch
     import transformers
@@ -140,6 +232,9 @@ def main() -> None:
     load_s = time.perf_counter() - start
     for storage in STORAGES:
         models[("numba", storage)] = BloomForCausalLM.from_pretrained(dirs[storage], backend="numba", storage=storage)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "converting the float32 weights to int8": on purpose
+        models[("numba", "int8")] = BloomForCausalLM.from_pretrained(dirs["float32"], backend="numba", storage="int8")
     start = time.perf_counter()
     models[("numba", "float32")](np.array([[1, 2]]))  # first call: compile, or load the on-disk cache
     compile_s = time.perf_counter() - start
@@ -163,8 +258,7 @@ def main() -> None:
         print(f"  B={B}: numpy {row['numpy'] * 1e3:7.1f} ({row['numpy'] / row['torch']:.2f})   "
               f"numba {row['numba'] * 1e3:7.1f} ({row['numba'] / row['torch']:.2f})   torch {row['torch'] * 1e3:7.1f}")
 
-    probe = rng.standard_normal((128 * 1024, 1024), dtype=np.float32)  # 512 MB
-    probe_x = rng.standard_normal((1, 1024), dtype=np.float32)
+    probe = Probe()
     prompt = rng.integers(0, config.vocab_size, size=(1, 128))
     print("\ndecode after 128 tokens (ms/token; ratio to torch; ratio to the bandwidth bound)")
 
@@ -181,11 +275,11 @@ def main() -> None:
     # torch last: its OpenMP threads keep spinning a while after each call and would slow ours
     results = []
     for (backend, storage), model in models.items():
-        before = bandwidth_gbs(probe, probe_x)
+        before = bandwidth_gbs(probe)
         t = decode_seconds(model, prompt, args.steps, KVCache)
-        bw = (before + bandwidth_gbs(probe, probe_x)) / 2  # measured on both sides of the timing
+        bw = (before + bandwidth_gbs(probe)) / 2  # measured on both sides of the timing
         results.append((backend, storage, t, matrix_bytes(model) / (bw * 1e9), bw))
-    bw = bandwidth_gbs(probe, probe_x)
+    bw = bandwidth_gbs(probe)
     t_torch = torch_decode()
     print(f"  torch    float32   {t_torch * 1e3:7.1f}  (bandwidth {bw:.1f} GB/s)")
     for backend, storage, t, bound, bw in results:
@@ -194,8 +288,9 @@ def main() -> None:
     del probe
 
     print("\npeak RSS, load + generate 4 tokens after 128, each in a fresh process")
-    for backend, storage in [("torch", "float32"), ("numpy", "float32"), *[("numba", s) for s in STORAGES]]:
-        r = peak_rss(dirs[storage], backend, storage)
+    for backend, storage in [("torch", "float32"), ("numpy", "float32"), *[("numba", s) for s in STORAGES],
+                             ("numba", "int8")]:
+        r = peak_rss(dirs.get(storage, dirs["float32"]), backend, storage)  # int8: converted from float32 on load
         print(f"  {backend:8} {storage:9} peak {r['peak_rss'] / 1e9:5.2f} GB, weights {r['weights'] / 1e9:5.2f} GB "
               f"-> {r['peak_rss'] / r['weights']:.2f}x")
     report_compile()

@@ -18,6 +18,7 @@ from .heads import (BloomForCausalLM, BloomForQuestionAnswering, BloomForSequenc
 from .generation import GenerationConfig
 from .streamers import TextStreamer
 from .model import BloomModel
+from .threads import get_num_threads, set_num_threads
 from .tokenizer import BloomTokenizer
 from .outputs import (BaseModelOutputWithPast, CausalLMOutputWithCrossAttentions, QuestionAnsweringModelOutput,
                       SequenceClassifierOutputWithPast, TokenClassifierOutput)
@@ -29,4 +30,5 @@ __all__ = [
     "MinibloomError",
     "QuestionAnsweringModelOutput", "SafetensorsFormatError", "SequenceClassifierOutputWithPast",
     "TextStreamer", "TokenClassifierOutput", "TokenizerFileError", "WeightsMismatchError", "__version__",
+    "get_num_threads", "set_num_threads",
 ]

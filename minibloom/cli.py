@@ -32,7 +32,7 @@ from .backends import BACKENDS
 from .config import BLOOM_FAMILY, BloomConfig
 from .embedded import EMBEDDED_CHECKPOINT
 from .errors import MinibloomError, TokenizerFileError
-from .storage import STORAGE_DTYPES
+from .storage import STORAGES
 from .weights import checkpoint_files, param_count
 
 TINY = dict(vocab_size=1024, hidden_size=64, n_layer=2, n_head=8)
@@ -170,8 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=BACKENDS, default="numpy",
                    help="numpy: the readable reference; numba: compiled kernels (faster)")
-    p.add_argument("--storage", choices=sorted(STORAGE_DTYPES), default="float32",
-                   help="keep weight matrices in 2 bytes (compute stays float32)")
+    p.add_argument("--storage", choices=STORAGES, default="auto",
+                   help="how weight matrices are held (compute stays float32); auto: as the checkpoint "
+                        "stores them, others convert while loading and say so")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="compute threads (default 1: holds up when the cores are shared; more helps "
+                        "prefill on idle cores)")
 
 
 def _checkpoint_args(p: argparse.ArgumentParser) -> None:
@@ -303,7 +307,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
     timer = Timer()
     has_tokenizer = os.path.isfile(os.path.join(directory, "tokenizer.json")) or not os.path.isdir(directory)
     tok = _tokenizer(directory) if text is not None or has_tokenizer else None
-    model = BloomForCausalLM.from_pretrained(directory, backend=args.backend, storage=args.storage)
+    model = BloomForCausalLM.from_pretrained(directory, backend=args.backend, storage=args.storage,
+                                             threads=args.threads)
     if args.ids is not None:
         bad = [i for i in args.ids if not 0 <= i < model.config.vocab_size]
         if bad:
@@ -444,7 +449,8 @@ def cmd_info(args: argparse.Namespace) -> None:
 def cmd_forward(args: argparse.Namespace) -> None:
     from .model import BloomModel
 
-    model = BloomModel.from_pretrained(checkpoint_of(args), backend=args.backend, storage=args.storage)
+    model = BloomModel.from_pretrained(checkpoint_of(args), backend=args.backend, storage=args.storage,
+                                       threads=args.threads)
     hidden = model(np.array([args.ids])).last_hidden_state[0]  # [T, H]
     np.set_printoptions(precision=4, suppress=True, linewidth=100)
     print(f"last_hidden_state: shape {tuple(hidden.shape)}, mean {hidden.mean():.6f}, std {hidden.std():.6f}")

@@ -40,10 +40,10 @@ class BloomWithHead(PreTrainedBloom):
     save_prefix = True
 
     def __init__(self, config: BloomConfig, params: dict[str, np.ndarray] | None = None, seed: int = 0,
-                 backend: str = "numpy", storage: str = "float32"):
-        super().__init__(config, params, seed, backend, storage)
+                 backend: str = "numpy", storage: str = "auto", threads: int | None = None):
+        super().__init__(config, params, seed, backend, storage, threads)
         base = {name: self.params[name] for name in bloom_param_shapes(config)}  # shared, not copied
-        self.transformer = BloomModel(config, base, backend=backend, storage=storage)
+        self.transformer = BloomModel(config, base, backend=backend, storage=self.storage)
 
 
 class BloomForCausalLM(BloomWithHead):

@@ -20,7 +20,9 @@ from .atomic import reading, transaction
 from .backends import get_backend
 from .config import CONFIG_NAME, BloomConfig
 from .errors import InputError
-from .storage import check_storage, store, to_float32
+from .int8_io import is_int8_checkpoint, load_int8, save_int8
+from .storage import STORAGE_DTYPES, as_array, check_storage, resolve_storage, storage_of, store, to_float32
+from .threads import set_num_threads, use_default_threads
 from .validation import check_allocation
 from .weights import (BASE_PREFIX, bloom_param_shapes, check_sizes_against_tensors, check_state_dict, init_params,
                       load_state_dict, param_count, parse_size, save_state_dict, strip_base_prefix)
@@ -37,12 +39,16 @@ class PreTrainedBloom:
     save_prefix = False  # head classes save the base model's tensors as `transformer.*`
 
     def __init__(self, config: BloomConfig, params: dict[str, np.ndarray] | None = None, seed: int = 0,
-                 backend: str = "numpy", storage: str = "float32"):
+                 backend: str = "numpy", storage: str = "auto", threads: int | None = None):
         """Build from a config and tensors (checkpoint names); random weights when `params` is None.
 
         backend: "numpy" (the readable reference) or "numba" (compiled kernels), see `backends`.
-        storage: how weight matrices are held, "float32", "float16" or "bfloat16" (compute is
-        float32 either way; 2 bytes halve the RAM and the bytes read per decoded token).
+        storage: how weight matrices are held, "float32", "float16", "bfloat16" or "int8" (per-row
+        absmax codes, `storage.Int8Matrix`); compute is float32 either way, and fewer bytes mean
+        less RAM and fewer bytes read per decoded token. Or
+        "auto": as the given tensors are (float32 for random weights).
+        threads: compute threads for this process (`minibloom.set_num_threads`); None keeps the
+        current setting, one thread unless something set it (see `minibloom.threads` for why).
         """
         config.validate()
         if params is None:  # check before work: a huge config is refused before any table is built
@@ -56,16 +62,21 @@ class PreTrainedBloom:
             params = init_params(shapes, config.initializer_range, seed)
         check_state_dict(params, shapes, where=f"{type(self).__name__} parameters")
         self.config = config
+        storage = resolve_storage(storage, params)
         self.backend, self.storage = backend, storage
         self.ops = get_backend(backend, checked=False)  # the model builds every argument itself
-        dtype = check_storage(storage)
-        total = sum(np.asarray(params[name]).nbytes for name in shapes)
+        dtype = STORAGE_DTYPES[storage]
+        if threads is not None:
+            set_num_threads(threads)
+        else:
+            use_default_threads()
+        total = sum(as_array(params[name]).nbytes for name in shapes)
         with tqdm(total=total, desc="loading weights", unit="B", unit_scale=True, unit_divisor=1024, delay=2.0,
                   leave=False, disable=None) as bar:  # in bytes: one 1 GB embedding is most of the work
             self.params = {}
             for name in shapes:  # shown only on a terminal, and only when it takes over 2 s
-                self.params[name] = store(name, np.asarray(params[name]), dtype)
-                bar.update(np.asarray(params[name]).nbytes)
+                self.params[name] = store(name, as_array(params[name]), dtype)
+                bar.update(as_array(params[name]).nbytes)
 
     @classmethod
     def param_shapes(cls, config: BloomConfig) -> dict[str, tuple[int, ...]]:
@@ -79,7 +90,7 @@ class PreTrainedBloom:
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, seed: int = 0, backend: str = "numpy",
-                        storage: str = "float32", **config_overrides):
+                        storage: str = "auto", threads: int | None = None, **config_overrides):
         """Load config.json and the safetensors weights of a local checkpoint directory, or of a hub
         name ("bigscience/bloom-560m", through huggingface_hub and its cache: see `hub.py`).
 
@@ -91,6 +102,8 @@ class PreTrainedBloom:
 
         Tensors are memory-mapped (`safetensors_io.map_tensor`): weights already in the `storage`
         dtype are used in place, so loading takes no time and RAM holds only the weights' bytes.
+        storage="auto" (the default) keeps the checkpoint's dtype; another storage converts the
+        weights tensor by tensor while loading, and says so with a warning.
         """
         directory = hub.resolve(directory)  # a hub name -> its snapshot in the HF cache
         with reading(directory):  # a save running now finishes first; a killed one is completed
@@ -101,6 +114,8 @@ class PreTrainedBloom:
         config.validate()
         check_storage(storage)
         get_backend(backend)
+        if threads is not None:
+            set_num_threads(threads)  # checks it before any work
         check_sizes_against_tensors(config, {n: v.shape for n, v in state.items()}, os.fspath(directory))
         shapes = cls.param_shapes(config)
         fresh = {n: s for n, s in cls.head_shapes(config).items() if n not in state}
@@ -112,7 +127,12 @@ class PreTrainedBloom:
         ignored = tuple(name for name in HEAD_TENSORS if name not in shapes)
         where = os.fspath(directory) + (f" with {config_overrides}" if config_overrides else "")
         check_state_dict(state, shapes, ignored=ignored, where=where)
-        return cls(config, {name: state[name] for name in shapes}, backend=backend, storage=storage)
+        stored = storage_of(state["word_embeddings.weight"])
+        if storage not in ("auto", stored):
+            warnings.warn(f"{os.fspath(directory)}: converting the {stored} weights to {storage} while loading "
+                          f"(storage='auto' keeps {stored}; save_pretrained(dtype=...) once to skip this)",
+                          stacklevel=2)
+        return cls(config, {name: state[name] for name in shapes}, backend=backend, storage=storage, threads=threads)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """The tensors under the names transformers saves this class with."""
@@ -125,9 +145,12 @@ class PreTrainedBloom:
     def save_pretrained(self, directory: str | os.PathLike, dtype: str = "float32",
                         max_shard_size: int | str | None = None) -> None:
         """Write config.json and safetensors weights (stored as `dtype`) that transformers loads.
+        dtype "int8": minibloom's own int8 layout (`int8_io`), which transformers does not load.
 
         The whole checkpoint is one transaction (`atomic.transaction`): killed at any instant, the
         directory holds the complete old checkpoint or the complete new one."""
+        if dtype == "int8":
+            return self._save_int8(directory)
         if dtype not in SAVE_DTYPES:
             raise InputError(f"dtype must be one of {SAVE_DTYPES}, got {dtype!r}")
         if max_shard_size is not None:
@@ -143,6 +166,18 @@ class PreTrainedBloom:
     def _extra_files(self) -> dict[str, bytes]:
         """Files a class saves beside config.json and the weights, in the same transaction."""
         return {}
+
+    def _save_int8(self, directory: str | os.PathLike) -> None:
+        """save_pretrained(dtype="int8"): the int8 codes and row absmax as held (bit-exact reload)."""
+        base = bloom_param_shapes(self.config)
+        prefix = BASE_PREFIX if self.save_prefix else ""
+        config = copy.deepcopy(self.config)
+        config.architectures = [type(self).__name__]
+        with transaction(directory) as txn:  # as save_pretrained: all files switch together
+            save_int8({(prefix + k if k in base else k): v for k, v in self.params.items()}, txn)
+            txn.write_bytes(CONFIG_NAME, config.to_json_string().encode("utf-8"))
+            for name, data in self._extra_files().items():
+                txn.write_bytes(name, data)
 
     # ----------------------------------------------------- transformers' PreTrainedModel helpers
 

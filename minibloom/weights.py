@@ -32,7 +32,7 @@ from .safetensors_io import FLOAT_CODES, map_tensor, read_header, read_tensor, s
 SAFE_WEIGHTS_NAME = "model.safetensors"
 SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 BASE_PREFIX = "transformer."
-_SHARD_NAME = re.compile(r"^model[-_]\d+-of-\d+\.safetensors$")
+SHARD_NAME = re.compile(r"^model[-_]\d+-of-\d+\.safetensors$")
 
 
 def bloom_param_shapes(config: BloomConfig) -> dict[str, tuple[int, ...]]:
@@ -226,7 +226,7 @@ def save_state_dict(state: dict[str, np.ndarray], directory: str | os.PathLike, 
         written.append(SAFE_WEIGHTS_INDEX_NAME)
         txn.write_bytes(SAFE_WEIGHTS_INDEX_NAME, (json.dumps(index, indent=2) + "\n").encode("utf-8"))
     for fname in os.listdir(txn.directory):  # the other layout's files, and shards of another count
-        if fname in (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME) or _SHARD_NAME.match(fname):
+        if fname in (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME) or SHARD_NAME.match(fname):
             txn.remove(fname)
     return [os.path.join(os.fspath(directory), f) for f in written]
 

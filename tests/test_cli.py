@@ -130,3 +130,14 @@ def test_golden_dump_and_compare_exit_codes(tmp_path):
 def test_text_commands_need_a_tokenizer():
     out = run("generate", "hello", "--checkpoint", os.path.join(GOLDEN_DIR, "heads8"))
     assert out.returncode == 2 and "no tokenizer.json" in out.stderr
+
+
+def test_forward_says_when_it_converts_and_takes_threads():
+    case = os.path.join(GOLDEN_DIR, "bf16")
+    kept = run("forward", case, "--ids", "4", "5", "--threads", "1")  # auto: stays bfloat16, silently
+    assert kept.returncode == 0 and "converting" not in kept.stderr
+    converted = run("forward", case, "--ids", "4", "5", "--storage", "int8", "--threads", "2")
+    assert converted.returncode == 0 and "converting the bfloat16 weights to int8" in converted.stderr
+    refused = run("forward", case, "--ids", "4", "--threads", "0")
+    assert refused.returncode != 0 and "threads must be a positive integer" in refused.stderr
+    assert "Traceback" not in refused.stderr

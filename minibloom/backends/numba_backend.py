@@ -2,10 +2,11 @@
 
 What it changes, op by op (each kernel is tested equal to its NumPy op):
 
-- linear: float32 weights go to BLAS (NumPy's matmul), which already streams a matrix at the
-  machine's memory bandwidth. 2-byte weights: a few rows of input (decoding) go through `_gemv`,
-  which widens each weight row to float32 in a small buffer as it reads it, so the bytes read per
-  token are halved; many rows (prefill) widen blocks of the matrix and hand each block to BLAS.
+- linear: a few rows of input (decoding, batch <= 8) go through `_gemv` in every weight storage
+  (float32, bfloat16, float16, int8): each weight is read once, widened to float32 in a register
+  as it is read, and multiplied into up to four rows at a time, so a decoded token costs about
+  the weights' bytes / the machine's read bandwidth. Many rows (prefill) are compute-bound:
+  float32 goes to BLAS (NumPy's matmul); compact weights are widened in blocks, each handed to BLAS.
 - linear_gelu: the bias add and BLOOM's GELU fused into one pass over the matmul's output.
 - layer_norm: one pass per row for the mean and variance (float64 sums), one to normalise.
 - attention_probs: scale, ALiBi, mask and softmax fused into one pass per row of scores (with a
@@ -22,23 +23,30 @@ import math
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import prange
+from numba.core import types
+from numba.extending import intrinsic
 
 from .. import functional
 from ..errors import InputError
-from ..storage import BF16, to_float32
+from ..storage import BF16, Int8Matrix, to_float32
+from ..threads import numba_threads
 
 __all__ = ["attention_probs", "context", "embed", "layer_norm", "linear", "linear_gelu", "linear_tp"]
 
-GEMV_MAX_ROWS = 8  # up to this many input rows, 2-byte weights are multiplied by `_gemv`
+GEMV_MAX_ROWS = 8  # up to this many input rows (decoding), every weight storage is multiplied by `_gemv`
 WIDEN_BLOCK = 2048  # weight rows widened per BLAS call when more input rows come
 
 # subtle: threads. NumPy's OpenBLAS threads spin for a while after each matmul, and so do the
 # threads of Numba's OpenMP layer after each parallel kernel; alternating the two on few cores
 # made every op ~3x slower (Numba's sleeping "workqueue" layer avoids that but costs ~100 us per
 # launch). So the cheap element-wise kernels run on one thread (SERIAL) between BLAS calls, and
-# only the kernels that replace BLAS -- the 2-byte matrix-vector products of decoding and the
-# widening of 2-byte weights -- run in parallel (PARALLEL).
+# only the kernels that replace BLAS -- the matrix-vector products of decoding and the widening
+# of compact weights -- are parallel (PARALLEL), on as many threads as `minibloom.set_num_threads`
+# says: one by default, because one core already reads memory about as fast as two here and a
+# parallel kernel waits for its slowest thread, which on shared cores is one that lost its core
+# (see docs/performance.md, "Threads").
 SERIAL = dict(cache=True, nogil=True)
 PARALLEL = dict(cache=True, nogil=True, parallel=True)
 # LLVM's fast-math flags that let loops vectorise (reassociating sums, fused multiply-add, ...);
@@ -135,92 +143,166 @@ def _bias_gelu(y, bias):
             row[o] = row[o] * np.float32(0.5) * (np.float32(1.0) + t)
 
 
-# --------------------------------------------------------------------------- 2-byte weight widening
+# ------------------------------------------------ weight widening, matrix-vector products (decoding)
 
-@numba.njit(inline="always")
-def _widen_bf16(src, dst_bits):
-    """bfloat16 bit patterns -> float32 bit patterns: the 16 bits become the top half."""
-    for k in range(src.shape[0]):
-        dst_bits[k] = np.uint32(src[k]) << np.uint32(16)
+@intrinsic
+def _as_float32(typingctx, v):
+    """One stored weight -> float32, chosen by the integer type that holds its bits:
 
+    - float32: itself;
+    - uint16, bfloat16 bits: the top half of a float32 (shift, then reinterpret the bits);
+    - int16, float16 bits: LLVM's `fpext half to float`, which is one vcvtph2ps instruction per
+      8 weights on x86 with F16C (and its equivalent on ARM), so the widening vectorises with the
+      dot product instead of costing shifts, a multiply and selects per weight (NaN payloads
+      come out quieted; every other pattern exactly as NumPy's astype);
+    - int8 (the int8 storage's codes): converted exactly; the row's scale is applied by the caller.
 
-@numba.njit(inline="always")
-def _widen_f16(src, dst_bits, dst):
-    """float16 bit patterns -> float32 values, branch-free so the loops vectorise.
-
-    Pass 1 moves exponent and mantissa into float32's fields (bits << 13); the float32 exponent
-    bias is 112 larger than float16's, so pass 2 multiplies by 2**112, which also turns float16
-    subnormals into the right normal float32s. Pass 3 puts back the sign and, for exponent 31
-    (inf, NaN), an all-ones exponent. A test checks all 65,536 patterns against NumPy.
+    One intrinsic, not a function per storage passed in as an argument: Numba cannot cache a
+    kernel compiled for a function argument, and would recompile it (seconds) in every process.
     """
-    n = src.shape[0]
-    for k in range(n):
-        dst_bits[k] = (np.uint32(src[k]) & np.uint32(0x7FFF)) << np.uint32(13)
-    for k in range(n):
-        dst[k] = dst[k] * np.float32(5.192296858534828e33)  # 2**112
-    for k in range(n):
-        h = np.uint32(src[k])
-        bits = dst_bits[k] | ((h & np.uint32(0x8000)) << np.uint32(16))
-        if (h & np.uint32(0x7C00)) == np.uint32(0x7C00):
-            bits |= np.uint32(0x7F800000)
-        dst_bits[k] = bits
+    def codegen(context, builder, signature, args):
+        f32 = ir.FloatType()
+        if v == types.float32:
+            return args[0]
+        if v == types.uint16:
+            return builder.bitcast(builder.shl(builder.zext(args[0], ir.IntType(32)), ir.Constant(ir.IntType(32), 16)), f32)
+        if v == types.int16:
+            return builder.fpext(builder.bitcast(args[0], ir.HalfType()), f32)
+        return builder.sitofp(args[0], f32)
+
+    if v not in (types.float32, types.uint16, types.int16, types.int8):
+        return None
+    return types.float32(v), codegen
+
+
+def _codes(weight: np.ndarray) -> np.ndarray:
+    """A stored weight matrix as the array type `_as_float32` reads (no copy). For an int8 matrix,
+    the codes: the caller multiplies the products by its row scales."""
+    if isinstance(weight, Int8Matrix):
+        return weight.codes()
+    if weight.dtype == BF16:
+        return weight.view(np.uint16)
+    if weight.dtype == np.float16:
+        return weight.view(np.int16)
+    if weight.dtype == np.float32:
+        return weight
+    raise InputError(f"weights stored as {weight.dtype} are not supported by the numba backend")
 
 
 @numba.njit(**PARALLEL)
-def _widen(w_bits, is_bf16, out):
-    """out [N, K] float32 <- w_bits [N, K] (uint16 patterns of bfloat16 or float16); rows in parallel."""
-    N, K = w_bits.shape
+def _widen(codes, out):
+    """out [N, K] float32 <- codes [N, K] (`_codes` of a stored matrix); rows in parallel.
+    Prefill widens blocks of a compact matrix with this and hands each block to BLAS."""
+    N, K = codes.shape
     for r in prange(N):
-        row_bits = out[r].view(np.uint32)
-        if is_bf16:
-            _widen_bf16(w_bits[r], row_bits)
-        else:
-            _widen_f16(w_bits[r], row_bits, out[r])
+        for k in range(K):
+            out[r, k] = _as_float32(codes[r, k])
+
+
+GEMV_ROWS = 16  # weight rows per parallel task: 16-64 KB of weights, a few microseconds of work
 
 
 @numba.njit(**PARALLEL, fastmath=FAST)
-def _gemv(x, w_bits, is_bf16, out):
-    """out [M, N] = x [M, K] @ widen(w_bits [N, K])^T for a few rows M (decoding).
+def _gemv(x, w, out, rows4):
+    """out [M, N] = x [M, K] @ widen(w [N, K])^T for a few rows M (decoding: M = batch size).
 
-    Geometry: blocks of 64 weight rows in parallel, each thread with its own K-float buffer. For
-    each weight row: pass 1 widens it into the buffer (it stays in L1); pass 2 takes its dot
-    product with every input row. Each weight byte is read from memory once per call, which is
-    what bounds the speed of decoding. fastmath lets the dot products vectorise (the sums are
-    reassociated: results differ from BLAS's in the last bits, as two BLAS builds do).
+    Geometry: tasks of GEMV_ROWS weight rows (`prange`, split over the threads set by
+    `minibloom.set_num_threads`; one by default). With `rows4` (float32 weights), one input row
+    (batch 1) is multiplied into four weight rows at a time, four independent sums in flight
+    (measured 1.15x -> 1.00x of the floor; the widening storages measured slower that way). Otherwise, for each weight row, the input rows go eight
+    at once when there are eight, else four, then two, then one at a time: each weight is loaded
+    and widened (`_as_float32`) once per group and multiplied into that many accumulators, so
+    loads, not multiplies, stay the limit; the row (<= 64 KB) is still in L1/L2 for the next
+    group. Each weight byte is read from memory once per call, which is what bounds the speed of
+    decoding. fastmath lets the dot products vectorise (sums reassociated: results differ from
+    BLAS's in the last bits, as two BLAS builds do).
     """
     M, K = x.shape
-    N = w_bits.shape[0]
-    for block in prange((N + 63) // 64):
-        buf = np.empty(K, np.float32)
-        buf_bits = buf.view(np.uint32)
-        for r in range(block * 64, min(N, block * 64 + 64)):
-            if is_bf16:
-                _widen_bf16(w_bits[r], buf_bits)
-            else:
-                _widen_f16(w_bits[r], buf_bits, buf)
-            for m in range(M):
-                acc = np.float32(0.0)
+    N = w.shape[0]
+    for task in prange((N + GEMV_ROWS - 1) // GEMV_ROWS):
+        lo, hi = task * GEMV_ROWS, min(N, task * GEMV_ROWS + GEMV_ROWS)
+        if M == 1 and rows4:  # one input row: four weight rows at a time, four independent sums in flight
+            r = lo
+            while r + 4 <= hi:
+                a0 = a1 = a2 = a3 = np.float32(0.0)
                 for k in range(K):
-                    acc += x[m, k] * buf[k]
-                out[m, r] = acc
+                    xk = x[0, k]
+                    a0 += xk * _as_float32(w[r, k])
+                    a1 += xk * _as_float32(w[r + 1, k])
+                    a2 += xk * _as_float32(w[r + 2, k])
+                    a3 += xk * _as_float32(w[r + 3, k])
+                out[0, r], out[0, r + 1], out[0, r + 2], out[0, r + 3] = a0, a1, a2, a3
+                r += 4
+            lo = r  # the last rows of a matrix whose row count is not a multiple of 4: below
+        for r in range(lo, hi):
+            m = 0
+            if M == 8:  # one pass: each weight widened once for all eight rows (8 accumulators + 1 fit in 16 registers)
+                a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = np.float32(0.0)
+                for k in range(K):
+                    v = _as_float32(w[r, k])
+                    a0 += x[0, k] * v
+                    a1 += x[1, k] * v
+                    a2 += x[2, k] * v
+                    a3 += x[3, k] * v
+                    a4 += x[4, k] * v
+                    a5 += x[5, k] * v
+                    a6 += x[6, k] * v
+                    a7 += x[7, k] * v
+                out[0, r], out[1, r], out[2, r], out[3, r] = a0, a1, a2, a3
+                out[4, r], out[5, r], out[6, r], out[7, r] = a4, a5, a6, a7
+                m = 8
+            while m + 4 <= M:
+                a0 = a1 = a2 = a3 = np.float32(0.0)
+                for k in range(K):
+                    v = _as_float32(w[r, k])
+                    a0 += x[m, k] * v
+                    a1 += x[m + 1, k] * v
+                    a2 += x[m + 2, k] * v
+                    a3 += x[m + 3, k] * v
+                out[m, r], out[m + 1, r], out[m + 2, r], out[m + 3, r] = a0, a1, a2, a3
+                m += 4
+            if m + 2 <= M:
+                a0 = a1 = np.float32(0.0)
+                for k in range(K):
+                    v = _as_float32(w[r, k])
+                    a0 += x[m, k] * v
+                    a1 += x[m + 1, k] * v
+                out[m, r], out[m + 1, r] = a0, a1
+                m += 2
+            if m < M:
+                a0 = np.float32(0.0)
+                for k in range(K):
+                    a0 += x[m, k] * _as_float32(w[r, k])
+                out[m, r] = a0
+
+
+def gemv(x2: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """x2 [M, K] float32 @ weight [N, K]^T -> [M, N] with `_gemv`, for any stored weight."""
+    out = np.empty((x2.shape[0], weight.shape[0]), np.float32)
+    numba_threads()
+    _gemv(x2, _codes(weight), out, weight.dtype == np.float32)
+    if isinstance(weight, Int8Matrix):
+        out *= weight.row_scales()  # [M, N] * [N]: each output row's absmax / 127, once per product
+    return out
 
 
 def _matmul_t(x2: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """x2 [M, K] @ weight[N, K]^T -> [M, N] in float32, for any stored weight."""
+    M, N = x2.shape[0], weight.shape[0]
+    if M <= GEMV_MAX_ROWS:
+        return gemv(x2, weight)  # decoding: memory-bound, every storage through `_gemv`
     if weight.dtype == np.float32:
         return x2 @ weight.T  # BLAS
-    bits = weight.view(np.uint16)
-    is_bf16 = weight.dtype == BF16
-    M, N = x2.shape[0], weight.shape[0]
+    codes = _codes(weight)
     out = np.empty((M, N), np.float32)
-    if M <= GEMV_MAX_ROWS:
-        _gemv(x2, bits, is_bf16, out)
-        return out
+    numba_threads()
     block = np.empty((min(WIDEN_BLOCK, N), weight.shape[1]), np.float32)
     for lo in range(0, N, WIDEN_BLOCK):  # widen a block of rows, then one BLAS call on it
         hi = min(lo + WIDEN_BLOCK, N)
-        _widen(bits[lo:hi], is_bf16, block[:hi - lo])
+        _widen(codes[lo:hi], block[:hi - lo])
         np.matmul(x2, block[:hi - lo].T, out=out[:, lo:hi])
+    if isinstance(weight, Int8Matrix):
+        out *= weight.row_scales()  # int8 codes were widened as integers: apply the row scales once
     return out
 
 
@@ -305,11 +387,13 @@ def _gather(table, ids, out):
 
 def embed(table: np.ndarray, ids: np.ndarray) -> np.ndarray:
     flat = np.ascontiguousarray(ids, np.int64).reshape(-1)
-    raw = table.view(np.uint16) if table.dtype != np.float32 else table
+    raw = _codes(table) if table.dtype != BF16 else table.view(np.uint16)
     rows = np.empty((flat.size, table.shape[1]), raw.dtype)
     bad = _gather(raw, flat, rows)
     if bad >= 0:
         raise InputError(f"input_ids (flat position {bad}) = {flat[bad]} is outside the vocabulary [0, {table.shape[0]})")
-    if table.dtype != np.float32:
+    if isinstance(table, Int8Matrix):
+        rows = rows.astype(np.float32) * table.row_scales()[flat][:, None]  # each row with its own scale
+    elif table.dtype != np.float32:
         rows = to_float32(rows.view(table.dtype))
     return rows.reshape(*ids.shape, table.shape[1])

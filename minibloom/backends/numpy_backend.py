@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import functional
 from ..attention import attention_probs
-from ..storage import to_float32
+from ..storage import gather_rows, to_float32
 
 __all__ = ["attention_probs", "context", "embed", "layer_norm", "linear", "linear_gelu", "linear_tp"]
 
@@ -16,7 +16,7 @@ layer_norm = functional.layer_norm
 
 
 def embed(table: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    return to_float32(table[ids])  # [V, H][B, T] -> [B, T, H]
+    return gather_rows(table, ids)  # [V, H][B, T] -> [B, T, H]
 
 
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:

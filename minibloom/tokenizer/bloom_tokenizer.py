@@ -26,7 +26,7 @@ from ..atomic import reading, transaction
 from ..errors import InputError, TokenizerFileError
 from ..validation import as_array, check_allocation, check_unicode
 from .bytes_unicode import from_byte_level
-from .pretokenizer import PIECE_RE
+from .pretokenizer import PIECE_RE, split_pieces
 from .tokenizer_json import Pipeline, config_settings, max_length_setting, parse_pipeline, read_json
 
 SPACE = "Ġ"  # the byte-level stand-in of " "
@@ -175,7 +175,7 @@ class BloomTokenizer:
             return self._encode_ids_general(text)
         out: list[int] = []
         get, encode_piece = self.bpe.cache.get, self.bpe.encode_piece
-        for piece in PIECE_RE.findall(text):
+        for piece in split_pieces(text):  # compiled scan for long texts
             ids = get(piece)
             out += encode_piece(piece) if ids is None else ids
         return out

@@ -17,7 +17,11 @@ eaten by a match; the gap " " before " z" is a piece of one space.)
 Python's `re` rejects the nested-class syntax, and its `\\s` also matches U+001C..U+001F, which
 Oniguruma treats as word characters; the `regex` package's `\\s` is Unicode White_Space, the same
 set as Oniguruma's (a test checks all 1,112,064 code points against tokenizers). We write the class
-flat and scan for "a match, or else one gap" with one compiled pattern.
+flat and scan for "a match, or else one gap" with one compiled pattern, `PIECE_RE`: the readable
+reference. The hot path, `split_pieces`, is the same scan compiled with Numba over the text's code
+points with the class precomputed as a table of 0x110000 booleans (`word_table`); the `regex`
+scan alone ran at ~23 MB/s, half of a warm encode's time. Tests check the two equal over text
+from every plane, surrogates and U+001C..U+001F included.
 
 `ByteLevel` then maps each piece to its UTF-8 bytes shown as printable characters
 (`bytes_unicode.py`). With `add_prefix_space=True` it first prepends a space to *every* piece that
@@ -27,6 +31,7 @@ each split the regex made).
 
 from __future__ import annotations
 
+import numpy as np
 import regex
 
 # The pattern exactly as BLOOM's tokenizer.json stores it (Oniguruma syntax).
@@ -40,9 +45,77 @@ WORD = rf"[^{SEPARATORS}]"
 PIECE_RE = regex.compile(rf" ?{WORD}+|(?:(?! ?{WORD}).)+", regex.DOTALL)
 
 
-def split_pieces(text: str) -> list[str]:
+def split_pieces_reference(text: str) -> list[str]:
     """'Hello, world' -> ['Hello', ',', ' world']: matches and the gaps between them, in order."""
     return PIECE_RE.findall(text)
+
+
+_WORD_TABLE: np.ndarray | None = None
+
+
+def word_table() -> np.ndarray:
+    """is_word [0x110000] bool: True where `WORD` matches the code point (built once, ~0.1 s)."""
+    global _WORD_TABLE
+    if _WORD_TABLE is None:
+        table = np.ones(0x110000, np.bool_)
+        every = "".join(map(chr, range(0x110000)))
+        for m in regex.finditer(rf"[{SEPARATORS}]", every):  # the few separators, by the same class
+            table[m.start()] = False
+        _WORD_TABLE = table
+    return _WORD_TABLE
+
+
+def _scan_kernel():
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def scan(cps, is_word, ends):
+        """Piece end offsets of code points `cps` into `ends`; returns their count.
+
+        One pass, as `PIECE_RE` scans: at i, a match starts if cps[i] is a word character, or a
+        space followed by one; it runs to the end of the word characters. Whatever lies between
+        two matches is one gap piece."""
+        n, count, last, i = cps.shape[0], 0, 0, 0
+        while i < n:
+            if cps[i] == 32 and i + 1 < n and is_word[cps[i + 1]]:
+                start, j = i, i + 1
+            elif is_word[cps[i]]:
+                start, j = i, i
+            else:
+                i += 1
+                continue
+            while j < n and is_word[cps[j]]:
+                j += 1
+            if start > last:  # the gap before this match
+                ends[count] = start
+                count += 1
+            ends[count] = j
+            count += 1
+            last = i = j
+        if last < n:
+            ends[count] = n
+            count += 1
+        return count
+
+    return scan
+
+
+_SCAN = None
+SCAN_MIN_CHARS = 256  # below this, one regex call costs less than the scanner's per-call setup (~5 us)
+
+
+def split_pieces(text: str) -> list[str]:
+    """'Hello, world' -> ['Hello', ',', ' world']: as `split_pieces_reference`, compiled."""
+    global _SCAN
+    if len(text) < SCAN_MIN_CHARS:
+        return PIECE_RE.findall(text)
+    if _SCAN is None:
+        _SCAN = _scan_kernel()
+    cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)  # [n] code points
+    ends = np.empty(cps.shape[0], np.int64)
+    count = _SCAN(cps, word_table(), ends)
+    bounds = ends[:count].tolist()
+    return [text[a:b] for a, b in zip([0, *bounds[:-1]], bounds)]
 
 
 def split_with_offsets(text: str, start: int = 0) -> list[tuple[str, int]]:

@@ -103,8 +103,8 @@ class BloomForCausalLM(BloomWithHead):
         self._generation_config = value
 
     @classmethod
-    def from_pretrained(cls, directory, seed: int = 0, backend: str = "numpy", storage: str = "float32",
-                        **config_overrides: Any) -> "BloomForCausalLM":
+    def from_pretrained(cls, directory, seed: int = 0, backend: str = "numpy", storage: str = "auto",
+                        threads: int | None = None, **config_overrides: Any) -> "BloomForCausalLM":
         """As `PreTrainedBloom.from_pretrained` (a checkpoint directory or a hub name; see there), plus
         the checkpoint's generation_config.json, if any, as `generation_config`."""
         import os
@@ -113,7 +113,8 @@ class BloomForCausalLM(BloomWithHead):
         from .generation import GENERATION_CONFIG_NAME, GenerationConfig
 
         directory = hub.resolve(directory)
-        model = super().from_pretrained(directory, seed=seed, backend=backend, storage=storage, **config_overrides)
+        model = super().from_pretrained(directory, seed=seed, backend=backend, storage=storage, threads=threads,
+                                        **config_overrides)
         if os.path.isfile(os.path.join(directory, GENERATION_CONFIG_NAME)):
             model.generation_config = GenerationConfig.from_pretrained(directory)
         return model

@@ -108,7 +108,8 @@ class PreTrainedBloom:
         directory = hub.resolve(directory)  # a hub name -> its snapshot in the HF cache
         with reading(directory):  # a save running now finishes first; a killed one is completed
             config = BloomConfig.from_pretrained(directory)
-            state = strip_base_prefix(load_state_dict(directory, dtype=None))
+            state = strip_base_prefix(load_int8(directory) if is_int8_checkpoint(directory)
+                                      else load_state_dict(directory, dtype=None))
         for key, value in config_overrides.items():
             setattr(config, key, value)
         config.validate()

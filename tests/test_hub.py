@@ -23,7 +23,7 @@ REPO = "bigscience-test/tiny-bloom"
 def hub_cache(tmp_path, monkeypatch):
     """HF_HUB_CACHE pointing at a cache holding REPO (the embedded checkpoint, saved by save_pretrained)."""
     saved = tmp_path / "saved"
-    BloomForCausalLM.from_pretrained(EMBEDDED_CHECKPOINT).save_pretrained(saved)
+    BloomForCausalLM.from_pretrained(EMBEDDED_CHECKPOINT).save_pretrained(saved, dtype="float16")  # as shipped
     BloomTokenizer.from_pretrained(EMBEDDED_CHECKPOINT).save_pretrained(saved)
     cache = tmp_path / "hf-cache"
     snapshot = make_hub_cache(str(cache), REPO, str(saved))

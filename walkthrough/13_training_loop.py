@@ -12,7 +12,7 @@ import numpy as np
 from minibloom import EMBEDDED_CHECKPOINT, BloomForCausalLM, BloomTokenizer
 from minibloom.training import AdamW, clip_grad_norm, cosine_schedule, value_and_grad
 
-model = BloomForCausalLM.from_pretrained(EMBEDDED_CHECKPOINT)  # float32 weights, ready to train
+model = BloomForCausalLM.from_pretrained(EMBEDDED_CHECKPOINT, storage="float32")  # training needs float32 weights
 tokenizer = BloomTokenizer.from_pretrained(EMBEDDED_CHECKPOINT)
 text = "FERDINAND. There be some sports are painful, and their labour\nDelight in them sets off. " * 4
 ids = np.array(tokenizer.encode(text))  # one token stream

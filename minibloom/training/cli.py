@@ -82,7 +82,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             stream = np.asarray(tokenizer.encode(f.read()), np.int64)
         split = int(stream.size * (1 - args.eval_fraction))
         train, held = stream[:split], stream[split:]
-        model = minibloom.BloomForCausalLM.from_pretrained(args.checkpoint, backend=args.backend)
+        model = minibloom.BloomForCausalLM.from_pretrained(args.checkpoint, backend=args.backend, storage="float32")
 
         def next_batch(step: int) -> dict:
             return window_batch(train, args.batch_size, args.seq_len, np.random.default_rng([args.seed, step]))
@@ -96,7 +96,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         num_labels = args.num_labels or infer_num_labels(rows, args.task)
         cls = getattr(minibloom, HEADS[args.task])
         overrides = {} if args.task == "qa" else {"num_labels": num_labels}
-        model = cls.from_pretrained(args.checkpoint, backend=args.backend, seed=args.seed, **overrides)
+        model = cls.from_pretrained(args.checkpoint, backend=args.backend, storage="float32", seed=args.seed,
+                                    **overrides)
         pad = model.config.pad_token_id if model.config.pad_token_id is not None else 0
 
         def next_batch(step: int) -> dict:

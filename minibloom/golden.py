@@ -33,6 +33,7 @@ from . import __version__
 from .errors import CheckpointError, InputError
 from .golden_format import (FORMAT, FORMAT_VERSION, HEAD_OUTPUTS, MODEL_CLASSES, GoldenFile, axes_of, conform,
                             layer_of, read, select)
+from .safe_read import read_json
 from .safetensors_io import save_file
 from .trace import Trace
 
@@ -129,11 +130,7 @@ def check_tolerance(value: float, name: str) -> float:
 def read_tolerances(path: str | os.PathLike) -> list[tuple[str, float, float]]:
     """A tolerances file: a JSON object {name glob: {"atol": a, "rtol": r}}, in order; the first glob
     that matches a tensor's name sets its tolerances."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            table = json.loads(f.read(1 << 20))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise CheckpointError(f"{path}: cannot read the tolerances file: {e}") from None
+    table = read_json(path, max_bytes=1 << 20)  # a regular file, size and nesting capped (safe_read)
     if not isinstance(table, dict):
         raise CheckpointError(f"{path}: a tolerances file is a JSON object {{glob: {{atol, rtol}}}}")
     rules = []

@@ -12,6 +12,7 @@ import pytest
 
 from minibloom import golden
 from minibloom.embedded import EMBEDDED_CHECKPOINT
+from minibloom.errors import CheckpointError
 from minibloom.tokenizer import BloomTokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -96,3 +97,15 @@ def test_bad_tolerances_and_ranges_exit_2_naming_the_flag(batch, flags, blamed):
 def test_zero_tolerances_pass_identical_files(batch):
     done = run("compare", batch, batch, "--atol", "0", "--rtol", "0")
     assert done.returncode == 0 and "within atol=0, rtol=0" in done.stdout
+
+
+def test_a_tolerances_file_that_is_a_fifo_or_a_nesting_bomb_is_refused_at_once(tmp_path):
+    from minibloom.golden import read_tolerances
+
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    bomb = tmp_path / "bomb.json"
+    bomb.write_text("[" * 10_000 + "]" * 10_000)
+    for path in (fifo, bomb):
+        with pytest.raises(CheckpointError, match=str(path.name)):
+            read_tolerances(path)  # a FIFO would block open(); the bomb would be a RecursionError

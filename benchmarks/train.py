@@ -47,7 +47,7 @@ def worker(args: argparse.Namespace) -> None:
     ids = rng.integers(0, sizes["vocab_size"], size=(args.batch, args.seq_len))
     from minibloom import BloomConfig, BloomForCausalLM
 
-    ours = BloomForCausalLM(BloomConfig(**sizes), seed=0, backend=args.backend)
+    ours = BloomForCausalLM(BloomConfig(**sizes), seed=0, backend=args.backend, threads=args.threads)
     if args.framework == "torch":
         import torch
         import transformers

@@ -93,6 +93,9 @@ class KVCache:
             self._grow(max(needed, 2 * self.capacity))
 
     def _grow(self, capacity: int) -> None:
+        B, N, _, D = self.keys[0].shape
+        check_allocation(2 * len(self.keys) * 4 * B * N * capacity * D,
+                         f"KVCache capacity={capacity} (growing a passed cache for prompt + new tokens)")
         pad = ((0, 0), (0, 0), (0, capacity - self.capacity), (0, 0))
         self.keys = [np.pad(k, pad) for k in self.keys]
         self.values = [np.pad(v, pad) for v in self.values]

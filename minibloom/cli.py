@@ -31,7 +31,7 @@ from . import __version__
 from .backends import BACKENDS
 from .config import BLOOM_FAMILY, BloomConfig
 from .embedded import EMBEDDED_CHECKPOINT
-from .errors import MinibloomError, TokenizerFileError
+from .errors import MinibloomError
 from .storage import STORAGES
 from .weights import checkpoint_files, param_count
 
@@ -277,7 +277,7 @@ class Timer:
     def mark(self, name: str) -> None:
         self.marks[name] = time.perf_counter()
 
-    def summary(self, prompt_tokens: int) -> str:
+    def summary(self, prompt_tokens: int, new_tokens: int) -> str:
         load = self.marks["loaded"] - self.marks["start"]
         line = f"[load {load:.2f} s"
         if self.steps:
@@ -289,7 +289,7 @@ class Timer:
                 per = float(rest.mean())
                 line += f" | eval {rest.size} tokens, {1000 * per:.1f} ms per token ({1 / max(per, 1e-9):.1f} tokens/s)"
         total = self.marks["done"] - self.marks["loaded"]
-        n = len(self.steps)
+        n = new_tokens  # beam search streams nothing, so count the output, not the steps seen
         return line + f" | {n} tokens in {total:.2f} s: {n / max(total, 1e-9):.1f} tokens/s]"
 
 
@@ -335,7 +335,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
             printer.add(int(t))
     printer.flush()
     print()
-    print(timer.summary(prompt.shape[1]), file=sys.stderr)
+    print(timer.summary(prompt.shape[1], out.shape[1] - prompt.shape[1]), file=sys.stderr)
 
 
 class TokenPrinter:
@@ -407,7 +407,9 @@ def checkpoint_of(args: argparse.Namespace) -> str:
 def cmd_info(args: argparse.Namespace) -> None:
     from .safetensors_io import read_header
 
-    directory = checkpoint_of(args)
+    from .hub import resolve
+
+    directory = resolve(checkpoint_of(args))  # a hub name -> its snapshot in the HF cache
     config = BloomConfig.from_pretrained(directory)
     files = sorted(set(checkpoint_files(directory).values()))
     dtypes: dict[str, int] = {}
@@ -463,9 +465,10 @@ def cmd_golden(args: argparse.Namespace) -> int:
     from .heads import BloomForCausalLM
 
     if args.golden_command == "dump":
+        directory = check_checkpoint(args.checkpoint)  # a mistyped path says so, before any work
         ids, mask, text = _golden_inputs(args)
-        storage = args.storage or golden.checkpoint_storage(args.checkpoint)  # as on disk: memory-mapped
-        model = BloomForCausalLM.from_pretrained(args.checkpoint, backend=args.backend, storage=storage)
+        model = BloomForCausalLM.from_pretrained(directory, backend=args.backend, threads=args.threads,
+                                                 storage=args.storage or "auto")  # auto: memory-mapped as on disk
         record = golden.dump(model, args.output, ids, mask, text=text, dtype=args.dtype)
         print(f"wrote {len(record)} tensors for {ids.shape[0]} x {ids.shape[1]} tokens to {args.output}")
         return 0

@@ -23,7 +23,7 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -152,14 +152,10 @@ class GenerationConfig:
         """Read generation_config.json from a checkpoint directory (or a hub name)."""
         from .hub import resolve
 
+        from .safe_read import read_json
+
         path = os.path.join(resolve(directory, (config_file_name,)), config_file_name)
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-        except FileNotFoundError:
-            raise CheckpointError(f"{path}: no {config_file_name} in this directory") from None
-        except (OSError, ValueError, RecursionError) as e:
-            raise CheckpointError(f"{path}: cannot read it as JSON ({e})") from None
+        data = read_json(path)  # a regular file, size and nesting capped; errors name the file
         if not isinstance(data, dict):
             raise CheckpointError(f"{path}: expected a JSON object, got {type(data).__name__}")
         return cls.from_dict(data)
@@ -181,13 +177,13 @@ class GenerationConfig:
 
     def save_pretrained(self, directory: str | os.PathLike,
                         config_file_name: str = GENERATION_CONFIG_NAME) -> str:
-        """Write generation_config.json (the non-default settings) atomically; returns its path."""
-        from .atomic import atomic_write_bytes
+        """Write generation_config.json (the non-default settings) in a transaction (`atomic`), as
+        every save into a checkpoint directory; returns its path."""
+        from .atomic import transaction
 
-        os.makedirs(directory, exist_ok=True)
-        path = os.path.join(os.fspath(directory), config_file_name)
-        atomic_write_bytes(path, self.to_json_string().encode("utf-8"))
-        return path
+        with transaction(directory) as txn:
+            txn.write_bytes(config_file_name, self.to_json_string().encode("utf-8"))
+        return os.path.join(os.fspath(directory), config_file_name)
 
     def update(self, **kwargs: Any) -> "GenerationConfig":
         """A copy with `kwargs` applied; an unknown name is an `InputError`."""

@@ -26,8 +26,7 @@ from .masking import causal_padding_bias
 from .outputs import BaseModelOutputWithPast
 from .pretrained import PreTrainedBloom
 from .trace import NO_TRACE, Trace
-from .validation import check_attention_mask, check_embeds, check_head_mask, check_ids
-from .validation import check_allocation
+from .validation import check_allocation, check_attention_mask, check_embeds, check_head_mask, check_ids
 
 
 def block_spec(config: BloomConfig) -> BlockSpec:

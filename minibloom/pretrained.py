@@ -105,6 +105,10 @@ class PreTrainedBloom:
         storage="auto" (the default) keeps the checkpoint's dtype; another storage converts the
         weights tensor by tensor while loading, and says so with a warning.
         """
+        check_storage(storage)  # the arguments first: before a download or a read
+        get_backend(backend)
+        if threads is not None:
+            set_num_threads(threads)
         directory = hub.resolve(directory)  # a hub name -> its snapshot in the HF cache
         with reading(directory):  # a save running now finishes first; a killed one is completed
             config = BloomConfig.from_pretrained(directory)
@@ -113,10 +117,6 @@ class PreTrainedBloom:
         for key, value in config_overrides.items():
             setattr(config, key, value)
         config.validate()
-        check_storage(storage)
-        get_backend(backend)
-        if threads is not None:
-            set_num_threads(threads)  # checks it before any work
         check_sizes_against_tensors(config, {n: v.shape for n, v in state.items()}, os.fspath(directory))
         shapes = cls.param_shapes(config)
         fresh = {n: s for n, s in cls.head_shapes(config).items() if n not in state}
@@ -151,6 +151,8 @@ class PreTrainedBloom:
         The whole checkpoint is one transaction (`atomic.transaction`): killed at any instant, the
         directory holds the complete old checkpoint or the complete new one."""
         if dtype == "int8":
+            if max_shard_size is not None:
+                raise InputError("max_shard_size: an int8 checkpoint is one file (int8_io); pass None")
             return self._save_int8(directory)
         if dtype not in SAVE_DTYPES:
             raise InputError(f"dtype must be one of {SAVE_DTYPES}, got {dtype!r}")
@@ -205,7 +207,7 @@ class PreTrainedBloom:
         H = self.config.hidden_size
         if value.ndim != 2 or value.shape[1] != H or value.shape[0] < 1 or value.dtype.kind != "f":
             raise InputError(f"input embeddings must be a float array [vocab, {H}], got {value.dtype} {value.shape}")
-        stored = store("word_embeddings.weight", value, check_storage(self.storage))
+        stored = store("word_embeddings.weight", value, STORAGE_DTYPES[self.storage])
         for model in (self, getattr(self, "transformer", None)):
             if model is not None:
                 model.params["word_embeddings.weight"] = stored
@@ -241,6 +243,6 @@ class PreTrainedBloom:
 
         if "lm_head.weight" in self.params:
             self.params["lm_head.weight"] = store("lm_head.weight", resized(to_float32(self.params["lm_head.weight"])),
-                                                  check_storage(self.storage))
+                                                  STORAGE_DTYPES[self.storage])
         self.set_input_embeddings(resized(old))
         return self.get_input_embeddings()

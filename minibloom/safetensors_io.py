@@ -190,7 +190,7 @@ def read_tensor(path: str | os.PathLike, info: TensorInfo, dtype: np.dtype | Non
         except ValueError:  # a zero-size shape NumPy cannot build in this (wider) dtype
             raise SafetensorsFormatError(f"{path}: tensor {info.name!r}: NumPy cannot build shape {info.shape} "
                                          f"as {np.dtype(dtype)}") from None
-    raw = np.memmap(path, dtype=storage, mode="r", offset=info.begin, shape=(count,))
+    raw = np.memmap(path, dtype=storage, mode="c", offset=info.begin, shape=(count,))
     if info.dtype == "BF16":
         values = (raw.astype(np.uint32) << 16).view(np.float32)  # bf16 is the top half of a float32
     else:
@@ -199,15 +199,17 @@ def read_tensor(path: str | os.PathLike, info: TensorInfo, dtype: np.dtype | Non
 
 
 def map_tensor(path: str | os.PathLike, info: TensorInfo) -> np.ndarray:
-    """A float tensor as a read-only memory map, no copy: F32 as float32, F16 as float16, BF16 as
+    """A float tensor as a copy-on-write memory map, no copy: F32 as float32, F16 as float16, BF16 as
     raw 16-bit patterns under `storage.BF16`; pages are read from disk only when first touched, so
-    loading costs no time and RAM holds only what is used. Other dtypes are decoded to float32."""
+    loading costs no time and RAM holds only what is used. Other dtypes are decoded to float32.
+    Copy-on-write (mode "c"): the weights can be changed in place (training, an edit), each changed
+    page becomes private memory, and the file on disk never changes."""
     from .storage import BF16
 
     if info.dtype not in ("F32", "F16", "BF16") or info.end == info.begin:
         return read_tensor(path, info, np.float32)
     storage = STORAGE_DTYPES[info.dtype]
-    raw = np.memmap(path, dtype=storage, mode="r", offset=info.begin, shape=((info.end - info.begin) // storage.itemsize,))
+    raw = np.memmap(path, dtype=storage, mode="c", offset=info.begin, shape=((info.end - info.begin) // storage.itemsize,))
     return (raw.view(BF16) if info.dtype == "BF16" else raw).reshape(info.shape)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError, MemoryBudgetError
+from .errors import ConfigError, InputError, MemoryBudgetError
 
 
 def as_array(value: Any, name: str) -> np.ndarray:
@@ -102,7 +102,10 @@ def memory_budget() -> int:
     and never more than what an address-space limit (RLIMIT_AS, `ulimit -v`) leaves free."""
     env = os.environ.get("MINIBLOOM_MEMORY_BUDGET")
     if env:
-        return int(float(env))
+        try:
+            return int(float(env))
+        except (ValueError, OverflowError):
+            raise ConfigError(f"MINIBLOOM_MEMORY_BUDGET must be a number of bytes, got {env[:40]!r}") from None
     try:
         budget = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # not POSIX
@@ -138,13 +141,3 @@ def _human(nbytes: int) -> str:
             return f"{nbytes:,.0f} {unit}" if unit == "bytes" else f"{nbytes:,.1f} {unit}"
         nbytes /= 1024
     return f"{nbytes} bytes"
-
-
-def as_int(value: Any, name: str, minimum: int | None = None) -> int:
-    """An integer argument: a Python int or a NumPy integer scalar (never a bool or a float)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InputError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise InputError(f"{name} must be >= {minimum}, got {value}")
-    return value

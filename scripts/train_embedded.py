@@ -90,18 +90,16 @@ def main() -> None:
     train_texts = [t for name, t in texts.items() if name != HELD_OUT]
     print(f"{len(texts)} texts, {sum(map(len, train_texts)) / 1e6:.2f} M characters of training text", flush=True)
 
-    os.makedirs(args.out, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix="minibloom-embedded-")  # everything new; --out changes only at the end
     if args.retrain_tokenizer:
         from minibloom.tokenizer.train import save_tokenizer_json, train_bpe
 
         vocab, merges = train_bpe(train_texts, args.vocab)
-        save_tokenizer_json(os.path.join(args.out, "tokenizer.json"), vocab, merges)
-        tok = BloomTokenizer.from_file(os.path.join(args.out, "tokenizer.json"), padding_side="left")
-        tok.save(args.out)
+        save_tokenizer_json(os.path.join(staging, "tokenizer.json"), vocab, merges)
+        tok = BloomTokenizer.from_file(os.path.join(staging, "tokenizer.json"), padding_side="left")
     else:
         tok = BloomTokenizer.from_pretrained(OUT)
-        if os.path.abspath(args.out) != os.path.abspath(OUT):
-            tok.save(args.out)
+    tok.save(staging)
     train_ids = encode_all(tok, train_texts)
     held_ids = np.array(tok.encode(texts[HELD_OUT] + "\n"))
     print(f"tokens: {len(train_ids)} train, {len(held_ids)} held out", flush=True)
@@ -125,7 +123,6 @@ def main() -> None:
             print(f"step {step:5d}  {elapsed / 60:5.1f} min  loss {float(loss):.3f}  lr {optim.lr:.2e}", flush=True)
         step += 1
 
-    staging = tempfile.mkdtemp(prefix="minibloom-embedded-")
     model.save_pretrained(staging, dtype="float16")
     ppl = perplexity(BloomForCausalLM.from_pretrained(staging), held_ids, window=SEQ)
     old_meta = os.path.join(args.out, "metadata.json")
@@ -140,11 +137,13 @@ def main() -> None:
                              "tests/data/heldout/tempest.txt"}
     print(json.dumps(meta, indent=2))
     if ppl <= old:
-        for name in ("config.json", "model.safetensors"):
-            os.replace(os.path.join(staging, name), os.path.join(args.out, name))
-        with open(old_meta + ".tmp", "w") as f:
-            json.dump(meta, f, indent=2)
-        os.replace(old_meta + ".tmp", old_meta)
+        from minibloom.atomic import transaction
+
+        with transaction(args.out) as txn:  # model, tokenizer and metadata switch together, or not at all
+            for name in sorted(os.listdir(staging)):
+                with open(os.path.join(staging, name), "rb") as f:
+                    txn.write_bytes(name, f.read())
+            txn.write_bytes("metadata.json", (json.dumps(meta, indent=2) + "\n").encode("utf-8"))
         print(f"held-out perplexity {ppl:.2f} <= {old}: wrote the new checkpoint to {args.out}")
     else:
         print(f"held-out perplexity {ppl:.2f} > {old} (the shipped checkpoint's): kept the old one")

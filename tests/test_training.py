@@ -198,3 +198,20 @@ def test_value_and_grad_refuses_what_it_cannot_differentiate():
         AdamW({"w": np.zeros(2, np.float32)}).step({"v": np.zeros(2, np.float32)})
     with pytest.raises(minibloom.InputError, match="float32"):
         AdamW({"w": np.zeros(2, np.float16)})
+
+
+def test_a_memory_mapped_float32_checkpoint_trains_in_place_and_its_file_never_changes(tmp_path):
+    import shutil
+
+    from tests.conftest import GOLDEN_DIR
+
+    directory = tmp_path / "ckpt"
+    shutil.copytree(f"{GOLDEN_DIR}/causal_lm_tied", directory)
+    before = (directory / "model.safetensors").read_bytes()
+    model = minibloom.BloomForCausalLM.from_pretrained(directory)  # float32 on disk: memory-mapped as it is
+    ids = np.arange(12).reshape(2, 6) % model.config.vocab_size
+    opt = AdamW(model.params, lr=1e-2)
+    first, grads = value_and_grad(model, input_ids=ids, labels=ids)
+    opt.step(grads)  # in place, into copy-on-write pages
+    assert float(value_and_grad(model, input_ids=ids, labels=ids)[0]) < float(first)
+    assert (directory / "model.safetensors").read_bytes() == before

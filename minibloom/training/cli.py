@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
+import warnings
 
 import numpy as np
 
+from ..atomic import atomic_write_bytes
 from ..backends import BACKENDS
 from ..embedded import EMBEDDED_CHECKPOINT
 from ..errors import InputError
@@ -74,6 +75,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.steps < 1 or args.batch_size < 1 or args.seq_len < 2 or not 0 < args.eval_fraction < 1:
         raise InputError("--steps and --batch-size must be >= 1, --seq-len >= 2, --eval-fraction in (0, 1)")
+    # training widens 2-byte weights to float32 on purpose: no "converting ... while loading" warning
+    warnings.filterwarnings("ignore", message=r".*: converting the \w+ weights to float32 while loading")
     tokenizer = minibloom.BloomTokenizer.from_pretrained(args.checkpoint)
     if args.text:
         if not os.path.isfile(args.text):
@@ -111,11 +114,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 weight_decay=args.weight_decay, clip=args.clip, eval_every=args.eval_every,
                 save_every=args.save_every, out_dir=args.out, resume=not args.no_resume, progress=not args.quiet)
     model.save_pretrained(args.out)
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        if os.path.isfile(os.path.join(args.checkpoint, name)):
-            shutil.copyfile(os.path.join(args.checkpoint, name), os.path.join(args.out, name))
-    with open(os.path.join(args.out, "history.json"), "w") as f:
-        json.dump(state, f)
+    tokenizer.save(args.out)  # the tokenizer it was trained with (also for a hub name), in a transaction
+    atomic_write_bytes(os.path.join(args.out, "history.json"), json.dumps(state).encode("utf-8"))
     plotted = plot_losses(state, os.path.join(args.out, "loss_curve.png"))
     final = f", held-out loss {state['eval'][-1][1]:.4f}" if state["eval"] else ""
     print(f"trained {state['step']} steps{final}; model in {args.out}"

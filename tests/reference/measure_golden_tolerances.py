@@ -27,42 +27,7 @@ import transformers
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from minibloom import BloomForCausalLM, golden  # noqa: E402
 from tests.golden_port import BUGS, FIRST_OP, Port  # noqa: E402
-
-
-def hooked(model, ids, mask):
-    """transformers' tensors under the golden names (scores are internal: not recorded)."""
-    found, handles = {}, []
-
-    def keep(name, what="output"):
-        def hook(module, inputs, output):
-            value = inputs[0] if what == "input" else (output[0] if isinstance(output, tuple) else output)
-            found[name] = value.detach().float().numpy().copy()
-        return hook
-
-    t = model.transformer
-    handles.append(t.word_embeddings.register_forward_hook(keep("embeddings")))
-    handles.append(t.word_embeddings_layernorm.register_forward_hook(keep("embeddings_layernorm")))
-    for i, block in enumerate(t.h):
-        p, a = f"h.{i}.", block.self_attention
-        handles += [block.input_layernorm.register_forward_hook(keep(p + "input_layernorm")),
-                    a.query_key_value.register_forward_hook(keep(p + "self_attention.qkv")),
-                    a.dense.register_forward_hook(keep(p + "self_attention.context", "input")),
-                    a.dense.register_forward_hook(keep(p + "self_attention.dense")),
-                    block.post_attention_layernorm.register_forward_hook(keep(p + "post_attention_layernorm")),
-                    block.mlp.dense_h_to_4h.register_forward_hook(keep(p + "mlp.dense_h_to_4h")),
-                    block.mlp.gelu_impl.register_forward_hook(keep(p + "mlp.gelu")),
-                    block.mlp.dense_4h_to_h.register_forward_hook(keep(p + "mlp.dense_4h_to_h")),
-                    block.register_forward_hook(keep(p + "output"))]
-    handles.append(t.ln_f.register_forward_hook(keep("ln_f")))
-    with torch.no_grad():
-        out = model(torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), output_attentions=True,
-                    use_cache=False)
-    for h in handles:
-        h.remove()
-    for i, probs in enumerate(out.attentions):
-        found[f"h.{i}.self_attention.probs"] = probs.float().numpy()
-    found["logits"] = out.logits.float().numpy()
-    return found
+from tests.reference.reference_utils import hooked_intermediates  # noqa: E402
 
 
 def build(n_layer: int, vocab: int, seed: int = 0):
@@ -101,7 +66,7 @@ def main() -> None:
     print(f"bloom-560m shape, {args.layers} layers, vocab {args.vocab}; headroom under the default tolerances "
           f"(BASE {golden.BASE_TOLERANCE}, DEPTH_SCALE {golden.DEPTH_SCALE})")
     for dtype in ("float32", "bfloat16", "float16"):
-        port = hooked(theirs.to(getattr(torch, dtype)), ids, mask)
+        port = hooked_intermediates(theirs.to(getattr(torch, dtype)), ids, mask)
         report = golden.compare(expected, port, skip_missing=True, port_dtype=dtype)
         layers = report.layers()
         worst = max(layers, key=lambda g: g["headroom"])

@@ -9,7 +9,6 @@ import io
 import json
 import logging
 import os
-import warnings
 
 import numpy as np
 import pytest

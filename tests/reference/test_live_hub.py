@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from minibloom import EMBEDDED_CHECKPOINT, BloomForCausalLM, BloomTokenizer
 from tests.hub_utils import make_hub_cache

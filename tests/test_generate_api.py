@@ -215,3 +215,24 @@ def test_config_to_json_file_round_trips(tmp_path):
     config.to_json_file(tmp_path / "c.json")
     assert BloomConfig.from_json_file(tmp_path / "c.json") == config
     assert json.loads((tmp_path / "c.json").read_text()) == config.to_dict()
+
+
+@pytest.mark.parametrize("storage", ["float16", "bfloat16", "float32"])
+def test_resized_embeddings_stay_in_the_models_storage(storage):
+    lm = BloomForCausalLM(BloomConfig(vocab_size=16, hidden_size=8, n_head=2, n_layer=1), storage=storage)
+    before = lm.get_input_embeddings().dtype
+    lm.resize_token_embeddings(20)
+    assert lm.get_input_embeddings().dtype == before and lm.get_input_embeddings().shape == (20, 8)
+    assert lm.transformer.params["word_embeddings.weight"] is lm.get_input_embeddings()
+
+
+def test_a_passed_cache_grows_only_within_the_memory_budget(monkeypatch):
+    from minibloom.cache import KVCache
+    from minibloom.errors import MemoryBudgetError
+
+    cache = KVCache(n_layer=2, batch=1, n_head=2, head_dim=4, capacity=8)
+    monkeypatch.setenv("MINIBLOOM_MEMORY_BUDGET", str(1 << 20))
+    with pytest.raises(MemoryBudgetError, match="capacity=1000000"):
+        cache.reserve(10**6)  # 2 layers x keys+values x 4 bytes x 2 x 4 x 10**6 = 64 MB > 1 MiB
+    cache.reserve(16)
+    assert cache.capacity == 16

@@ -40,9 +40,11 @@ def mirror(torch_model, cls=BloomModel):
     return cls(config, {k: state[k] for k in shapes})
 
 
-def hooked_intermediates(model, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+def hooked_intermediates(model, ids: np.ndarray, mask: np.ndarray, derived: bool = True) -> dict[str, np.ndarray]:
     """transformers' tensors under golden-file names, from forward hooks on its modules (as float32,
-    whatever the model's dtype; scores have no module, so they are not recorded)."""
+    whatever the model's dtype; scores have no module, so they are not recorded). `derived` adds
+    q, k, v (transformers' own split of the fused output) and the float32 ALiBi bias: for float32
+    models, where they must equal the golden's exactly."""
     found: dict[str, np.ndarray] = {}
     handles = []
 
@@ -72,14 +74,16 @@ def hooked_intermediates(model, ids: np.ndarray, mask: np.ndarray) -> dict[str, 
                     use_cache=False)
     for h in handles:
         h.remove()
+    for i, probs in enumerate(out.attentions):
+        found[f"h.{i}.self_attention.probs"] = probs.float().numpy()
+    found["logits"] = out.logits.float().numpy()
+    if not derived:
+        return found
     alibi = transformers.models.bloom.modeling_bloom.build_alibi_tensor(
         torch.from_numpy(mask), model.config.n_head, torch.float32).numpy()  # [B*N, 1, S]
     for i, block in enumerate(t.h):  # q, k, v as transformers' own split makes them from the fused output
         fused = torch.from_numpy(found[f"h.{i}.self_attention.qkv"])
         for name, part in zip("qkv", block.self_attention._reshape(fused)):
             found[f"h.{i}.self_attention.{name}"] = part.float().numpy().copy()
-    for i, probs in enumerate(out.attentions):
-        found[f"h.{i}.self_attention.probs"] = probs.float().numpy()
         found[f"h.{i}.self_attention.alibi"] = alibi.reshape(ids.shape[0], model.config.n_head, 1, ids.shape[1])
-    found["logits"] = out.logits.float().numpy()
     return found

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from minibloom import BloomForCausalLM, golden
-from tests.reference.reference_utils import torch, transformers
-from tests.reference.measure_golden_tolerances import hooked
+from tests.reference.reference_utils import hooked_intermediates, torch, transformers
 
 # documented in docs/golden.md: the largest difference from transformers, in ULPs of the dtype
 MAX_ULPS = {"bfloat16": 1.0, "float16": 8.0}
@@ -43,7 +42,7 @@ def test_half_precision_golden_matches_transformers_in_that_dtype(tmp_path, dtyp
     golden.dump(ours, tmp_path / "f32.safetensors", ids, mask)
     low, f32 = golden.load(tmp_path / "low.safetensors"), golden.load(tmp_path / "f32.safetensors")
     assert low.metadata["dtype"] == dtype and low.dtype_of("logits") == dtype
-    port = hooked(theirs.to(getattr(torch, dtype)), ids, mask)  # transformers in that dtype
+    port = hooked_intermediates(theirs.to(getattr(torch, dtype)), ids, mask, derived=False)  # in that dtype
     report = golden.compare(low, port, skip_missing=True, port_dtype=dtype)
     assert report.ok, golden.format_report(report, failures_only=True)
     compared = [r for r in report.rows if not r.skipped and r.compared]

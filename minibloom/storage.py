@@ -179,11 +179,13 @@ def _convert_int8(array: np.ndarray) -> Int8Matrix:
 
 
 def release_pages(array: np.ndarray) -> None:
-    """Drop the resident pages of a read-only memory-mapped array (they are re-read from the file
-    if touched again); nothing for ordinary arrays."""
+    """Drop the resident pages of a memory-mapped array just converted (they are re-read from the
+    file if touched again); nothing for ordinary arrays. subtle: checkpoints map copy-on-write
+    (mode "c", so weights can be trained in place); dropping a page there also drops a change made
+    to it, which is why this runs only on a source whose converted copy is what is kept."""
     base = array
     while base is not None and not isinstance(base, np.memmap):
         base = base.base
     handle = getattr(base, "_mmap", None)
-    if handle is not None and base.mode == "r" and hasattr(handle, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+    if handle is not None and base.mode in ("r", "c") and hasattr(handle, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
         handle.madvise(mmap.MADV_DONTNEED)

@@ -74,9 +74,14 @@ MAX_LABELS = 2**17  # num_labels builds {id: "LABEL_id"}: refused past this befo
 
 
 def _plain_int(value: Any) -> Any:
-    """NumPy integer scalars become Python ints (they are integers, and JSON must write them)."""
-    return int(value) if type(value).__module__ == "numpy" and hasattr(value, "__index__") \
-        and not isinstance(value, bool) and type(value).__name__ != "bool_" else value
+    """NumPy scalars become Python ones: integers become ints and booleans bools (they are what they
+    say, and JSON must be able to write them). Other values pass unchanged, to be checked."""
+    if type(value).__module__ == "numpy":
+        if type(value).__name__ in ("bool", "bool_"):  # np.bool_ (NumPy 1) / np.bool (NumPy 2)
+            return bool(value)
+        if hasattr(value, "__index__"):
+            return int(value)
+    return value
 
 
 def _check_field(name: str, value: Any) -> None:

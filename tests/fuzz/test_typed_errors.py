@@ -120,3 +120,13 @@ def test_numpy_integer_scalars_are_integers_in_the_config():
     config.vocab_size = np.int16(100)
     assert (config.n_layer, config.vocab_size) == (3, 100) and type(config.vocab_size) is int
     assert json.loads(config.to_json_string())["hidden_size"] == 16
+
+
+def test_numpy_booleans_are_booleans_in_the_config():
+    config = BloomConfig(use_cache=np.bool_(False), slow_but_exact=np.True_)
+    config.tie_word_embeddings = np.bool_(False)
+    assert (config.use_cache, config.slow_but_exact, config.tie_word_embeddings) == (False, True, False)
+    assert type(config.use_cache) is bool and type(config.tie_word_embeddings) is bool
+    assert json.loads(config.to_json_string())["slow_but_exact"] is True
+    with pytest.raises(ConfigError, match="use_cache"):
+        BloomConfig(use_cache=np.int64(1))  # an integer is not a boolean, NumPy's or Python's

@@ -74,6 +74,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--backend", default="numba", choices=["numpy", "numba"])
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="compute threads (default: every core, as the PyTorch run used)")
     parser.add_argument("--out", default=OUT, help="where a better checkpoint is written (default: the shipped one)")
     parser.add_argument("--retrain-tokenizer", action="store_true", help="learn the BPE again (vocab --vocab)")
     parser.add_argument("--vocab", type=int, default=4096)
@@ -106,7 +108,7 @@ def main() -> None:
 
     config = BloomConfig(vocab_size=len(tok.get_vocab()), hidden_size=256, n_head=8, n_layer=4,
                          bos_token_id=1, eos_token_id=2, pad_token_id=3)
-    model = BloomForCausalLM(config, seed=0, backend=args.backend)  # transformers' initialisation
+    model = BloomForCausalLM(config, seed=0, backend=args.backend, threads=args.threads)  # transformers' initialisation
     optim = AdamW(model.params, lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
     rng = np.random.default_rng(0)
     budget = args.minutes * 60

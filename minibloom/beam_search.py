@@ -24,6 +24,7 @@ import numpy as np
 from .cache import KVCache
 from .logits_process import repetition_penalty
 from .losses import log_softmax
+from .validation import check_allocation
 
 NEG = np.float32(-1.0e9)
 
@@ -76,12 +77,27 @@ def still_improvable(state: dict, running_scores: np.ndarray, cur_len: int, max_
     return state["improvable"] & (best_possible > worst_finished).any(axis=-1, keepdims=True)
 
 
+def check_budget(B: int, nb: int, K: int, V: int, max_length: int) -> None:
+    """Refuse, before the first array, a search whose working set cannot fit the memory budget.
+
+    Per prompt it keeps sequences and beam indices for the running and finished beams and for the K
+    candidates, plus the attention mask (int64 [beams + K, L] x 5 arrays, roughly), and each step
+    scores every token of every beam: log-probabilities, their sum with the beam scores and the
+    top-K partition's indices ([beams * V] x 16 bytes). The KV cache is checked by `KVCache`.
+    """
+    sequences = 8 * B * max_length * (5 * nb + 2 * K)
+    scores = 16 * B * nb * V
+    check_allocation(sequences + scores, f"num_beams={nb} with max_length={max_length} and vocab_size={V} "
+                                         f"(beam search's sequences and per-step scores for {B} prompt(s))")
+
+
 def beam_search(model, ids: np.ndarray, mask: np.ndarray, max_length: int, gen) -> np.ndarray:
     """Run beam search; returns the best `num_return_sequences` per prompt, [B * n, L0 + generated]."""
     B, L0 = ids.shape
     nb, V = gen.num_beams, model.config.vocab_size
     eos = np.array(gen.eos_token_id, np.int64)
     K = max(2, 1 + eos.size) * nb
+    check_budget(B, nb, K, V, max_length)
     fill = (gen.pad_token_id or gen.eos_token_id[0]) if eos.size else -1  # transformers' output fill value
     running_sequences = np.full((B, nb, max_length), fill, np.int64)
     running_sequences[:, :, :L0] = ids[:, None, :]

@@ -103,6 +103,17 @@ def test_sizes_beyond_the_memory_budget_are_refused_by_name(what, monkeypatch):
             "generate": "capacity=100000002"}[what] in str(caught.value)
 
 
+def test_beam_search_is_refused_by_name_before_it_allocates(monkeypatch):
+    from minibloom import BloomForCausalLM
+    from minibloom.errors import MemoryBudgetError
+
+    model = BloomForCausalLM(BloomConfig(vocab_size=200_000, hidden_size=8, n_head=2, n_layer=1))
+    monkeypatch.setenv("MINIBLOOM_MEMORY_BUDGET", str(50 * 2**20))  # 50 MB; the KV cache needs 20 KB
+    with pytest.raises(MemoryBudgetError, match="num_beams=64"):  # 64 beams x 200k scores x 16 bytes = 205 MB
+        model.generate(np.array([[1, 2]]), num_beams=64, max_new_tokens=2, progress=False)
+    model.generate(np.array([[1, 2]]), num_beams=4, max_new_tokens=2, progress=False)  # 13 MB: within
+
+
 def test_lone_surrogates_are_input_errors_in_text_and_tokenizer_errors_in_files(tmp_path):
     tok = BloomTokenizer.from_pretrained(TOKENIZER_DIR)
     for call in (lambda: tok("ok \udc80"), lambda: tok.encode_ids("x\ud800y"), lambda: tok.encode_with_offsets("\udfff"),

@@ -5,7 +5,10 @@ One file (`atomic_open`, `atomic_write_bytes`): write to a temporary file in the
 target, which POSIX and Windows both perform atomically. On any failure the temporary file is
 removed and the old file is untouched. The writer holds an advisory lock on its temporary, so a
 later write of the same file can tell a temporary left by a killed writer (removed) from one that
-is still being written (left alone).
+is still being written (left alone). One instant has no lock yet: between `mkstemp` creating the
+file and the writer locking it. A temporary that is empty and younger than a minute may be in that
+instant, so the sweep leaves it (it holds no bytes; a later sweep takes it), and the writer waits
+for its lock, which a sweep holds only while it looks.
 
 Several files that belong together (`transaction`: a checkpoint's config.json + shards + index, a
 tokenizer's two files) need more, because no rename switches two files at once. The protocol, a
@@ -37,6 +40,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from typing import BinaryIO, Iterator
 
 from .errors import CheckpointError
@@ -48,6 +52,7 @@ except ImportError:  # pragma: no cover
 
 STAGING_PREFIX = ".minibloom-save-"
 COMMIT_NAME = "COMMIT"
+STALE_EMPTY_SECONDS = 60  # an unlocked, empty temporary younger than this may be a writer's, not yet locked
 _TEMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # what mkstemp names `atomic_open`'s temporaries
 
 
@@ -62,15 +67,20 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     except OSError as e:
         raise CheckpointError(f"cannot write {path}: {e}") from None
+    f = os.fdopen(fd, "wb")
     try:
-        with os.fdopen(fd, "wb") as f:
-            _lock(f.fileno(), shared=False, wait=False)  # marks the temporary as live (see above)
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        _lock(f.fileno(), shared=False, wait=True)  # marks the temporary as live (a sweep holds it an instant)
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # subtle: mkstemp makes 0600 files; give the usual mode
-        os.replace(tmp, path)
+        if fcntl is None:
+            f.close()  # Windows renames no open file (and has no lock to keep)
+        os.replace(tmp, path)  # still locked until here: closing first would let a sweep take it
+        f.close()
     except BaseException as e:
+        with contextlib.suppress(OSError):  # a full disk fails the close's flush again
+            f.close()
         with contextlib.suppress(OSError):
             os.remove(tmp)
         if isinstance(e, OSError) and not isinstance(e, CheckpointError):
@@ -99,12 +109,21 @@ def remove_stale_temporaries(directory: str, basename: str | None = None) -> Non
 
 
 def _remove_if_unlocked(path: str) -> None:
+    """Remove one temporary unless a live writer may own it: locked, or (between `mkstemp` and the
+    writer's lock, or where the filesystem has no locks) recently modified."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
     try:
-        if _lock(fd, shared=False, wait=False):
+        locked = _lock(fd, shared=False, wait=False)
+        if locked is False:
+            return  # a live writer holds it
+        st = os.fstat(fd)
+        fresh = time.time() - st.st_mtime < STALE_EMPTY_SECONDS
+        if fresh and (locked is None or st.st_size == 0):
+            return  # perhaps created an instant ago by a writer that has not locked it yet
+        if os.stat(path).st_ino == st.st_ino:  # still the file we looked at
             os.remove(path)
     except OSError:
         pass
@@ -112,17 +131,18 @@ def _remove_if_unlocked(path: str) -> None:
         os.close(fd)
 
 
-def _lock(fd: int, shared: bool, wait: bool) -> bool:
-    """flock `fd`; False when `wait` is False and another process holds a conflicting lock."""
+def _lock(fd: int, shared: bool, wait: bool) -> bool | None:
+    """flock `fd`: True once held, False when `wait` is False and another process holds a
+    conflicting lock, None where the filesystem has no locks (some network mounts; Windows)."""
     if fcntl is None:
-        return True
+        return None
     flags = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB)
     try:
         fcntl.flock(fd, flags)
     except BlockingIOError:
         return False
-    except OSError:  # filesystems without flock (some network mounts): carry on unlocked
-        return True
+    except OSError:  # filesystems without flock: carry on unlocked
+        return None
     return True
 
 

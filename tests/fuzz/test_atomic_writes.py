@@ -131,3 +131,46 @@ def test_save_destinations_that_cannot_hold_a_checkpoint_are_checkpoint_errors(t
         model.save_pretrained(target)
     with pytest.raises(CheckpointError, match=str(target)):
         BloomTokenizer.from_pretrained(TOKENIZER_DIR).save(target)
+
+
+def test_a_concurrent_sweep_never_removes_a_live_temporary(tmp_path):
+    """Another writer's sweep of stale temporaries runs while this one creates, locks and renames
+    its own, over and over: it must never delete a temporary that is being written."""
+    import threading
+
+    from minibloom.atomic import atomic_write_bytes, remove_stale_temporaries
+
+    target, stop, errors = tmp_path / "config.json", threading.Event(), []
+
+    def sweep():
+        while not stop.is_set():
+            remove_stale_temporaries(str(tmp_path), "config.json")
+
+    sweeper = threading.Thread(target=sweep)
+    sweeper.start()
+    try:
+        for i in range(1500):
+            try:
+                atomic_write_bytes(target, b"%d" % i)
+            except OSError as e:  # the temporary vanished under the writer
+                errors.append(e)
+    finally:
+        stop.set()
+        sweeper.join()
+    assert not errors, f"{len(errors)} of 1500 writes lost their temporary: {errors[0]}"
+    assert target.read_bytes() == b"1499"
+
+
+def test_a_fresh_empty_temporary_is_left_until_it_is_old(tmp_path):
+    """The instant between mkstemp and the writer's lock: an unlocked, empty, new temporary may
+    belong to a live writer, so the sweep keeps it; an old one is removed."""
+    from minibloom.atomic import STALE_EMPTY_SECONDS, remove_stale_temporaries
+
+    tmp = tmp_path / ".config.json.abcd1234.tmp"
+    tmp.write_bytes(b"")
+    remove_stale_temporaries(str(tmp_path))
+    assert tmp.exists()
+    old = time.time() - STALE_EMPTY_SECONDS - 1
+    os.utime(tmp, (old, old))
+    remove_stale_temporaries(str(tmp_path))
+    assert not tmp.exists()

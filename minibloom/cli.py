@@ -19,10 +19,13 @@ one line naming the flag, exit 2.
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -539,9 +542,63 @@ def _train(args: argparse.Namespace) -> int:
     return cmd_train(args)
 
 
+class _CtrlC:
+    """Ctrl-C that is never lost. Python raises KeyboardInterrupt in whatever Python code runs next,
+    and during Numba's first compile that is a callback from llvmlite's C code, where an exception
+    is printed ("Exception ignored ...") and dropped: the command then ran to its end. So after a
+    Ctrl-C, until `main` has caught it, the interrupt is raised again every quarter second, and
+    the "ignored" report of a dropped one is silenced."""
+
+    def __enter__(self) -> _CtrlC:
+        self.pending, self.caught = threading.Event(), False
+        self.installed = threading.current_thread() is threading.main_thread()
+        if self.installed:  # signal handlers belong to the main thread
+            self.old_handler = signal.signal(signal.SIGINT, self._on_sigint)
+            self.old_hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done()
+        if self.installed:
+            signal.signal(signal.SIGINT, self.old_handler)
+            sys.unraisablehook = self.old_hook
+
+    def done(self) -> None:
+        """main has the KeyboardInterrupt (or finished): stop raising it."""
+        self.caught = True
+        self.pending.clear()
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        if self.caught:
+            return  # already on the way out with status 130
+        if not self.pending.is_set():
+            self.pending.set()
+            threading.Thread(target=self._repeat, daemon=True).start()
+        raise KeyboardInterrupt
+
+    def _repeat(self) -> None:
+        while True:
+            time.sleep(0.25)
+            if not self.pending.is_set():
+                return
+            _thread.interrupt_main(signal.SIGINT)  # runs _on_sigint in the main thread, as a real Ctrl-C
+
+    def _unraisable(self, info: object) -> None:
+        if not (self.pending.is_set() and isinstance(info.exc_value, KeyboardInterrupt)):
+            self.old_hook(info)
+
+
+_CTRL_C = _CtrlC()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Exit status: 0 done, 1 failed (a write error, an unexpected error; one line,
     no traceback unless MINIBLOOM_DEBUG is set), 2 bad input (a MinibloomError), 130 Ctrl-C."""
+    with _CTRL_C:
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         status = COMMANDS[args.command](args) or 0
@@ -553,6 +610,7 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
         return 0
     except KeyboardInterrupt:
+        _CTRL_C.done()
         return _fail(130, "interrupted")
     except OSError as e:  # writing the output failed: `> /dev/full`, a closed terminal
         _silence_stdout()

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -55,3 +56,29 @@ def test_init_into_a_file_is_one_line(tmp_path):
     proc = run(["init", str(tmp_path / "f" / "ckpt")])
     assert proc.returncode == 2
     assert str(tmp_path / "f") in one_line(proc.stderr)
+
+
+DROPPED_CTRL_C = """
+import ctypes, os, signal, sys, time
+from minibloom import cli
+
+def command(args):
+    # A Ctrl-C arriving while C code calls back into Python (llvmlite does during Numba's first
+    # compile): the KeyboardInterrupt is raised in the callback, where ctypes prints and drops it.
+    callback = ctypes.CFUNCTYPE(None)(lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(0.05)))
+    callback()
+    for _ in range(400):  # 20 s of work that a lost Ctrl-C would let finish
+        time.sleep(0.05)
+    print("finished")
+
+cli.COMMANDS["tokenize"] = command
+sys.exit(cli.main(["tokenize", "x"]))
+"""
+
+
+def test_a_ctrl_c_dropped_inside_a_c_callback_still_stops_the_command():
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", DROPPED_CTRL_C], capture_output=True, env=ENV, timeout=120)
+    assert proc.returncode == 130 and b"finished" not in proc.stdout
+    assert one_line(proc.stderr) == "minibloom: interrupted"
+    assert time.monotonic() - start < 15

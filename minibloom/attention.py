@@ -82,8 +82,8 @@ def self_attention(x: np.ndarray, residual: np.ndarray, p: dict[str, np.ndarray]
     trace.record("v", v)
     if cache is not None:
         k, v = cache.store(k, v)  # 2 x [B, N, S, D]: the past positions, then the new ones
-    if trace.active:  # the scores exist only inside the fused op: recompute them for the record
-        trace.record("alibi", alibi)
+    trace.record("alibi", alibi)
+    if trace.wants("scores"):  # the scores exist only inside the fused op: recompute them for the record
         trace.record("scores", attention_scores(q, k, alibi, mask_bias))
     probs = ops.attention_probs(q, k, alibi, mask_bias)  # [B, N, T, S]
     if head_mask is not None:

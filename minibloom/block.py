@@ -19,7 +19,6 @@ import numpy as np
 
 from .attention import AttentionSpec, self_attention, self_attention_backward
 from .cache import CacheSlot
-from .functional import bloom_gelu
 from .trace import NO_TRACE, Trace
 
 
@@ -43,7 +42,7 @@ def mlp(x: np.ndarray, p: dict[str, np.ndarray], spec: AttentionSpec, ops: Modul
     if trace.active:  # the backend fuses linear and GELU; unfused, the pre-GELU values can be recorded
         pre = ops.linear(x, p["dense_h_to_4h.weight"], p["dense_h_to_4h.bias"])  # [B, T, 4H]
         trace.record("dense_h_to_4h", pre)
-        hidden = bloom_gelu(pre)
+        hidden = ops.bloom_gelu(pre)  # [B, T, 4H]
     else:
         hidden = ops.linear_gelu(x, p["dense_h_to_4h.weight"], p["dense_h_to_4h.bias"])  # gelu(linear): [B, T, 4H]
     trace.record("gelu", hidden)

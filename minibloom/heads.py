@@ -15,16 +15,18 @@ Shape legend: B batch, T sequence length, H hidden, V vocab, C classes (num_labe
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from .backends import numpy_backward
 from .cache import KVCache
 from .config import BloomConfig
 from .errors import InputError
 from .functional import linear_backward
 from .losses import (IGNORE_INDEX, bce_with_logits, bce_with_logits_backward, cross_entropy, cross_entropy_backward,
-                     cross_entropy_with_grad, mse, mse_backward)
+                     mse, mse_backward)
 from .model import BloomModel
 from .outputs import (CausalLMOutputWithCrossAttentions, QuestionAnsweringModelOutput,
                       SequenceClassifierOutputWithPast, TokenClassifierOutput)
@@ -127,11 +129,13 @@ class BloomForCausalLM(BloomWithHead):
         return {GENERATION_CONFIG_NAME: self.generation_config.to_json_string().encode("utf-8")}
 
     def head_backward(self, hidden: np.ndarray, output: CausalLMOutputWithCrossAttentions,
-                      batch: dict[str, Any]) -> tuple[np.float32, np.ndarray, dict[str, np.ndarray]]:
+                      batch: dict[str, Any], bops: ModuleType = numpy_backward,
+                      ) -> tuple[np.float32, np.ndarray, dict[str, np.ndarray]]:
         """The loss and the backward of the LM head: (loss, d_hidden [B, T, H], {lm_head's name: d_W [V, H]}).
         Tied, the gradient is named `word_embeddings.weight` and later added to the gather's.
-        `output` comes from a forward without labels: the loss and its gradient share one softmax."""
-        loss, d_logits = causal_lm_loss_with_grad(output.logits, batch["labels"])  # [B, T, V]
+        `output` comes from a forward without labels: the loss and its gradient share one softmax.
+        `bops`: the backward ops (`training.backward_ops`) that compute the vocabulary-wide softmax."""
+        loss, d_logits = causal_lm_loss_with_grad(output.logits, batch["labels"], bops)  # [B, T, V]
         d_hidden, d_w, _ = linear_backward(d_logits, hidden, self.lm_head_weight)  # [B, T, H], [V, H]
         return loss, d_hidden, {"word_embeddings.weight" if self.config.tie_word_embeddings else "lm_head.weight": d_w}
 
@@ -163,12 +167,13 @@ def causal_lm_loss(logits: np.ndarray, labels: Any) -> np.float32:
     return cross_entropy(logits.reshape(B * T, V), shifted.reshape(-1), name="labels")
 
 
-def causal_lm_loss_with_grad(logits: np.ndarray, labels: Any) -> tuple[np.float32, np.ndarray]:
+def causal_lm_loss_with_grad(logits: np.ndarray, labels: Any, bops: ModuleType = numpy_backward,
+                             ) -> tuple[np.float32, np.ndarray]:
     """`causal_lm_loss` and d loss / d logits [B, T, V] (the last position predicts nothing: 0)."""
     B, T, V = logits.shape
     labels = check_int_labels(labels, (B, T), "labels")
     shifted = np.concatenate([labels[:, 1:], np.full((B, 1), IGNORE_INDEX)], axis=1)  # [B, T]
-    loss, d_logits = cross_entropy_with_grad(logits.reshape(B * T, V), shifted.reshape(-1), name="labels")
+    loss, d_logits = bops.cross_entropy_with_grad(logits.reshape(B * T, V), shifted.reshape(-1), name="labels")
     return loss, d_logits.reshape(B, T, V)
 
 
@@ -222,7 +227,8 @@ class BloomForSequenceClassification(BloomWithHead):
 
 
     def head_backward(self, hidden: np.ndarray, output: SequenceClassifierOutputWithPast,
-                      batch: dict[str, Any]) -> tuple[np.float32, np.ndarray, dict[str, np.ndarray]]:
+                      batch: dict[str, Any], bops: ModuleType = numpy_backward,
+                      ) -> tuple[np.float32, np.ndarray, dict[str, np.ndarray]]:
         """(loss, d_hidden, grads) of the pooled score head: only the pooled row of each sequence gets a gradient.
 
         pooled[b] = score(hidden[b, row_b]), so d_hidden[b, row_b] = d_pooled[b] @ W and
@@ -295,11 +301,12 @@ class BloomForTokenClassification(BloomWithHead):
 
 
     def head_backward(self, hidden: np.ndarray, output: TokenClassifierOutput,
-                      batch: dict[str, Any]) -> tuple[np.float32, np.ndarray, dict[str, np.ndarray]]:
+                      batch: dict[str, Any], bops: ModuleType = numpy_backward,
+                      ) -> tuple[np.float32, np.ndarray, dict[str, np.ndarray]]:
         """(loss, d_hidden, grads) of the per-token classifier and its cross-entropy (-100 ignored)."""
         B, T, C = output.logits.shape
         labels = check_int_labels(batch["labels"], (B, T), "labels")
-        loss, d_logits = cross_entropy_with_grad(output.logits.reshape(B * T, C), labels.reshape(-1))
+        loss, d_logits = bops.cross_entropy_with_grad(output.logits.reshape(B * T, C), labels.reshape(-1))
         d_hidden, d_w, d_b = linear_backward(d_logits.reshape(B, T, C), hidden, self.params["classifier.weight"])
         return loss, d_hidden, {"classifier.weight": d_w, "classifier.bias": d_b}
 
@@ -335,7 +342,8 @@ class BloomForQuestionAnswering(BloomWithHead):
 
 
     def head_backward(self, hidden: np.ndarray, output: QuestionAnsweringModelOutput,
-                      batch: dict[str, Any]) -> tuple[np.float32, np.ndarray, dict[str, np.ndarray]]:
+                      batch: dict[str, Any], bops: ModuleType = numpy_backward,
+                      ) -> tuple[np.float32, np.ndarray, dict[str, np.ndarray]]:
         """(loss, d_hidden, grads) of loss = (CE(start) + CE(end)) / 2 through the [2, H] span projection."""
         loss = np.float32((span_loss(output.start_logits, batch["start_positions"], "start_positions")
                            + span_loss(output.end_logits, batch["end_positions"], "end_positions")) / 2)

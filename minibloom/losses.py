@@ -66,6 +66,18 @@ def bce_with_logits(logits: np.ndarray, targets: np.ndarray) -> np.float32:
 # ---------------------------------------------------------------------------------------------------
 
 
+def counted_targets(targets: np.ndarray, M: int, C: int, ignore_index: int, name: str,
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(targets [M], the indices of the rows that count [n]); a target outside [0, C) is an InputError."""
+    targets = np.asarray(targets).reshape(M)
+    counted = np.flatnonzero(targets != ignore_index)  # [n]
+    bad = counted[(targets[counted] < 0) | (targets[counted] >= C)]
+    if bad.size:
+        raise InputError(f"{name} holds {targets[bad[0]]} at flat position {bad[0]}: targets must be in "
+                         f"[0, {C}) or {ignore_index} (ignored)")
+    return targets, counted
+
+
 def cross_entropy_with_grad(logits: np.ndarray, targets: np.ndarray, ignore_index: int = IGNORE_INDEX,
                             name: str = "labels") -> tuple[np.float32, np.ndarray]:
     """`cross_entropy` and its gradient d loss / d logits [M, C] from one exp of the logits.
@@ -76,12 +88,7 @@ def cross_entropy_with_grad(logits: np.ndarray, targets: np.ndarray, ignore_inde
     writes one); so is ours.
     """
     M, C = logits.shape
-    targets = np.asarray(targets).reshape(M)
-    counted = np.flatnonzero(targets != ignore_index)  # [n] rows that count
-    bad = counted[(targets[counted] < 0) | (targets[counted] >= C)]
-    if bad.size:
-        raise InputError(f"{name} holds {targets[bad[0]]} at flat position {bad[0]}: targets must be in "
-                         f"[0, {C}) or {ignore_index} (ignored)")
+    targets, counted = counted_targets(targets, M, C, ignore_index, name)  # [M], [n] rows that count
     x = logits.astype(np.float32, copy=False)
     shifted = x - x.max(axis=-1, keepdims=True)  # [M, C]
     e = np.exp(shifted)  # the one exp

@@ -25,6 +25,11 @@ class Trace:
     def record(self, name: str, value: np.ndarray) -> None:
         self.store[self.prefix + name] = np.array(value, dtype=np.float32, copy=True)
 
+    def wants(self, name: str) -> bool:
+        """Whether `record(name, ...)` would keep anything: lets the model skip computing an
+        intermediate that exists only for the record (the attention scores)."""
+        return True
+
 
 class _NoTrace(Trace):
     active = False
@@ -37,6 +42,9 @@ class _NoTrace(Trace):
 
     def record(self, name: str, value: np.ndarray) -> None:
         pass
+
+    def wants(self, name: str) -> bool:
+        return False
 
 
 NO_TRACE = _NoTrace()

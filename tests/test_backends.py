@@ -47,6 +47,13 @@ def test_linear_and_linear_gelu(data, rows, fan_in, fan_out, storage, with_bias,
     assert_close(got, expected, f"{op} {storage} rows={rows}", atol=1e-6 * np.sqrt(fan_in))
 
 
+@given(st.data(), st.integers(1, 9), st.integers(1, 5000), st.sampled_from([1.0, 10.0, 1e4]))
+def test_bloom_gelu(data, rows, width, scale):
+    """GELU alone (training keeps its input): large |x| drives exp(2|u|) to inf, where tanh is +-1."""
+    x = arrays(data.draw, (rows, width), scale)
+    assert_close(numba_backend.bloom_gelu(x), numpy_backend.bloom_gelu(x), "bloom_gelu", atol=1e-6 * scale)
+
+
 @given(st.data(), st.integers(1, 8), st.integers(1, 70), st.integers(1, 90), st.sampled_from(STORAGES),
        st.sampled_from([(1, 1), (2, 1), (1, 3)]), st.booleans())
 def test_gemv_equals_the_numpy_product(data, batch, fan_in, fan_out, storage, w_step, x_strided):

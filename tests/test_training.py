@@ -113,6 +113,15 @@ def test_numba_backward_kernels_equal_numpy(rows, width, seed):
     ids = rng.integers(0, 5, size=(2, rows))  # repeated ids: the scatter must add, not overwrite
     assert_close(numba_backward.embedding_backward(d_y, ids, 5), numpy_backward.embedding_backward(d_y, ids, 5),
                  "embedding")
+    big = x * 1e3  # exp(2|u|) overflows to inf: tanh is +-1, the slope 0 or 1
+    assert_close(numba_backward.bloom_gelu_backward(d_y, big), numpy_backward.bloom_gelu_backward(d_y, big), "gelu big")
+    logits = x.reshape(-1, width) * 10  # [M, C], C = width classes
+    targets = rng.integers(0, width, size=logits.shape[0])
+    targets[rng.random(targets.size) < 0.3] = -100  # ignored rows: zero gradient, left out of the mean
+    got, want = numba_backward.cross_entropy_with_grad(logits, targets), numpy_backward.cross_entropy_with_grad(
+        logits, targets)
+    assert np.isclose(got[0], want[0], rtol=1e-6, atol=1e-6, equal_nan=True), (got[0], want[0])  # NaN: all ignored
+    assert_close(got[1], want[1], "cross_entropy d_logits")
 
 
 def test_tied_embedding_gradient_is_the_sum_of_both_uses():

@@ -7,6 +7,7 @@ all float32 except the weights, which may be stored in 2 bytes (`minibloom.stora
     layer_norm(x [..., F], weight, bias, eps)         -> [..., F]
     linear(x [..., I], weight [O, I], bias [O]|None)  -> [..., O]
     linear_gelu(x [..., I], weight [O, I], bias [O])  -> bloom_gelu(linear(x, weight, bias))
+    bloom_gelu(x [..., F])                            -> [..., F] (unfused: training keeps both sides)
     linear_tp(x, weight, pretraining_tp)              -> the `slow_but_exact` projection, no bias
     attention_probs(q [B,N,T,D], k [B,N,S,D], alibi [B,N,1,S], mask_bias [B,1,T,S]) -> [B, N, T, S]
     context(probs [B,N,T,S], v [B,N,S,D])             -> [B, N, T, D]
@@ -31,7 +32,7 @@ import numpy as np
 from ..errors import InputError
 
 BACKENDS = ("numpy", "numba")
-OPS = ("embed", "layer_norm", "linear", "linear_gelu", "linear_tp", "attention_probs", "context")
+OPS = ("embed", "layer_norm", "linear", "linear_gelu", "bloom_gelu", "linear_tp", "attention_probs", "context")
 
 
 def get_backend(name: str, checked: bool = True) -> ModuleType | SimpleNamespace:
@@ -138,4 +139,5 @@ def _check_context(probs, v):
 
 CHECKS = {"embed": _check_embed, "layer_norm": _check_layer_norm, "linear": _check_linear,
           "linear_gelu": functools.partial(_check_linear, bias_required=True), "linear_tp": _check_linear_tp,
+          "bloom_gelu": lambda x: _array(x, "x"),
           "attention_probs": _check_attention_probs, "context": _check_context}

@@ -33,7 +33,7 @@ from ..errors import InputError
 from ..storage import BF16, Int8Matrix, to_float32
 from ..threads import numba_threads
 
-__all__ = ["attention_probs", "context", "embed", "layer_norm", "linear", "linear_gelu", "linear_tp"]
+__all__ = ["attention_probs", "bloom_gelu", "context", "embed", "layer_norm", "linear", "linear_gelu", "linear_tp"]
 
 GEMV_MAX_ROWS = 8  # up to this many input rows (decoding), every weight storage is multiplied by `_gemv`
 WIDEN_BLOCK = 2048  # weight rows widened per BLAS call when more input rows come
@@ -319,6 +319,14 @@ def linear_gelu(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarr
     y = _matmul_t(x2, weight)  # [B*T, 4H], no bias yet
     _bias_gelu(y, bias)  # fused: one pass instead of NumPy's seven temporaries
     return y.reshape(*x.shape[:-1], weight.shape[0])
+
+
+def bloom_gelu(x: np.ndarray) -> np.ndarray:
+    """GELU alone, for training's forward, which keeps the pre-GELU values: the fused kernel with a
+    zero bias (v + 0 is v) on a copy."""
+    y = np.array(x, np.float32, copy=True).reshape(-1, x.shape[-1])  # [R, F]
+    _bias_gelu(y, np.zeros(y.shape[1], np.float32))
+    return y.reshape(x.shape)
 
 
 def linear_tp(x: np.ndarray, weight: np.ndarray, pretraining_tp: int) -> np.ndarray:

@@ -10,9 +10,10 @@ from .. import functional
 from ..attention import attention_probs
 from ..storage import gather_rows, to_float32
 
-__all__ = ["attention_probs", "context", "embed", "layer_norm", "linear", "linear_gelu", "linear_tp"]
+__all__ = ["attention_probs", "bloom_gelu", "context", "embed", "layer_norm", "linear", "linear_gelu", "linear_tp"]
 
 layer_norm = functional.layer_norm
+bloom_gelu = functional.bloom_gelu
 
 
 def embed(table: np.ndarray, ids: np.ndarray) -> np.ndarray:

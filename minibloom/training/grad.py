@@ -39,9 +39,12 @@ class GradRecord(Trace):
         return GradRecord(self.store, self.prefix + name + ".")
 
     def record(self, name: str, value: np.ndarray) -> None:
+        if self.wants(name):
+            self.store[self.prefix + name] = value
+
+    def wants(self, name: str) -> bool:
         full = self.prefix + name
-        if full.split(".", 2)[-1] in KEPT if full.startswith("h.") else full in KEPT:
-            self.store[full] = value
+        return full.split(".", 2)[-1] in KEPT if full.startswith("h.") else full in KEPT
 
     def layers(self, n_layer: int) -> list[dict[str, np.ndarray]]:
         """Per-block records: names without `h.{i}.` / the sub-layer prefix, plus `input`."""
@@ -79,7 +82,8 @@ def value_and_grad(model: BloomWithHead, **batch: Any) -> tuple[np.float32, dict
     if "use_cache" in inspect.signature(model.forward).parameters:
         forward_args["use_cache"] = False
     out = model(**forward_args, trace=record)
-    loss, d_hidden, head_grads = model.head_backward(record.store["ln_f"], out, batch)  # [B, T, H]
+    bops = backward_ops(model.backend)
+    loss, d_hidden, head_grads = model.head_backward(record.store["ln_f"], out, batch, bops)  # [B, T, H]
     cfg = model.config
     B, T, _ = d_hidden.shape
     ids = batch.get("input_ids")
@@ -88,7 +92,7 @@ def value_and_grad(model: BloomWithHead, **batch: Any) -> tuple[np.float32, dict
     mask = np.ones((B, T), np.int64) if mask is None else check_attention_mask(mask, B, T)
     heads = check_head_mask(batch.get("head_mask"), cfg.n_layer, cfg.n_head)  # [L, N] or None
     grads = bloom_model_backward(model.transformer, d_hidden, record.layers(cfg.n_layer), record.store["embeddings"],
-                                 ids, mask, heads, backward_ops(model.backend))
+                                 ids, mask, heads, bops)
     for name, g in head_grads.items():  # tied: the LM head's use of word_embeddings adds to the gather's
         grads[name] = grads[name] + g if name in grads else g
     return loss, {name: grads[name] for name in model.params}

@@ -174,10 +174,17 @@ class BloomTokenizer:
         if self.pipeline.add_prefix_space or (self.added_re is not None and self._may_hold_added(text)):
             return self._encode_ids_general(text)
         out: list[int] = []
-        get, encode_piece = self.bpe.cache.get, self.bpe.encode_piece
-        for piece in split_pieces(text):  # compiled scan for long texts
+        pieces = split_pieces(text)  # compiled scan for long texts
+        cache = self.bpe.cache
+        get = cache.get
+        for i, piece in enumerate(pieces):
             ids = get(piece)
-            out += encode_piece(piece) if ids is None else ids
+            if ids is None:  # the first unseen piece: merge every unseen one from here in one call
+                self.bpe.encode_pieces([p for p in pieces[i:] if p not in cache])
+                ids = get(piece)
+                if ids is None:  # emptied again by a full cache: this one alone
+                    ids = self.bpe.encode_piece(piece)
+            out += ids
         return out
 
     def _may_hold_added(self, text: str) -> bool:

@@ -20,6 +20,7 @@ per-piece cache and most of the time skips the merge loop entirely.
 from __future__ import annotations
 
 import heapq
+import itertools
 
 import numba
 import numpy as np
@@ -61,20 +62,46 @@ def bpe_merge(symbols: list[str], ranks: dict[tuple[str, str], int]) -> list[str
     return [s for s in symbols if s is not None]
 
 
+EMPTY = -1  # a free slot of the merge table (keys are >= 0)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _slot(key: int, mask: int) -> int:
+    """Home slot of `key` in a table of mask + 1 slots: Fibonacci hashing (multiply by 2^64 / phi,
+    keep high bits), so consecutive ids spread over the table."""
+    return int((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)) & mask
+
+
 @numba.njit(cache=True, nogil=True)
 def _lookup(pair_keys: np.ndarray, key: int) -> int:
-    """Index of `key` in the sorted `pair_keys`, or -1."""
-    k = np.searchsorted(pair_keys, key)
-    if k < pair_keys.shape[0] and pair_keys[k] == key:
-        return k
-    return -1
+    """Slot of `key` in the open-addressing table `pair_keys` (linear probing), or -1.
+    The table is at most half full, so a probe sequence is short and always meets a free slot."""
+    mask = pair_keys.shape[0] - 1
+    h = _slot(key, mask)
+    while True:
+        k = pair_keys[h]
+        if k == key:
+            return h
+        if k == EMPTY:
+            return -1
+        h = (h + 1) & mask
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_table(keys: np.ndarray, values: np.ndarray, table_keys: np.ndarray, table_values: np.ndarray) -> None:
+    mask = table_keys.shape[0] - 1
+    for i in range(keys.shape[0]):
+        h = _slot(keys[i], mask)
+        while table_keys[h] != EMPTY:
+            h = (h + 1) & mask
+        table_keys[h], table_values[h] = keys[i], values[i]
 
 
 @numba.njit(cache=True, nogil=True)
 def bpe_merge_ids(ids: np.ndarray, pair_keys: np.ndarray, pair_values: np.ndarray, n_ids: int) -> np.ndarray:
-    """`bpe_merge` over integer ids, the same heap-and-linked-list loop. The merge table is two sorted
-    arrays: pair_keys[k] = left * n_ids + right, pair_values[k] = rank << 32 | merged id (binary
-    searches). A heap entry packs (rank, position) into one int64, rank << 32 | position, so
+    """`bpe_merge` over integer ids, the same heap-and-linked-list loop. The merge table is a hash
+    table in two arrays (`BPE.pair_keys`, `BPE.pair_values`): a slot holds the key left * n_ids +
+    right and the value rank << 32 | merged id (one multiply and, mostly, one probe per lookup). A heap entry packs (rank, position) into one int64, rank << 32 | position, so
     integer order is (rank, position) order; pieces are < 4 GB."""
     symbols = ids.copy()
     n = symbols.shape[0]
@@ -112,6 +139,76 @@ def bpe_merge_ids(ids: np.ndarray, pair_keys: np.ndarray, pair_values: np.ndarra
     return symbols[alive]
 
 
+SHORT_PIECE = 32  # bytes: below this the batch merges by rescanning, with no heap and no allocation
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _pair(left: int, right: int, pair_keys: np.ndarray, pair_values: np.ndarray, n_ids: int) -> int:
+    """rank << 32 | merged id of the pair (left, right), or NO_MERGE."""
+    k = _lookup(pair_keys, left * n_ids + right)
+    return pair_values[k] if k >= 0 else NO_MERGE
+
+
+@numba.njit(cache=True, nogil=True)
+def _merge_short(sym: np.ndarray, n: int, pv: np.ndarray, pair_keys: np.ndarray, pair_values: np.ndarray,
+                 n_ids: int) -> int:
+    """The merge loop by rescanning, in place over sym[:n] (n <= SHORT_PIECE); returns the new n.
+
+    pv[i] holds the pair (sym[i], sym[i + 1])'s rank << 32 | merged id, so the smallest pv is
+    the lowest rank, and the first smallest the leftmost: the pair the heap would pop. A merge
+    shifts the tail left by one and looks up only the two pairs it changed: O(n) per merge, which
+    for a short piece costs less than building a heap."""
+    for i in range(n - 1):
+        pv[i] = _pair(sym[i], sym[i + 1], pair_keys, pair_values, n_ids)
+    while n > 1:
+        best = 0
+        for i in range(1, n - 1):
+            if pv[i] < pv[best]:
+                best = i
+        if pv[best] == NO_MERGE:
+            break
+        sym[best] = pv[best] & 0xFFFFFFFF  # sym[best + 1] merges into sym[best]
+        for i in range(best + 1, n - 1):
+            sym[i] = sym[i + 1]
+            pv[i] = pv[i + 1] if i + 1 < n - 1 else NO_MERGE
+        n -= 1
+        if best > 0:
+            pv[best - 1] = _pair(sym[best - 1], sym[best], pair_keys, pair_values, n_ids)
+        if best < n - 1:
+            pv[best] = _pair(sym[best], sym[best + 1], pair_keys, pair_values, n_ids)
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def bpe_merge_batch(ids: np.ndarray, starts: np.ndarray, pair_keys: np.ndarray, pair_values: np.ndarray,
+                    n_ids: int) -> tuple[np.ndarray, np.ndarray]:
+    """`bpe_merge_ids` over many pieces in one call: piece p is ids[starts[p]:starts[p + 1]].
+    Returns (merged ids of every piece, one after another; out_starts [P + 1]) so that piece p's
+    tokens are out[out_starts[p]:out_starts[p + 1]]. One call instead of one per piece: a text's
+    unseen pieces cost the merge loop itself, not a Python-to-Numba call each (~10 us). Short
+    pieces (most of them) merge by rescanning (`_merge_short`), long ones through the heap."""
+    P = starts.shape[0] - 1
+    out = np.empty(ids.shape[0], np.int64)  # merging only shortens: never more ids than bytes
+    out_starts = np.empty(P + 1, np.int64)
+    out_starts[0] = 0
+    sym = np.empty(SHORT_PIECE, np.int64)
+    pv = np.empty(SHORT_PIECE, np.int64)
+    w = 0
+    for p in range(P):
+        lo, n = starts[p], starts[p + 1] - starts[p]
+        if n <= SHORT_PIECE:
+            sym[:n] = ids[lo:lo + n]
+            n = _merge_short(sym, n, pv, pair_keys, pair_values, n_ids)
+            out[w:w + n] = sym[:n]
+        else:
+            merged = bpe_merge_ids(ids[lo:lo + n], pair_keys, pair_values, n_ids)
+            n = merged.shape[0]
+            out[w:w + n] = merged
+        w += n
+        out_starts[p + 1] = w
+    return out[:w], out_starts
+
+
 class BPE:
     """A BPE model: vocab {token: id}, merges [(left, right)] in rank order, and a piece cache.
 
@@ -135,11 +232,15 @@ class BPE:
         self.cache: dict[str, list[int]] = {}
 
     def _merge_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """(pair_keys, pair_values): the merges as an open-addressing hash table of a power-of-two
+        size at least twice their count (see `_lookup`)."""
         table = {self.vocab[a] * self.n_ids + self.vocab[b]: rank << 32 | self.vocab[a + b]
                  for (a, b), rank in self.ranks.items()}
-        keys = np.fromiter(table.keys(), np.int64, len(table))
-        order = np.argsort(keys)
-        return keys[order], np.fromiter(table.values(), np.int64, len(table))[order]
+        size = 1 << max(1, (2 * len(table)).bit_length())  # > 2 x entries: never more than half full
+        pair_keys, pair_values = np.full(size, EMPTY, np.int64), np.zeros(size, np.int64)
+        _fill_table(np.fromiter(table.keys(), np.int64, len(table)),
+                    np.fromiter(table.values(), np.int64, len(table)), pair_keys, pair_values)
+        return pair_keys, pair_values
 
     def byte_symbols(self, piece_bytes: bytes) -> np.ndarray:
         """One id per byte; bytes missing from the vocab become unk (fused if asked) or vanish."""
@@ -172,4 +273,37 @@ class BPE:
                 self.cache.clear()
             self.cache[piece] = ids
         return ids
+
+    def encode_pieces(self, pieces: list[str]) -> None:
+        """Put the ids of every piece of `pieces` in the cache (as `encode_piece` would, each) with
+        one merge-loop call for all: their UTF-8 bytes joined, mapped to byte ids at once, merged by
+        `bpe_merge_batch`. Pieces needing more than that (a lone surrogate, a byte with no vocab
+        entry, a whole-piece vocab hit under ignore_merges) take `encode_piece`'s path."""
+        if len(self.cache) + len(pieces) >= self.CACHE_LIMIT:
+            self.cache.clear()
+        plain, raws = [], []
+        for piece in dict.fromkeys(pieces):  # each distinct piece once
+            try:
+                raw = piece.encode("utf-8")
+            except UnicodeEncodeError:
+                self.encode_piece(piece)  # raises the InputError naming the surrogate
+                continue
+            if self.ignore_merges and self.vocab.get(raw.decode("latin-1").translate(LATIN1_TO_BYTE_LEVEL)) is not None:
+                self.encode_piece(piece)
+                continue
+            plain.append(piece)
+            raws.append(raw)
+        if not plain:
+            return
+        ids = self.byte_ids[np.frombuffer(b"".join(raws), np.uint8)]  # [total bytes]
+        starts = np.fromiter(itertools.accumulate(map(len, raws), initial=0), np.int64, len(raws) + 1)
+        if (ids < 0).any():  # bytes outside the vocab (not byte-level): unk handling, piece by piece
+            for piece in plain:
+                self.encode_piece(piece)
+            return
+        merged, bounds = bpe_merge_batch(ids, starts, self.pair_keys, self.pair_values, self.n_ids)
+        merged, bounds = merged.tolist(), bounds.tolist()
+        cache = self.cache
+        for p, piece in enumerate(plain):
+            cache[piece] = merged[bounds[p]:bounds[p + 1]]
 

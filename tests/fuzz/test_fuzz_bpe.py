@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minibloom.tokenizer.bpe import BPE, bpe_merge, bpe_merge_ids
+from minibloom.tokenizer.bpe import BPE, bpe_merge, bpe_merge_batch, bpe_merge_ids
 from tests.fuzz.fuzz_utils import fuzz_settings
 
 
@@ -60,3 +60,33 @@ def test_a_long_repetitive_piece_merges_like_the_scan():
     bpe = BPE(vocab, merges)
     ids = np.array([vocab[c] for c in text], np.int64)
     assert bpe_merge_ids(ids, bpe.pair_keys, bpe.pair_values, bpe.n_ids).tolist() == [vocab[s] for s in expected]
+
+
+@fuzz_settings
+@given(merge_tables(), st.lists(st.text(alphabet="abc", max_size=80), max_size=12))
+def test_the_batch_kernel_merges_each_piece_like_the_scan(table, texts):
+    """`bpe_merge_batch`: short pieces (<= SHORT_PIECE bytes) by the rescanning loop, long ones by
+    the heap, all in one call; each piece's slice of the output is its scan merge."""
+    vocab, merges = table
+    ranks = {pair: rank for rank, pair in enumerate(merges)}
+    bpe = BPE(vocab, merges)
+    ids = np.array([vocab[c] for c in "".join(texts)], np.int64)
+    starts = np.cumsum([0] + [len(t) for t in texts])
+    merged, bounds = bpe_merge_batch(ids, starts, bpe.pair_keys, bpe.pair_values, bpe.n_ids)
+    got = [merged[bounds[p]:bounds[p + 1]].tolist() for p in range(len(texts))]
+    assert got == [[vocab[s] for s in scan_merge(list(t), ranks)] for t in texts]
+
+
+@fuzz_settings
+@given(merge_tables(), st.lists(st.text(alphabet="abcd\u00e9", max_size=50), max_size=10), st.booleans(),
+       st.booleans())
+def test_encode_pieces_fills_the_cache_as_encode_piece_would(table, pieces, fuse_unk, ignore_merges):
+    """The tokenizer's batch path against its one-piece path: bytes outside the vocab ('d', the two
+    bytes of 'é') with and without an unk token, fused or not, and ignore_merges' whole-piece hits."""
+    vocab, merges = table
+    vocab = {**vocab, "<unk>": len(vocab)}
+    for unk in ("<unk>", None):
+        batch = BPE(vocab, merges, unk, fuse_unk, ignore_merges)
+        batch.encode_pieces(pieces)
+        single = BPE(vocab, merges, unk, fuse_unk, ignore_merges)
+        assert [batch.cache[p] for p in pieces] == [single.encode_piece(p) for p in pieces]

@@ -29,7 +29,7 @@ from .numba_backend import _exp_row
 __all__ = ["bloom_gelu_backward", "cross_entropy_with_grad", "embedding_backward", "layer_norm_backward", "linear_backward",
            "linear_tp_backward", "softmax_backward"]
 
-SERIAL = dict(cache=True, nogil=True)
+SERIAL = dict(cache=True, nogil=True, error_model="numpy")  # as numba_backend: divisions vectorise
 CHUNK = 4096  # elements per vectorised pass of the element-wise kernels (scratch rows on the stack)
 FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}  # as numba_backend: vectorise, keep NaN/inf meaning
 
@@ -83,7 +83,7 @@ def _gelu_backward(d_y, x, d_x):
     sign(u) (1 - 2 / (exp(2|u|) + 1)) and the slope. Within 1e-6 relative of NumPy's tanh;
     exp(2|u|) overflowing to inf gives |tanh| = 1.
     """
-    e = np.empty(CHUNK, np.float32)
+    e = np.zeros(CHUNK, np.float32)
     scratch = np.empty(CHUNK, np.int32)
     for lo in range(0, x.size, CHUNK):
         n = min(CHUNK, x.size - lo)
@@ -91,7 +91,7 @@ def _gelu_backward(d_y, x, d_x):
             v = x[lo + k]
             u = np.float32(0.79788456) * v * (np.float32(1.0) + np.float32(0.044715) * v * v)
             e[k] = np.float32(2.0) * abs(u)
-        _exp_row(e[:n], e[:n], scratch[:n])
+        _exp_row(e, e, scratch)  # whole rows (a slice's layout would not vectorise); the tail is unused
         for k in range(n):
             v = x[lo + k]
             t = np.float32(1.0) - np.float32(2.0) / (e[k] + np.float32(1.0))

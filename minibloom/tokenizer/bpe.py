@@ -279,10 +279,11 @@ class BPE:
         one merge-loop call for all: their UTF-8 bytes joined, mapped to byte ids at once, merged by
         `bpe_merge_batch`. Pieces needing more than that (a lone surrogate, a byte with no vocab
         entry, a whole-piece vocab hit under ignore_merges) take `encode_piece`'s path."""
-        if len(self.cache) + len(pieces) >= self.CACHE_LIMIT:
+        distinct = dict.fromkeys(pieces)  # each piece once
+        if len(self.cache) + len(distinct) >= self.CACHE_LIMIT:
             self.cache.clear()
         plain, raws = [], []
-        for piece in dict.fromkeys(pieces):  # each distinct piece once
+        for piece in distinct:
             try:
                 raw = piece.encode("utf-8")
             except UnicodeEncodeError:

@@ -79,6 +79,18 @@ def test_bad_training_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["train", str(tmp_path / "o"), "--text", str(tmp_path / "missing.txt"), *COMMON]) == 2
 
 
+def test_threads_flag_sets_the_compute_threads(text_file, tmp_path):
+    before = minibloom.get_num_threads()
+    try:
+        assert main(["train", str(tmp_path / "t"), "--text", text_file, "--steps", "1", "--threads", "2",
+                     *COMMON]) == 0
+        assert minibloom.get_num_threads() == 2
+        assert main(["train", str(tmp_path / "u"), "--text", text_file, "--steps", "1", "--threads", "0",
+                     *COMMON]) == 2  # refused by name, one line
+    finally:
+        minibloom.set_num_threads(before)
+
+
 def test_value_and_grad_on_the_embedded_model_gives_every_parameter_a_gradient():
     model = minibloom.BloomForCausalLM.from_pretrained(minibloom.EMBEDDED_CHECKPOINT, storage="float32")
     ids = np.arange(10, 26)[None]

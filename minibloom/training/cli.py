@@ -51,6 +51,9 @@ def add_parser(sub) -> None:
     p.add_argument("--save-every", type=int, default=50)
     p.add_argument("--eval-fraction", type=float, default=0.1, help="share of the data held out")
     p.add_argument("--backend", choices=BACKENDS, default="numba")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="compute threads (default 1, as every command; training is compute-bound, so give "
+                        "it the cores that are idle)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT holds a checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -85,7 +88,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             stream = np.asarray(tokenizer.encode(f.read()), np.int64)
         split = int(stream.size * (1 - args.eval_fraction))
         train, held = stream[:split], stream[split:]
-        model = minibloom.BloomForCausalLM.from_pretrained(args.checkpoint, backend=args.backend, storage="float32")
+        model = minibloom.BloomForCausalLM.from_pretrained(args.checkpoint, backend=args.backend, storage="float32", threads=args.threads)
 
         def next_batch(step: int) -> dict:
             return window_batch(train, args.batch_size, args.seq_len, np.random.default_rng([args.seed, step]))
@@ -99,7 +102,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         num_labels = args.num_labels or infer_num_labels(rows, args.task)
         cls = getattr(minibloom, HEADS[args.task])
         overrides = {} if args.task == "qa" else {"num_labels": num_labels}
-        model = cls.from_pretrained(args.checkpoint, backend=args.backend, storage="float32", seed=args.seed,
+        model = cls.from_pretrained(args.checkpoint, backend=args.backend, storage="float32", threads=args.threads, seed=args.seed,
                                     **overrides)
         pad = model.config.pad_token_id if model.config.pad_token_id is not None else 0
 

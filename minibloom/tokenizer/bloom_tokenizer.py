@@ -26,7 +26,7 @@ from ..atomic import reading, transaction
 from ..errors import InputError, TokenizerFileError
 from ..validation import as_array, check_allocation, check_unicode
 from .bytes_unicode import from_byte_level
-from .pretokenizer import PIECE_RE, split_pieces
+from .pretokenizer import PIECE_RE, SCAN_MIN_CHARS, split_byte_starts, split_pieces
 from .tokenizer_json import Pipeline, config_settings, max_length_setting, parse_pipeline, read_json
 
 SPACE = "Ġ"  # the byte-level stand-in of " "
@@ -169,10 +169,19 @@ class BloomTokenizer:
         return pieces
 
     def encode_ids(self, text: str) -> list[int]:
-        """Token ids of one text: the fast path (no offsets). Most pieces are in the BPE cache, so
-        this is mostly one regex scan and a dict lookup per piece."""
+        """Token ids of one text: the fast path (no offsets). A long text (>= SCAN_MIN_CHARS) goes
+        through compiled code from end to end: the scanner's piece bounds as UTF-8 offsets, then
+        one merge call for all pieces (`BPE.encode_utf8`). A short one is a regex scan and, mostly,
+        a dict lookup per piece (the BPE cache); its unseen pieces merge in one call."""
         if self.pipeline.add_prefix_space or (self.added_re is not None and self._may_hold_added(text)):
             return self._encode_ids_general(text)
+        if len(text) >= SCAN_MIN_CHARS:  # a long text: scan, map and merge it all in compiled code
+            try:
+                ids = self.bpe.encode_utf8(text.encode("utf-8"), split_byte_starts(text))
+            except UnicodeEncodeError:  # a lone surrogate: the piece path below names it
+                ids = None
+            if ids is not None:
+                return ids
         out: list[int] = []
         pieces = split_pieces(text)  # compiled scan for long texts
         cache = self.bpe.cache

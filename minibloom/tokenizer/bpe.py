@@ -179,31 +179,59 @@ def _merge_short(sym: np.ndarray, n: int, pv: np.ndarray, pair_keys: np.ndarray,
     return n
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _same_piece(ids: np.ndarray, a: int, b: int, n: int) -> bool:
+    for k in range(n):
+        if ids[a + k] != ids[b + k]:
+            return False
+    return True
+
+
 @numba.njit(cache=True, nogil=True)
 def bpe_merge_batch(ids: np.ndarray, starts: np.ndarray, pair_keys: np.ndarray, pair_values: np.ndarray,
                     n_ids: int) -> tuple[np.ndarray, np.ndarray]:
     """`bpe_merge_ids` over many pieces in one call: piece p is ids[starts[p]:starts[p + 1]].
     Returns (merged ids of every piece, one after another; out_starts [P + 1]) so that piece p's
-    tokens are out[out_starts[p]:out_starts[p + 1]]. One call instead of one per piece: a text's
-    unseen pieces cost the merge loop itself, not a Python-to-Numba call each (~10 us). Short
-    pieces (most of them) merge by rescanning (`_merge_short`), long ones through the heap."""
+    tokens are out[out_starts[p]:out_starts[p + 1]].
+
+    One call instead of one per piece (a Python-to-Numba call costs ~10 us). Short pieces (most of
+    them) merge by rescanning (`_merge_short`), long ones through the heap. Text repeats its
+    pieces, so a piece met earlier in the same call is copied from where its tokens were written:
+    a direct-mapped table of the last piece seen per hash slot (FNV-1a over its byte ids), checked
+    byte for byte, so a collision only costs a merge.
+    """
     P = starts.shape[0] - 1
     out = np.empty(ids.shape[0], np.int64)  # merging only shortens: never more ids than bytes
     out_starts = np.empty(P + 1, np.int64)
     out_starts[0] = 0
     sym = np.empty(SHORT_PIECE, np.int64)
     pv = np.empty(SHORT_PIECE, np.int64)
+    slots = 1 << 10
+    while slots < 2 * P and slots < (1 << 16):  # <= 512 KB: stays in cache
+        slots <<= 1
+    seen = np.full(slots, -1, np.int64)  # slot -> the piece index last stored there
     w = 0
     for p in range(P):
         lo, n = starts[p], starts[p + 1] - starts[p]
-        if n <= SHORT_PIECE:
+        h = np.uint64(14695981039346656037)
+        for k in range(n):
+            h = (h ^ np.uint64(ids[lo + k])) * np.uint64(1099511628211)
+        slot = int(h & np.uint64(slots - 1))
+        q = seen[slot]
+        if q >= 0 and starts[q + 1] - starts[q] == n and _same_piece(ids, starts[q], lo, n):
+            m = out_starts[q + 1] - out_starts[q]
+            out[w:w + m] = out[out_starts[q]:out_starts[q] + m]
+            n = m
+        elif n <= SHORT_PIECE:
             sym[:n] = ids[lo:lo + n]
             n = _merge_short(sym, n, pv, pair_keys, pair_values, n_ids)
             out[w:w + n] = sym[:n]
+            seen[slot] = p
         else:
             merged = bpe_merge_ids(ids[lo:lo + n], pair_keys, pair_values, n_ids)
             n = merged.shape[0]
             out[w:w + n] = merged
+            seen[slot] = p
         w += n
         out_starts[p + 1] = w
     return out[:w], out_starts
@@ -273,6 +301,18 @@ class BPE:
                 self.cache.clear()
             self.cache[piece] = ids
         return ids
+
+    def encode_utf8(self, raw: bytes, starts: np.ndarray) -> list[int] | None:
+        """Token ids of a whole text given as UTF-8 bytes cut into pieces at `starts` [P + 1]
+        (`pretokenizer.split_byte_starts`): every piece merged in one call, no Python object per
+        piece and no cache (a long text's pieces cost less to merge again than to look up).
+        None when a byte has no vocab entry or ignore_merges is set: use `encode_piece` then."""
+        if self.ignore_merges:
+            return None
+        ids = self.byte_ids[np.frombuffer(raw, np.uint8)]  # [n bytes]
+        if (ids < 0).any():
+            return None
+        return bpe_merge_batch(ids, starts, self.pair_keys, self.pair_values, self.n_ids)[0].tolist()
 
     def encode_pieces(self, pieces: list[str]) -> None:
         """Put the ids of every piece of `pieces` in the cache (as `encode_piece` would, each) with

@@ -90,3 +90,21 @@ def test_encode_pieces_fills_the_cache_as_encode_piece_would(table, pieces, fuse
         batch.encode_pieces(pieces)
         single = BPE(vocab, merges, unk, fuse_unk, ignore_merges)
         assert [batch.cache[p] for p in pieces] == [single.encode_piece(p) for p in pieces]
+
+
+def test_distinct_pieces_sharing_a_hash_slot_are_not_confused():
+    """bpe_merge_batch reuses the tokens of a piece met earlier in the call, found by hash slot:
+    2,187 distinct 7-letter pieces in at most 8,192 slots must collide, and each must still get
+    its own merges (the slot's piece is compared byte for byte)."""
+    import itertools
+
+    vocab = {t: i for i, t in enumerate(["a", "b", "c", "ab", "bc", "abc", "ca", "cab"])}
+    merges = [("a", "b"), ("b", "c"), ("ab", "c"), ("c", "a"), ("c", "ab")]
+    ranks = {pair: rank for rank, pair in enumerate(merges)}
+    bpe = BPE(vocab, merges)
+    texts = ["".join(t) for t in itertools.product("abc", repeat=7)] * 2  # each twice: the second is a reuse
+    ids = np.array([vocab[c] for c in "".join(texts)], np.int64)
+    starts = np.cumsum([0] + [len(t) for t in texts])
+    merged, bounds = bpe_merge_batch(ids, starts, bpe.pair_keys, bpe.pair_values, bpe.n_ids)
+    got = [merged[bounds[p]:bounds[p + 1]].tolist() for p in range(len(texts))]
+    assert got == [[vocab[s] for s in scan_merge(list(t), ranks)] for t in texts]

@@ -206,7 +206,7 @@ def bpe_merge_batch(ids: np.ndarray, starts: np.ndarray, pair_keys: np.ndarray, 
     out_starts[0] = 0
     sym = np.empty(SHORT_PIECE, np.int64)
     pv = np.empty(SHORT_PIECE, np.int64)
-    slots = 1 << 10
+    slots = 16
     while slots < 2 * P and slots < (1 << 16):  # <= 512 KB: stays in cache
         slots <<= 1
     seen = np.full(slots, -1, np.int64)  # slot -> the piece index last stored there
@@ -256,6 +256,7 @@ class BPE:
         self.unk_id = -1 if unk_token is None else vocab[unk_token]
         self.n_ids = max(vocab.values(), default=0) + 1
         self.byte_ids = np.array([vocab.get(BYTE_TO_CHAR[b], -1) for b in range(256)], np.int64)  # [256]
+        self.every_byte = bool((self.byte_ids >= 0).all())  # byte-level vocabs: no byte is ever unknown
         self.pair_keys, self.pair_values = self._merge_table()
         self.cache: dict[str, list[int]] = {}
 
@@ -310,7 +311,7 @@ class BPE:
         if self.ignore_merges:
             return None
         ids = self.byte_ids[np.frombuffer(raw, np.uint8)]  # [n bytes]
-        if (ids < 0).any():
+        if not self.every_byte and (ids < 0).any():
             return None
         return bpe_merge_batch(ids, starts, self.pair_keys, self.pair_values, self.n_ids)[0].tolist()
 
@@ -338,7 +339,7 @@ class BPE:
             return
         ids = self.byte_ids[np.frombuffer(b"".join(raws), np.uint8)]  # [total bytes]
         starts = np.fromiter(itertools.accumulate(map(len, raws), initial=0), np.int64, len(raws) + 1)
-        if (ids < 0).any():  # bytes outside the vocab (not byte-level): unk handling, piece by piece
+        if not self.every_byte and (ids < 0).any():  # bytes outside the vocab: unk handling, piece by piece
             for piece in plain:
                 self.encode_piece(piece)
             return

@@ -94,8 +94,8 @@ def test_encode_pieces_fills_the_cache_as_encode_piece_would(table, pieces, fuse
 
 def test_distinct_pieces_sharing_a_hash_slot_are_not_confused():
     """bpe_merge_batch reuses the tokens of a piece met earlier in the call, found by hash slot:
-    2,187 distinct 7-letter pieces in at most 8,192 slots must collide, and each must still get
-    its own merges (the slot's piece is compared byte for byte)."""
+    2,187 distinct 7-letter pieces (each twice) in 16,384 slots share slots ~140 times (birthday
+    bound), and each must still get its own merges (the slot's piece is compared byte for byte)."""
     import itertools
 
     vocab = {t: i for i, t in enumerate(["a", "b", "c", "ab", "bc", "abc", "ca", "cab"])}

@@ -8,20 +8,58 @@ losses: `heads.py`, `losses.py`. Generation: `cache.py`, `generation.py`, `logit
 
 __version__ = "0.1.0"
 
-from .cache import KVCache
-from .config import BloomConfig
-from .embedded import EMBEDDED_CHECKPOINT
-from .errors import (BackendUnavailableError, CheckpointError, ConfigError, InputError, MinibloomError, SafetensorsFormatError,
-                     TokenizerFileError, WeightsMismatchError)
-from .heads import (BloomForCausalLM, BloomForQuestionAnswering, BloomForSequenceClassification,
-                    BloomForTokenClassification)
-from .generation import GenerationConfig
-from .streamers import TextStreamer
-from .model import BloomModel
-from .threads import get_num_threads, set_num_threads
-from .tokenizer import BloomTokenizer
-from .outputs import (BaseModelOutputWithPast, CausalLMOutputWithCrossAttentions, QuestionAnsweringModelOutput,
-                      SequenceClassifierOutputWithPast, TokenClassifierOutput)
+import importlib
+from typing import TYPE_CHECKING
+
+# Public names -> the module that defines them. Imported on first use (PEP 562), so `import
+# minibloom` costs milliseconds and the `minibloom` command can catch a Ctrl-C while the heavy
+# modules (NumPy, Numba) load; `from minibloom import BloomModel` works as with eager imports.
+_EXPORTS = {
+    "KVCache": "cache", "BloomConfig": "config", "EMBEDDED_CHECKPOINT": "embedded",
+    **dict.fromkeys(("BackendUnavailableError", "CheckpointError", "ConfigError", "InputError", "MinibloomError",
+                     "SafetensorsFormatError", "TokenizerFileError", "WeightsMismatchError"), "errors"),
+    **dict.fromkeys(("BloomForCausalLM", "BloomForQuestionAnswering", "BloomForSequenceClassification",
+                     "BloomForTokenClassification"), "heads"),
+    "GenerationConfig": "generation", "TextStreamer": "streamers", "BloomModel": "model",
+    "get_num_threads": "threads", "set_num_threads": "threads", "BloomTokenizer": "tokenizer",
+    **dict.fromkeys(("BaseModelOutputWithPast", "CausalLMOutputWithCrossAttentions", "QuestionAnsweringModelOutput",
+                     "SequenceClassifierOutputWithPast", "TokenClassifierOutput"), "outputs"),
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        try:  # a submodule: `minibloom.heads` after `import minibloom`, as with eager imports
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise  # the submodule exists but needs something missing: say what
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # the next access is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .cache import KVCache
+    from .config import BloomConfig
+    from .embedded import EMBEDDED_CHECKPOINT
+    from .errors import (BackendUnavailableError, CheckpointError, ConfigError, InputError, MinibloomError,
+                         SafetensorsFormatError, TokenizerFileError, WeightsMismatchError)
+    from .generation import GenerationConfig
+    from .heads import (BloomForCausalLM, BloomForQuestionAnswering, BloomForSequenceClassification,
+                        BloomForTokenClassification)
+    from .model import BloomModel
+    from .outputs import (BaseModelOutputWithPast, CausalLMOutputWithCrossAttentions, QuestionAnsweringModelOutput,
+                          SequenceClassifierOutputWithPast, TokenClassifierOutput)
+    from .streamers import TextStreamer
+    from .threads import get_num_threads, set_num_threads
+    from .tokenizer import BloomTokenizer
 
 __all__ = [
     "BackendUnavailableError", "BaseModelOutputWithPast", "BloomConfig", "BloomTokenizer", "BloomForCausalLM", "BloomForQuestionAnswering",

@@ -82,3 +82,35 @@ def test_a_ctrl_c_dropped_inside_a_c_callback_still_stops_the_command():
     assert proc.returncode == 130 and b"finished" not in proc.stdout
     assert one_line(proc.stderr) == "minibloom: interrupted"
     assert time.monotonic() - start < 15
+
+
+CTRL_C_WHILE_LOADING = """
+import builtins, os, signal, sys
+real_import = builtins.__import__
+
+def import_with_ctrl_c(name, globals=None, locals=None, fromlist=(), level=0):
+    if name == "cli" and level == 1:  # the entry point loading the CLI and, through it, NumPy and Numba
+        os.kill(os.getpid(), signal.SIGINT)
+    return real_import(name, globals, locals, fromlist, level)
+
+builtins.__import__ = import_with_ctrl_c
+from minibloom._entry import run
+sys.exit(run(["tokenize", "x"]))
+"""
+
+
+def test_a_ctrl_c_while_the_command_loads_is_one_line():
+    proc = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_LOADING], capture_output=True, env=ENV, timeout=120)
+    assert proc.returncode == 130
+    assert one_line(proc.stderr) == "minibloom: interrupted"
+
+
+def test_the_package_imports_nothing_heavy():
+    """`import minibloom` stays light (names load on first use), so the entry point above runs
+    before NumPy and Numba load, and `minibloom --help` starts fast."""
+    code = "import sys, minibloom; print(sorted(m for m in ('numpy', 'numba', 'regex') if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, env=ENV, timeout=120, text=True)
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+    code = "import minibloom; from minibloom import BloomModel, InputError; print(minibloom.heads.__name__)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, env=ENV, timeout=120, text=True)
+    assert proc.stdout.strip() == "minibloom.heads", proc.stderr

@@ -114,8 +114,11 @@ def _parse_model(model: Any, fail, limit: int) -> BPE:
         raise fail("model.vocab", "is empty")
     if len(set(vocab.values())) != len(vocab):
         raise fail("model.vocab", "two tokens share an id")
+    listed = model.get("merges", [])
+    if not isinstance(listed, list):
+        raise fail("model.merges", f"expected a list of merges, got {_short(listed)}")
     merges = []
-    for k, m in enumerate(model.get("merges", [])):
+    for k, m in enumerate(listed):
         pair = m.split(" ") if isinstance(m, str) else m
         if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
             raise fail(f"model.merges[{k}]", f"expected 'a b' or ['a', 'b'], got {m!r}")

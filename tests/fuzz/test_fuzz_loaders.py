@@ -7,6 +7,7 @@ import json
 import struct
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -146,6 +147,17 @@ def test_tokenizer_json_survives_mutations(data):
         tok = BloomTokenizer(mutated) if isinstance(mutated, dict) else BloomTokenizer.from_file(__file__)
         ids = tok.encode("Hello, wörld <s> 日本")
         tok.decode(ids)
+
+
+@pytest.mark.parametrize("merges", [None, 5, "a b", {"a": "b"}])
+def test_merges_that_are_not_a_list_are_named(merges):
+    """Found by the long fuzz profile: `"merges": null` escaped as a TypeError."""
+    from minibloom import TokenizerFileError
+
+    mutated = json.loads(json.dumps(SMALL_TOKENIZER))
+    mutated["model"]["merges"] = merges
+    with pytest.raises(TokenizerFileError, match="model.merges"):
+        BloomTokenizer(mutated)
 
 
 @fuzz_settings

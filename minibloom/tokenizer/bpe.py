@@ -13,8 +13,10 @@ merges [("l","l"), ("e","ll"), ("h","ell")]:
 This is exactly what HF tokenizers computes, and the way it computes it: `Word::merge_all` keeps a
 min-heap of candidate pairs ordered by (rank, position), so each merge costs O(log n), not a
 rescan. `bpe_merge` is the readable version over strings; `bpe_merge_ids` is the same loop over
-integer ids, compiled by Numba, which the tokenizer runs on every piece it has not seen before. Pieces repeat a lot in real text, so `BPE` keeps a
-per-piece cache and most of the time skips the merge loop entirely.
+integer ids, compiled by Numba. `bpe_merge_batch` runs it over many pieces in one call (short
+pieces by an allocation-free rescan, `_merge_short`); the tokenizer gives it a long text's pieces
+all at once, or a short text's unseen ones. Pieces repeat a lot in real text, so the batch call
+reuses a piece's tokens within one text, and `BPE` keeps a per-piece cache across short texts.
 """
 
 from __future__ import annotations
@@ -306,7 +308,7 @@ class BPE:
     def encode_utf8(self, raw: bytes, starts: np.ndarray) -> list[int] | None:
         """Token ids of a whole text given as UTF-8 bytes cut into pieces at `starts` [P + 1]
         (`pretokenizer.split_byte_starts`): every piece merged in one call, no Python object per
-        piece and no cache (a long text's pieces cost less to merge again than to look up).
+        piece and no cache (merging a long text's pieces again costs about what looking them up did).
         None when a byte has no vocab entry or ignore_merges is set: use `encode_piece` then."""
         if self.ignore_merges:
             return None

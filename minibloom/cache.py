@@ -24,6 +24,11 @@ from .errors import InputError
 from .validation import check_allocation
 
 
+def _check_size(n_layer: int, shape: tuple[int, int, int, int], why: str) -> None:
+    """Keys and values of `n_layer` layers, float32 [B, N, capacity, D] each, against the memory budget."""
+    check_allocation(2 * n_layer * 4 * math.prod(shape), f"KVCache capacity={shape[2]} ({why})")
+
+
 class KVCache:
     """Per-layer keys and values [B, N, capacity, D]; `length` positions are filled.
 
@@ -37,8 +42,7 @@ class KVCache:
             raise InputError(f"KVCache sizes must be positive, got n_layer={n_layer}, batch={batch}, "
                              f"n_head={n_head}, head_dim={head_dim}, capacity={capacity}")
         shape = (batch, n_head, capacity, head_dim)
-        check_allocation(2 * n_layer * 4 * math.prod(shape), f"KVCache capacity={capacity} (prompt + new tokens; "
-                         f"keys and values of {n_layer} layers [B={batch}, N, S, D])")
+        _check_size(n_layer, shape, f"prompt + new tokens; keys and values of {n_layer} layers [B={batch}, N, S, D]")
         self.keys = [np.zeros(shape, np.float32) for _ in range(n_layer)]  # L x [B, N, S_max, D]
         self.values = [np.zeros(shape, np.float32) for _ in range(n_layer)]  # L x [B, N, S_max, D]
         self.length = 0  # P: how many positions hold real entries
@@ -94,8 +98,7 @@ class KVCache:
 
     def _grow(self, capacity: int) -> None:
         B, N, _, D = self.keys[0].shape
-        check_allocation(2 * len(self.keys) * 4 * B * N * capacity * D,
-                         f"KVCache capacity={capacity} (growing a passed cache for prompt + new tokens)")
+        _check_size(len(self.keys), (B, N, capacity, D), "growing a passed cache for prompt + new tokens")
         pad = ((0, 0), (0, 0), (0, capacity - self.capacity), (0, 0))
         self.keys = [np.pad(k, pad) for k in self.keys]
         self.values = [np.pad(v, pad) for v in self.values]

@@ -73,7 +73,7 @@ MAX_SIZE = 2**31 - 1  # no vocab, width, depth or head count of a real model com
 MAX_LABELS = 2**17  # num_labels builds {id: "LABEL_id"}: refused past this before the table is built
 
 
-def _plain_int(value: Any) -> Any:
+def _plain_scalar(value: Any) -> Any:
     """NumPy scalars become Python ones: integers become ints and booleans bools (they are what they
     say, and JSON must be able to write them). Other values pass unchanged, to be checked."""
     if type(value).__module__ == "numpy":
@@ -125,7 +125,7 @@ class BloomConfig:
             if alias in kwargs:
                 kwargs[name] = kwargs.pop(alias)
         for name, default in BLOOM_DEFAULTS.items():
-            object.__setattr__(self, name, _plain_int(kwargs.pop(name, default)))
+            object.__setattr__(self, name, _plain_scalar(kwargs.pop(name, default)))
         if n_embed is not None:
             self.hidden_size = n_embed
         self.id2label, self.label2id = _labels(kwargs.pop("id2label", None), kwargs.pop("label2id", None),
@@ -147,7 +147,7 @@ class BloomConfig:
     def __setattr__(self, name: str, value: Any) -> None:
         name = ALIASES.get(name, name)
         if name in BLOOM_DEFAULTS and "extra" in self.__dict__:  # constructed: check as the constructor does
-            value = _plain_int(value)
+            value = _plain_scalar(value)
             _check_field(name, value)
         if name in BLOOM_DEFAULTS or name in _OWN_ATTRIBUTES or isinstance(getattr(type(self), name, None), property):
             object.__setattr__(self, name, value)

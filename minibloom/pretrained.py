@@ -153,15 +153,24 @@ class PreTrainedBloom:
         if dtype == "int8":
             if max_shard_size is not None:
                 raise InputError("max_shard_size: an int8 checkpoint is one file (int8_io); pass None")
-            return self._save_int8(directory)
+            base = bloom_param_shapes(self.config)  # the int8 codes and row absmax as held (bit-exact reload)
+            prefix = BASE_PREFIX if self.save_prefix else ""
+            state = {(prefix + k if k in base else k): v for k, v in self.params.items()}
+            return self._save(directory, lambda txn: save_int8(state, txn))
         if dtype not in SAVE_DTYPES:
             raise InputError(f"dtype must be one of {SAVE_DTYPES}, got {dtype!r}")
         if max_shard_size is not None:
             parse_size(max_shard_size)  # a bad size is refused before anything is written
+        self._save(directory, lambda txn: save_state_dict(self.state_dict(), directory, dtype=dtype,
+                                                          max_shard_size=max_shard_size, txn=txn))
+
+    def _save(self, directory: str | os.PathLike, write_weights) -> None:
+        """One transaction: the weight files (`write_weights(txn)`), config.json and the class's extra
+        files switch together (atomic.py)."""
         config = copy.deepcopy(self.config)
         config.architectures = [type(self).__name__]
-        with transaction(directory) as txn:  # weights and config.json switch together (atomic.py)
-            save_state_dict(self.state_dict(), directory, dtype=dtype, max_shard_size=max_shard_size, txn=txn)
+        with transaction(directory) as txn:
+            write_weights(txn)
             txn.write_bytes(CONFIG_NAME, config.to_json_string().encode("utf-8"))
             for name, data in self._extra_files().items():
                 txn.write_bytes(name, data)
@@ -169,18 +178,6 @@ class PreTrainedBloom:
     def _extra_files(self) -> dict[str, bytes]:
         """Files a class saves beside config.json and the weights, in the same transaction."""
         return {}
-
-    def _save_int8(self, directory: str | os.PathLike) -> None:
-        """save_pretrained(dtype="int8"): the int8 codes and row absmax as held (bit-exact reload)."""
-        base = bloom_param_shapes(self.config)
-        prefix = BASE_PREFIX if self.save_prefix else ""
-        config = copy.deepcopy(self.config)
-        config.architectures = [type(self).__name__]
-        with transaction(directory) as txn:  # as save_pretrained: all files switch together
-            save_int8({(prefix + k if k in base else k): v for k, v in self.params.items()}, txn)
-            txn.write_bytes(CONFIG_NAME, config.to_json_string().encode("utf-8"))
-            for name, data in self._extra_files().items():
-                txn.write_bytes(name, data)
 
     # ----------------------------------------------------- transformers' PreTrainedModel helpers
 

@@ -398,7 +398,7 @@ def _gather(table, ids, out):
 
 def embed(table: np.ndarray, ids: np.ndarray) -> np.ndarray:
     flat = np.ascontiguousarray(ids, np.int64).reshape(-1)
-    raw = _codes(table) if table.dtype != BF16 else table.view(np.uint16)
+    raw = _codes(table)  # the stored bits: float32, uint16 (bfloat16), int16 (float16) or int8 codes
     rows = np.empty((flat.size, table.shape[1]), raw.dtype)
     bad = _gather(raw, flat, rows)
     if bad >= 0:

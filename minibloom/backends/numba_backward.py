@@ -23,14 +23,14 @@ import numba
 import numpy as np
 
 from ..functional import linear_backward, linear_tp_backward
-from ..losses import counted_targets
+from ..losses import IGNORE_INDEX, counted_targets
 from .numba_backend import _exp_row
 
 __all__ = ["bloom_gelu_backward", "cross_entropy_with_grad", "embedding_backward", "layer_norm_backward", "linear_backward",
            "linear_tp_backward", "softmax_backward"]
 
 SERIAL = dict(cache=True, nogil=True, error_model="numpy")  # as numba_backend: divisions vectorise
-CHUNK = 4096  # elements per vectorised pass of the element-wise kernels (scratch rows on the stack)
+CHUNK = 4096  # elements per vectorised pass of the element-wise kernels (two small scratch rows)
 FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}  # as numba_backend: vectorise, keep NaN/inf meaning
 
 
@@ -179,7 +179,7 @@ def _cross_entropy_rows(x, targets, ignore_index, inv_n, d_x):
     return loss
 
 
-def cross_entropy_with_grad(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -100,
+def cross_entropy_with_grad(logits: np.ndarray, targets: np.ndarray, ignore_index: int = IGNORE_INDEX,
                             name: str = "labels") -> tuple[np.float32, np.ndarray]:
     M, C = logits.shape
     targets, counted = counted_targets(targets, M, C, ignore_index, name)

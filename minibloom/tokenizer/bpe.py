@@ -310,12 +310,16 @@ class BPE:
         (`pretokenizer.split_byte_starts`): every piece merged in one call, no Python object per
         piece and no cache (merging a long text's pieces again costs about what looking them up did).
         None when a byte has no vocab entry or ignore_merges is set: use `encode_piece` then."""
-        if self.ignore_merges:
-            return None
+        merged = None if self.ignore_merges else self._merge_bytes(raw, starts)
+        return None if merged is None else merged[0].tolist()
+
+    def _merge_bytes(self, raw: bytes, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """`bpe_merge_batch` over the pieces cut from `raw` at `starts`: (merged ids, per-piece
+        bounds), or None when a byte has no vocab entry (unk handling is `encode_piece`'s)."""
         ids = self.byte_ids[np.frombuffer(raw, np.uint8)]  # [n bytes]
         if not self.every_byte and (ids < 0).any():
             return None
-        return bpe_merge_batch(ids, starts, self.pair_keys, self.pair_values, self.n_ids)[0].tolist()
+        return bpe_merge_batch(ids, starts, self.pair_keys, self.pair_values, self.n_ids)
 
     def encode_pieces(self, pieces: list[str]) -> None:
         """Put the ids of every piece of `pieces` in the cache (as `encode_piece` would, each) with
@@ -339,14 +343,13 @@ class BPE:
             raws.append(raw)
         if not plain:
             return
-        ids = self.byte_ids[np.frombuffer(b"".join(raws), np.uint8)]  # [total bytes]
         starts = np.fromiter(itertools.accumulate(map(len, raws), initial=0), np.int64, len(raws) + 1)
-        if not self.every_byte and (ids < 0).any():  # bytes outside the vocab: unk handling, piece by piece
+        batch = self._merge_bytes(b"".join(raws), starts)
+        if batch is None:  # bytes outside the vocab: unk handling, piece by piece
             for piece in plain:
                 self.encode_piece(piece)
             return
-        merged, bounds = bpe_merge_batch(ids, starts, self.pair_keys, self.pair_values, self.n_ids)
-        merged, bounds = merged.tolist(), bounds.tolist()
+        merged, bounds = batch[0].tolist(), batch[1].tolist()
         cache = self.cache
         for p, piece in enumerate(plain):
             cache[piece] = merged[bounds[p]:bounds[p + 1]]

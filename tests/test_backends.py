@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from minibloom import BloomForCausalLM, BloomConfig, InputError
 from minibloom.alibi import alibi_bias
-from minibloom.backends import get_backend, numba_backend, numpy_backend
+from minibloom.backends import BACKENDS, get_backend, numba_backend, numpy_backend
 from minibloom.masking import causal_padding_bias
-from minibloom.storage import BF16, Int8Matrix, from_float32, to_float32
+from minibloom.storage import BF16, Int8Matrix, from_float32, quantize_int8, to_float32
 from tests.conftest import assert_close
 
 STORAGES = [np.dtype(np.float32), np.dtype(np.float16), BF16, np.dtype(np.int8)]
@@ -142,6 +142,24 @@ def test_compact_storage_equals_float32_on_the_rounded_weights(backend, storage)
     ids = np.array([[1, 5, 9, 2], [3, 3, 8, 30]])
     assert_close(compact(ids).logits, wide(ids).logits, f"{backend} {storage}", atol=1e-5)
     np.testing.assert_array_equal(compact.generate(ids[:1], max_new_tokens=6), wide.generate(ids[:1], max_new_tokens=6))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_checked_ops_take_every_weight_storage(backend):
+    """The checked ops accept what a model stores, int8 included, and compute what the raw ops do."""
+    ops, raw = get_backend(backend), get_backend(backend, checked=False)
+    rng = np.random.default_rng(0)
+    x, bias = rng.standard_normal((2, 3, 6), dtype=np.float32), rng.standard_normal(5, dtype=np.float32)
+    for storage in STORAGES:
+        weight = from_float32(rng.standard_normal((5, 6), dtype=np.float32), storage)
+        np.testing.assert_array_equal(ops.linear(x, weight, bias), raw.linear(x, weight, bias), err_msg=storage)
+        np.testing.assert_array_equal(ops.linear_gelu(x, weight, bias), raw.linear_gelu(x, weight, bias))
+        np.testing.assert_array_equal(ops.embed(weight, np.array([[4, 0]])), raw.embed(weight, np.array([[4, 0]])))
+    codes = quantize_int8(np.ones((5, 6), np.float32))
+    with pytest.raises(InputError, match="bare int8 codes"):
+        ops.linear(x, np.asarray(codes).view(np.ndarray), bias)
+    with pytest.raises(InputError, match="slice of an int8 matrix"):
+        ops.linear(x, codes[:4], bias[:4])
 
 
 def test_unknown_backend_and_storage_are_refused():

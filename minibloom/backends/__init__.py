@@ -78,9 +78,18 @@ def _array(value, name: str, ndim: int | None = None, kinds: str = "f") -> np.nd
 
 
 def _weight(value, name: str, ndim: int) -> np.ndarray:
-    """A weight matrix as a model stores it: float32, float16 or bfloat16 (`storage.STORAGE_DTYPES`)."""
-    from ..storage import STORAGE_DTYPES
+    """A weight matrix as a model stores it (`storage.STORAGE_DTYPES`): float32, float16, bfloat16, or
+    int8 codes as an `Int8Matrix`, which carries the per-row scales a bare int8 array lacks."""
+    from ..storage import STORAGE_DTYPES, Int8Matrix
 
+    if isinstance(value, Int8Matrix):
+        _array(value, name, ndim, "i")
+        if value.absmax is None:
+            raise InputError(f"{name} is a slice of an int8 matrix, which has no row scales; pass the whole matrix")
+        return value
+    if isinstance(value, np.ndarray) and value.dtype == np.int8:
+        raise InputError(f"{name} holds bare int8 codes; int8 weights come as storage.Int8Matrix (codes with "
+                         "their per-row absmax: storage.quantize_int8)")
     _array(value, name, ndim)
     if value.dtype not in STORAGE_DTYPES.values():
         raise InputError(f"{name} must be stored as one of {sorted(STORAGE_DTYPES)}, got dtype {value.dtype}")

@@ -106,7 +106,7 @@ def kernels(args) -> None:
         matrix = from_float32(head, dtype)
         layers = [from_float32(rng.standard_normal(shape, dtype=np.float32) * 0.02, dtype) for shape in layer_shapes]
         layer_bytes = sum(weight_bytes(w) for w in layers)
-        for batch in (1, 4, 8):
+        for batch in args.batches:
             x = rng.standard_normal((batch, 1024), dtype=np.float32)
             t, gbs, ratio = ratio_to_floor(lambda: numba_backend.gemv(x, matrix), weight_bytes(matrix), probe)
             xs = {w.shape[1]: rng.standard_normal((batch, w.shape[1]), dtype=np.float32) for w in layers}
@@ -202,6 +202,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="minibloom's threads (default: its default)")
     parser.add_argument("--kernels", action="store_true", help="only the decode kernels against their floor")
     parser.add_argument("--storages", nargs="+", default=["float32", "bfloat16", "float16", "int8"])
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 4, 8], help="--kernels: input rows")
     parser.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:

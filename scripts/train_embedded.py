@@ -15,7 +15,7 @@ Steps: (1) the shipped tokenizer (a BLOOM-format byte-level BPE, vocab 4096, lea
 own trainer: `--retrain-tokenizer` learns it again); (2) a BloomForCausalLM (hidden 256, 8 heads,
 4 layers, ALiBi, tied embeddings) initialised as transformers does and trained by minibloom on the
 CPU with the hyper-parameters of the earlier PyTorch run: AdamW (lr 2e-3, betas 0.9/0.95, weight
-decay 0.1), 200 warm-up steps, a cosine over the time budget down to 0.1 lr, gradients clipped to
+decay 0.1), 200 warm-up steps, a cosine over the time budget (or `--steps`) down to 0.1 lr, gradients clipped to
 norm 1, 32 windows of 128 tokens per step; (3) the held-out perplexity of the float16 model. The
 new checkpoint replaces the shipped one only if its perplexity is at least as good as the
 recorded one; metadata.json then records the run.
@@ -85,6 +85,8 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=4096)
     parser.add_argument("--cache-dir", default=os.path.join(tempfile.gettempdir(), "minibloom-shakespeare"))
     args = parser.parse_args()
+    if args.steps is not None and args.steps < 1:
+        parser.error(f"--steps must be at least 1, got {args.steps}")
     run_start = time.time()
 
     from minibloom import BloomConfig, BloomForCausalLM, BloomTokenizer

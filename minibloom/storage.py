@@ -17,7 +17,9 @@ tensor, not the whole float32 checkpoint plus temporaries.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
+import sys
 
 import numpy as np
 
@@ -27,6 +29,8 @@ BF16 = np.dtype([("bfloat16", "<u2")])
 STORAGE_DTYPES = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16), "bfloat16": BF16,
                   "int8": np.dtype(np.int8)}
 STORAGES = ("auto", *STORAGE_DTYPES)
+# Linux >= 5.4 (asm-generic/mman-common.h); Python 3.11 does not export the name
+_MADV_PAGEOUT = getattr(mmap, "MADV_PAGEOUT", 21 if sys.platform.startswith("linux") else None)
 CONVERT_BLOCK = 1 << 16  # elements converted at a time: ~2 MB of temporaries, whatever the tensor
 
 
@@ -179,13 +183,21 @@ def _convert_int8(array: np.ndarray) -> Int8Matrix:
 
 
 def release_pages(array: np.ndarray) -> None:
-    """Drop the resident pages of a memory-mapped array just converted (they are re-read from the
-    file if touched again); nothing for ordinary arrays. subtle: checkpoints map copy-on-write
-    (mode "c", so weights can be trained in place); dropping a page there also drops a change made
-    to it, which is why this runs only on a source whose converted copy is what is kept."""
+    """Let the kernel reclaim the resident pages of a memory-mapped array just converted (they are
+    re-read from the file if touched again); nothing for ordinary arrays.
+
+    subtle: checkpoints map copy-on-write (mode "c", so weights can be trained in place), and the
+    source may be another model's parameters. MADV_DONTNEED would drop a page changed in place and
+    silently revert it to the file's bytes, so on such a map only MADV_PAGEOUT is used: it reclaims
+    clean pages and keeps (or swaps out) changed ones. Read-only maps (mode "r") cannot hold a
+    change, so DONTNEED is safe there. Where the kernel has neither, the pages simply stay."""
     base = array
     while base is not None and not isinstance(base, np.memmap):
         base = base.base
     handle = getattr(base, "_mmap", None)
-    if handle is not None and base.mode in ("r", "c") and hasattr(handle, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-        handle.madvise(mmap.MADV_DONTNEED)
+    if handle is None or not hasattr(handle, "madvise"):
+        return
+    advice = getattr(mmap, "MADV_DONTNEED", None) if base.mode == "r" else _MADV_PAGEOUT if base.mode == "c" else None
+    if advice is not None:
+        with contextlib.suppress(OSError):  # EINVAL on kernels before 5.4: keep the pages
+            handle.madvise(advice)

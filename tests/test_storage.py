@@ -76,3 +76,33 @@ def test_block_by_block_conversion_equals_the_whole_array_conversion(monkeypatch
     np.testing.assert_array_equal(got.view(np.uint8), np.ascontiguousarray(expected).view(np.uint8))
     if dtype == BF16:
         np.testing.assert_array_equal(got.view(np.uint16), bfloat16_bits(x))
+
+
+def _file_digest(directory) -> dict[str, str]:
+    import hashlib
+    from pathlib import Path
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(directory).iterdir()) if p.is_file()}
+
+
+@pytest.mark.parametrize("source_dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("storage", ["float32", "float16", "bfloat16", "int8"])
+def test_a_derived_model_leaves_its_source_arrays_and_file_as_they_were(float32_checkpoint, tmp_path,
+                                                                         source_dtype, storage):
+    """Building a model from another's (trained, memory-mapped) parameters in any storage changes
+    neither the source's arrays nor its checkpoint file. Converting used to drop the source's pages
+    with MADV_DONTNEED, which on a copy-on-write map silently reverted trained weights to the file's."""
+    directory = float32_checkpoint
+    if source_dtype != "float32":
+        directory = tmp_path / "src"
+        BloomForCausalLM.from_pretrained(float32_checkpoint).save_pretrained(directory, dtype=source_dtype)
+    files = _file_digest(directory)
+    lm = BloomForCausalLM.from_pretrained(directory)
+    for name, value in lm.params.items():  # "train" in place, on the copy-on-write map
+        if value.ndim == 2:
+            value.view(np.uint8)[::3] ^= 1  # flip a low bit in every third row
+    trained = {name: np.array(value, copy=True) for name, value in lm.params.items()}
+    derived = BloomForCausalLM(lm.config, lm.params, storage=storage)
+    derived(np.array([[1, 2, 3]]))  # and using it
+    for name, value in lm.params.items():
+        np.testing.assert_array_equal(np.asarray(value).view(np.uint8), trained[name].view(np.uint8), err_msg=name)
+    assert _file_digest(directory) == files

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from contextlib import nullcontext
 
@@ -19,6 +20,9 @@ from tests.hub_utils import make_hub_cache
 huggingface_hub = pytest.importorskip("huggingface_hub", reason="hub names need the `hub` extra")
 
 REPO = "bigscience-test/tiny-bloom"
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+TOKENIZER_DIR = os.path.join(DATA, "tokenizer")
+TRANSFORMERS_SAVED = os.path.join(DATA, "transformers-saved")  # tests/reference/test_live_artifacts.py writes it
 
 
 @pytest.fixture
@@ -150,3 +154,18 @@ def test_any_name_resolves_or_is_a_checkpoint_error(tmp_path, monkeypatch, name)
         assert hub.resolve(name) == name  # a path (possibly missing): the caller's "not found" names it
     except CheckpointError as e:
         assert repr(name) in str(e)
+
+
+def test_a_tokenizer_transformers_saved_loads_from_the_hub_cache(tmp_path, monkeypatch):
+    """tests/data/transformers-saved holds what BloomTokenizerFast.save_pretrained writes beside
+    tokenizer.json (model_max_length: its 31-digit VERY_LARGE_INTEGER, "no limit")."""
+    saved = tmp_path / "saved"
+    shutil.copytree(TRANSFORMERS_SAVED, saved)
+    shutil.copy(os.path.join(TOKENIZER_DIR, "tokenizer.json"), saved)
+    make_hub_cache(str(tmp_path / "cache"), REPO, str(saved))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tok = BloomTokenizer.from_pretrained(REPO)
+    assert tok.model_max_length is None and tok.padding_side == "left"
+    text = "ROMEO.\nBut soft, what light through yonder window breaks? " * 40
+    assert tok(text, truncation=True)["input_ids"] == BloomTokenizer.from_pretrained(TOKENIZER_DIR).encode(text)

@@ -92,7 +92,9 @@ def _check_pre_tokenizer(pre: Any, fail) -> bool:
 
 def _id_limit(data: dict[str, Any]) -> int:
     """Ids are bounded by what the file holds: 4x its number of tokens, plus 1024 (ids may have
-    holes, but an added token with id 2**40 must not ask for a table of 2**40 entries)."""
+    holes, but an added token with id 2**40 must not ask for a table of 2**40 entries). The largest
+    real id is one less than the number of tokens: HF tokenizers numbers BLOOM's 250,680 tokens
+    densely, and transformers gives each added token the next free id."""
     model, added = data.get("model"), data.get("added_tokens")
     vocab = model.get("vocab") if isinstance(model, dict) else None
     return 4 * ((len(vocab) if isinstance(vocab, dict) else 0) + (len(added) if isinstance(added, list) else 0)) + 1024

@@ -153,3 +153,16 @@ def test_config_limits_admit_bloom_176b_and_large_label_sets():
 def test_a_file_name_holding_a_nul_is_a_typed_error():
     with pytest.raises(CheckpointError, match="NUL"):
         safe_read.read_json("config\0.json")
+
+
+def test_the_padding_and_truncation_state_transformers_saves_in_tokenizer_json_is_read():
+    """After a call with padding="max_length", truncation=True, max_length=8, transformers saves the
+    backend's state into tokenizer.json (these objects, verbatim); its own calls reset it, so no id changes."""
+    data = {**SMALL_TOKENIZER,
+            "truncation": {"direction": "Right", "max_length": 8, "strategy": "LongestFirst", "stride": 0},
+            "padding": {"strategy": {"Fixed": 8}, "direction": "Left", "pad_to_multiple_of": None, "pad_id": 3,
+                        "pad_type_id": 0, "pad_token": "<pad>"}}
+    text = "a b c d e f g h i j k l m n o p"
+    assert BloomTokenizer(data).encode(text) == BloomTokenizer(SMALL_TOKENIZER).encode(text)
+    with pytest.raises(MinibloomError, match="truncation"):
+        BloomTokenizer({**SMALL_TOKENIZER, "truncation": 8})

@@ -69,8 +69,12 @@ _BOOLS = ("use_cache", "apply_residual_connection_post_layernorm", "slow_but_exa
 _PROBABILITIES = ("hidden_dropout", "attention_dropout")
 _TOKEN_IDS = ("bos_token_id", "eos_token_id", "pad_token_id")
 _OWN_ATTRIBUTES = ("id2label", "label2id", "extra")
-MAX_SIZE = 2**31 - 1  # no vocab, width, depth or head count of a real model comes near
-MAX_LABELS = 2**17  # num_labels builds {id: "LABEL_id"}: refused past this before the table is built
+# The largest real sizes: BLOOM-176B's vocab_size 250,880, hidden_size 14,336, n_layer 70, n_head 112,
+# pretraining_tp 4. A size past 2**31 - 1 would not index a NumPy array on every platform anyway.
+MAX_SIZE = 2**31 - 1
+# num_labels builds {id: "LABEL_id"}: refused past this before the table is built. The largest real
+# label sets are tens of thousands (ImageNet-21k's 21,843 classes); 2**17 labels make a 6.8 MB config.json.
+MAX_LABELS = 2**17
 
 
 def _plain_scalar(value: Any) -> Any:

@@ -57,10 +57,15 @@ def resolve(name_or_path: str | os.PathLike, patterns: tuple[str, ...] = MODEL_F
         return path
     try:
         import huggingface_hub
-        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+        from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+        from huggingface_hub.utils import validate_repo_id
     except ImportError:
         raise CheckpointError(f"{path!r} is not a local directory; to load it by its hub name, install "
                               f"huggingface_hub: {INSTALL_HINT}") from None
+    try:  # the hub's own rules ('-a', 'a.git', 97 characters pass the test above), before any call
+        validate_repo_id(path)
+    except HFValidationError as e:
+        raise CheckpointError(f"{path!r} is not a local directory, and not a valid hub repo id: {e}") from None
     options = dict(repo_id=path, revision=revision, allow_patterns=list(patterns),
                    cache_dir=os.environ.get("HF_HUB_CACHE") or None)
     try:  # the cache first: no network call when the snapshot is already here

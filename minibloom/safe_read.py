@@ -8,8 +8,11 @@ Every file minibloom reads goes through `open_regular` (or `read_json`, built on
 - the size is known before a byte is read, and capped per kind of file;
 - JSON (`loads`) is refused past a nesting depth (`MAX_JSON_DEPTH`; a nesting bomb would otherwise
   be a RecursionError here or in any code that walks the document later) and integers longer than
-  `MAX_INT_DIGITS` digits (no size or id needs more; Python's own 4300-digit guard is a bare
-  ValueError).
+  `MAX_INT_DIGITS` digits (Python's own 4300-digit guard is a bare ValueError, and converting
+  integers of thousands of digits, to read them or to print them in a message, is quadratic).
+
+Each limit admits every file the reference stack writes (tests/reference/test_live_artifacts.py
+reads them all): its comment names the largest real value and where it comes from.
 
 Failures are raised as the caller's typed error (CheckpointError, TokenizerFileError) naming the file.
 """
@@ -24,10 +27,20 @@ from typing import Any, BinaryIO
 
 from .errors import CheckpointError
 
-MAX_JSON_BYTES = 64 * 2**20  # config.json, shard indexes, tokenizer_config.json
-MAX_TOKENIZER_BYTES = 1024 * 2**20  # tokenizer.json (BLOOM's is 14.5 MB)
-MAX_JSON_DEPTH = 64  # BLOOM's files nest 5 deep
-MAX_INT_DIGITS = 30  # 2**64 has 20 digits
+# config.json, shard indexes, tokenizer_config.json, generation_config.json. The largest real ones: a
+# config.json with config.MAX_LABELS labels (id2label and label2id) is 6.8 MB; BLOOM-176B's shard
+# index, 845 names, about 80 KB.
+MAX_JSON_BYTES = 64 * 2**20
+# tokenizer.json. The largest real one: BLOOM's own, 250,680 tokens and their merges, is 14.5 MB.
+MAX_TOKENIZER_BYTES = 1024 * 2**20
+# The deepest real file: tokenizer.json, 5 levels (pre_tokenizer.pretokenizers[0].pattern.Regex);
+# generation_config.json's sequence_bias 4; everything else transformers writes for BLOOM 3 or less.
+MAX_JSON_DEPTH = 64
+# The longest real integer: transformers' VERY_LARGE_INTEGER = int(1e30), 31 digits, which
+# tokenizer_config.json holds as model_max_length whenever the tokenizer has no limit (BLOOM's has
+# none); sizes, ids and offsets are at most 2**64 (20 digits). 100 digits admit any 256-bit value
+# (78), and int() reads them in linear time (~0.2 us each: a 64 MB file of them takes 0.1 s).
+MAX_INT_DIGITS = 100
 
 
 def open_regular(path: str | os.PathLike, error: type[Exception] = CheckpointError,
@@ -38,6 +51,8 @@ def open_regular(path: str | os.PathLike, error: type[Exception] = CheckpointErr
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         raise error(f"{path} not found: no such file") from None
+    except ValueError:  # os.open's refusal of an embedded NUL
+        raise error(f"{path!r}: a file name cannot hold a NUL byte") from None
     except OSError as e:
         raise error(f"cannot open {path}: {e.strerror or e}") from None
     try:

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from contextlib import nullcontext
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from minibloom import (EMBEDDED_CHECKPOINT, BloomConfig, BloomForCausalLM, BloomForSequenceClassification,
-                       BloomModel, BloomTokenizer, CheckpointError)
+                       BloomModel, BloomTokenizer, CheckpointError, GenerationConfig)
 from minibloom import hub
 from tests.hub_utils import make_hub_cache
 
 huggingface_hub = pytest.importorskip("huggingface_hub", reason="hub names need the `hub` extra")
 
 REPO = "bigscience-test/tiny-bloom"
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+TOKENIZER_DIR = os.path.join(DATA, "tokenizer")
+TRANSFORMERS_SAVED = os.path.join(DATA, "transformers-saved")  # tests/reference/test_live_artifacts.py writes it
 
 
 @pytest.fixture
@@ -114,3 +120,52 @@ def test_a_snapshot_missing_the_weights_is_downloaded_when_online(tmp_path, monk
     assert [c.get("local_files_only", False) for c in calls] == [True, False]
     assert calls[1]["allow_patterns"] == list(hub.MODEL_FILES) and calls[1]["cache_dir"] == str(tmp_path / "cache")
     assert hub.resolve(REPO, hub.CONFIG_FILES) != EMBEDDED_CHECKPOINT  # config.json alone: the cache suffices
+
+
+REJECTED_BY_THE_HUB = ["-a", "a-", "a.git", "org/a.git", "a-/b", "org/-x", "a/.b", "a/b.", "a" * 97, "o/" + "a" * 97]
+
+
+@pytest.mark.parametrize("name", REJECTED_BY_THE_HUB)
+@pytest.mark.parametrize("load", [BloomModel.from_pretrained, BloomTokenizer.from_pretrained,
+                                  BloomConfig.from_pretrained, GenerationConfig.from_pretrained],
+                         ids=["model", "tokenizer", "config", "generation_config"])
+def test_names_huggingface_hub_rejects_are_a_checkpoint_error_naming_them(tmp_path, monkeypatch, name, load):
+    """Names that look like repo ids but break the hub's rules (96 characters, no leading or trailing
+    '-' or '.', no '.git' ending): huggingface_hub's HFValidationError became one CheckpointError."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    with pytest.raises(HFValidationError):
+        validate_repo_id(name)  # the hub refuses it: the case is real
+    monkeypatch.chdir(tmp_path)  # no such local directory
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CheckpointError, match="not a valid hub repo id") as info:
+        load(name)
+    assert repr(name) in str(info.value) and "\n" not in str(info.value)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet="ab-_./é0", max_size=100))
+def test_any_name_resolves_or_is_a_checkpoint_error(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    try:
+        assert hub.resolve(name) == name  # a path (possibly missing): the caller's "not found" names it
+    except CheckpointError as e:
+        assert repr(name) in str(e)
+
+
+def test_a_tokenizer_transformers_saved_loads_from_the_hub_cache(tmp_path, monkeypatch):
+    """tests/data/transformers-saved holds what BloomTokenizerFast.save_pretrained writes beside
+    tokenizer.json (model_max_length: its 31-digit VERY_LARGE_INTEGER, "no limit")."""
+    saved = tmp_path / "saved"
+    shutil.copytree(TRANSFORMERS_SAVED, saved)
+    shutil.copy(os.path.join(TOKENIZER_DIR, "tokenizer.json"), saved)
+    make_hub_cache(str(tmp_path / "cache"), REPO, str(saved))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tok = BloomTokenizer.from_pretrained(REPO)
+    assert tok.model_max_length is None and tok.padding_side == "left"
+    text = "ROMEO.\nBut soft, what light through yonder window breaks? " * 40
+    assert tok(text, truncation=True)["input_ids"] == BloomTokenizer.from_pretrained(TOKENIZER_DIR).encode(text)

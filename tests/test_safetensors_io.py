@@ -126,3 +126,19 @@ def test_a_save_that_fails_mid_write_leaves_the_old_file_intact(tmp_path, monkey
 def test_unwritable_destination_is_a_checkpoint_error(tmp_path):
     with pytest.raises(CheckpointError, match="cannot write"):
         save_file({"a": np.ones(2, np.float32)}, tmp_path / "missing_dir" / "a.safetensors")
+
+
+@pytest.mark.parametrize("metadata", [None, {}, {"format": "pt"}, [], [["a", "b"]], 0, 0.0, 1, False, True, "", "pt",
+                                      {"a": None}, {"a": 1}])
+def test_metadata_is_accepted_exactly_when_the_safetensors_package_accepts_it(tmp_path, metadata):
+    """`__metadata__` is an optional map of strings: null (serde's None) and objects of strings are
+    read, anything else is refused, falsy values ([], 0, false, "") included."""
+    path = write_raw(tmp_path / "m.safetensors",
+                     {"__metadata__": metadata, "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4)
+    try:
+        safetensors_numpy.load_file(path)
+    except Exception:  # noqa: BLE001 -- any refusal is the package's "reject"
+        with pytest.raises(SafetensorsFormatError, match="__metadata__"):
+            read_header(path)
+    else:
+        assert read_header(path)[1] == (metadata or {})

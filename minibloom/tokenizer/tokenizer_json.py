@@ -55,9 +55,11 @@ def parse_pipeline(data: dict[str, Any], path: str) -> Pipeline:
     def fail(where: str, why: str) -> TokenizerFileError:
         return TokenizerFileError(f"{path}: {where}: {why} (minibloom implements BLOOM's pipeline only)")
 
-    for key in ("normalizer", "truncation", "padding"):
-        if data.get(key) is not None:
-            raise fail(key, f"expected null, got {_short(data[key])}")
+    if data.get("normalizer") is not None:
+        raise fail("normalizer", f"expected null, got {_short(data['normalizer'])}")
+    for key in ("truncation", "padding"):  # the backend's state after a call, which transformers saves;
+        if not isinstance(data.get(key), (dict, type(None))):  # its own calls reset both: ids never see them
+            raise fail(key, f"expected an object or null, got {_short(data[key])}")
     add_prefix_space = _check_pre_tokenizer(data.get("pre_tokenizer"), fail)
     post = data.get("post_processor")
     if post is not None and (not isinstance(post, dict) or post.get("type") != "ByteLevel"):
@@ -90,7 +92,9 @@ def _check_pre_tokenizer(pre: Any, fail) -> bool:
 
 def _id_limit(data: dict[str, Any]) -> int:
     """Ids are bounded by what the file holds: 4x its number of tokens, plus 1024 (ids may have
-    holes, but an added token with id 2**40 must not ask for a table of 2**40 entries)."""
+    holes, but an added token with id 2**40 must not ask for a table of 2**40 entries). The largest
+    real id is one less than the number of tokens: HF tokenizers numbers BLOOM's 250,680 tokens
+    densely, and transformers gives each added token the next free id."""
     model, added = data.get("model"), data.get("added_tokens")
     vocab = model.get("vocab") if isinstance(model, dict) else None
     return 4 * ((len(vocab) if isinstance(vocab, dict) else 0) + (len(added) if isinstance(added, list) else 0)) + 1024
@@ -153,19 +157,23 @@ def _short(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-VERY_LARGE_INTEGER = int(1e30)  # transformers' "no limit" value of model_max_length
+VERY_LARGE_INTEGER = int(1e30)  # what transformers writes as model_max_length for "no limit" (31 digits)
+LARGE_INTEGER = int(1e20)  # transformers truncates and pads to model_max_length only up to this
 
 
 def max_length_setting(value: Any, error) -> int | None:
-    """model_max_length as an int, or None for no limit (None, or transformers' 1e30 sentinel,
-    which tokenizer_config.json files often store as a float)."""
+    """model_max_length as an int, or None for no limit: None, or anything past LARGE_INTEGER, as
+    transformers treats it (its VERY_LARGE_INTEGER written as an integer, 1e30 written as a float
+    by older versions, Infinity)."""
     if value is None:
+        return None
+    if isinstance(value, float) and value == math.inf:
         return None
     if isinstance(value, float) and math.isfinite(value) and value == int(value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise error(f"model_max_length must be a non-negative integer or null, got {value!r}")
-    return None if value >= VERY_LARGE_INTEGER else int(value)
+    return None if value > LARGE_INTEGER else int(value)
 
 
 def config_settings(config: Any, path: str, skip: Any = ()) -> dict[str, Any]:

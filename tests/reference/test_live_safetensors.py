@@ -4,9 +4,10 @@ The same mutated files go to both readers; they must give the same verdict (acce
 and equal tensors (dtype, shape, bytes) when both accept. The package's verdict is that of
 `safetensors.numpy.load_file`: its Rust header checks, then NumPy building each array. Mutations
 cover what the two have differed on: tensors named twice, gaps, overlaps, trailing bytes,
-`__metadata__` values that are not strings, > 64 dimensions, zero-size tensors with huge
-dimensions, 64-bit overflows, lying header lengths, truncation and byte flips. Dtypes are those
-both read into NumPy (the package's NumPy side has no bfloat16; minibloom has no 8-bit floats).
+`__metadata__` values that are not strings, a `__metadata__` that is not an object (falsy ones too:
+[], 0, false, ""), > 64 dimensions, zero-size tensors with huge dimensions, 64-bit overflows, lying
+header lengths, truncation and byte flips. Dtypes are those both read into NumPy (the package's
+NumPy side has no bfloat16; minibloom has no 8-bit floats).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ safetensors_numpy = pytest.importorskip("safetensors.numpy", reason="the differe
 
 DTYPES = {"F64": 8, "F32": 4, "F16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
           "U16": 2, "U32": 4, "U64": 8}
+NOT_AN_OBJECT = st.sampled_from([[], [["format", "pt"]], 0, 0.0, 1, False, True, "", "pt", {}])  # {}: accepted
 HUGE = st.sampled_from([0, 1, 2, 3, 2**31, 2**32, 2**61, 2**62, 2**63 - 1, 2**63, 2**64 - 1, 2**64])
 
 
@@ -71,10 +73,11 @@ def entries(draw):
 @st.composite
 def files(draw):
     pairs, data_len = draw(entries())
-    meta = draw(st.sampled_from(["none", "ok", "null", "int", "nested", "twice"]))
+    meta = draw(st.sampled_from(["none", "ok", "null", "int", "nested", "twice", "not_an_object"]))
     metadata = {"none": [], "ok": [["__metadata__", {"format": "pt"}]], "null": [["__metadata__", None]],
                 "int": [["__metadata__", {"format": 1}]], "nested": [["__metadata__", {"f": {"a": "b"}}]],
-                "twice": [["__metadata__", {"a": "b"}], ["__metadata__", {"a": "c"}]]}[meta]
+                "twice": [["__metadata__", {"a": "b"}], ["__metadata__", {"a": "c"}]],
+                "not_an_object": [["__metadata__", draw(NOT_AN_OBJECT)]]}[meta]
     items = metadata + pairs
     if items and draw(st.booleans()):
         items = draw(st.permutations(items))

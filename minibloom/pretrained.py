@@ -24,8 +24,8 @@ from .int8_io import is_int8_checkpoint, load_int8, save_int8
 from .storage import STORAGE_DTYPES, as_array, check_storage, resolve_storage, storage_of, store, to_float32
 from .threads import set_num_threads, use_default_threads
 from .validation import check_allocation
-from .weights import (BASE_PREFIX, SAFE_WEIGHTS_NAME, bloom_param_shapes, check_sizes_against_tensors, check_state_dict, init_params,
-                      load_state_dict, param_count, parse_size, save_state_dict, strip_base_prefix)
+from .weights import (BASE_PREFIX, SAFE_WEIGHTS_NAME, bloom_param_shapes, check_sizes_against_tensors, check_state_dict,
+                      init_params, load_state_dict, param_count, parse_size, save_state_dict, strip_base_prefix)
 
 # Tensors of transformers' task heads: present in head checkpoints, ignored by classes that lack them.
 HEAD_TENSORS = ("lm_head.weight", "score.weight", "classifier.weight", "classifier.bias",

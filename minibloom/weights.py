@@ -128,7 +128,8 @@ def _read_index(path: str, files: Snapshot) -> dict[str, str]:
     return weight_map
 
 
-def load_state_dict(directory: str | os.PathLike | Snapshot, dtype: np.dtype | None = np.float32) -> dict[str, np.ndarray]:
+def load_state_dict(directory: str | os.PathLike | Snapshot,
+                    dtype: np.dtype | None = np.float32) -> dict[str, np.ndarray]:
     """Read every tensor of a checkpoint directory, decoded to `dtype`, under its stored name.
     dtype None: memory-map each tensor as stored (see `safetensors_io.map_tensor`), copying nothing."""
     state = {}

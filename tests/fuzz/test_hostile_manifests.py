@@ -19,7 +19,7 @@ import tempfile
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import minibloom.atomic as atomic
@@ -104,6 +104,7 @@ def hostile_cases(draw):
     returns the strings one of which the refusal must name."""
     kind = draw(st.sampled_from(["names", "staged symlink", "symlinked staging", "staging file", "huge list",
                                  "other JSON", "not JSON", "COMMIT not regular", "too large"]))
+    event(kind)  # pytest --hypothesis-show-statistics: how often each kind ran
     if kind == "names":  # our format and marker, but a name that is not a plain file name of the directory
         picks = draw(st.lists(st.integers(0, 18), min_size=1, max_size=3))
         goods = draw(st.lists(st.sampled_from(GOOD_NAMES), max_size=2, unique=True))

@@ -28,8 +28,8 @@ from tests.fuzz.fuzz_utils import json_values
 from tests.tokenizer_utils import load_json
 
 TINY = BloomConfig(vocab_size=16, hidden_size=8, n_head=2, n_layer=1)
-FORMAT = getattr(atomic, "MANIFEST_FORMAT", "minibloom-save/1")
-MARKER = getattr(atomic, "STAGING_MARKER", "STAGING")
+FORMAT = atomic.MANIFEST_FORMAT
+MARKER = atomic.STAGING_MARKER
 TOKENIZER = load_json("tokenizer.json")
 SMALL_VOCAB = {t: i for t, i in TOKENIZER["model"]["vocab"].items() if i < 300}
 SMALL_TOKENIZER = {**TOKENIZER, "model": {**TOKENIZER["model"], "vocab": SMALL_VOCAB, "merges": [

@@ -12,24 +12,36 @@ for its lock, which a sweep holds only while it looks.
 
 Several files that belong together (`transaction`: a checkpoint's config.json + shards + index, a
 tokenizer's two files) need more, because no rename switches two files at once. The protocol, a
-redo log in the spirit of a database journal:
+redo log in the spirit of a database journal. Only a save writes; a read never does:
 
-    1. lock     flock(LOCK_EX) on the directory itself (readers take LOCK_SH; a killed process's
-                lock is released by the kernel). Recover first: finish a committed save left by a
-                kill (step 4), delete uncommitted staging directories and stale temporaries.
-    2. stage    every new file is written, fsynced, into a fresh hidden staging directory
-                `DIR/.minibloom-save-XXXXXXXX/`; the live files are not touched.
-    3. commit   `COMMIT` (the list of files to install and of stale files to delete) is written
-                atomically into the staging directory. This rename is the commit point: before
-                it the old checkpoint is intact and the staging directory is garbage; after it
-                the new checkpoint is decided.
-    4. apply    each staged file is renamed into place (weights, then index, then config.json),
-                stale files are deleted, the directory is fsynced, the staging directory removed.
-                Every step can be redone, so a save killed here is finished by whoever opens the
-                directory next (`reading`, used by every loader, or the next save).
+    1. lock     flock(LOCK_EX) on the directory itself (readers take LOCK_SH; the kernel drops a
+                killed process's lock). Then settle what a killed save left: apply a committed
+                save (step 4), discard uncommitted staging directories marked as ours, sweep
+                `atomic_open` temporaries whose writer is gone.
+    2. stage    every new file is written and fsynced into a fresh `DIR/.minibloom-save-XXXXXXXX/`,
+                marked as ours by an empty file `STAGING` created first; the live files are untouched.
+    3. commit   `COMMIT` = {"format": "minibloom-save/1", "install": [...], "remove": [...]} is
+                written atomically into the staging directory: the commit point. Before it the old
+                checkpoint stands, after it the new one is decided.
+    4. apply    rename each staged file into place (weights, then index, config.json last), delete
+                the removed files, fsync the directory, discard the staging directory (COMMIT first).
+                Every step can be redone, so the next save finishes a save killed here.
 
-So a kill at any instant leaves either the complete old or the complete new checkpoint as seen by
-minibloom's loaders. Other programs (transformers) see a mix only while step 4 runs (a few renames).
+A reader (`reading`, held by every loader) that finds a save killed in step 4 reads through its
+manifest (`Snapshot`): a name is the staged file while that is still in staging, absent if the save
+removes it, else the live file. So a kill at any instant leaves what minibloom's loaders see as
+exactly the old or exactly the new checkpoint, and loading moves, creates and deletes nothing.
+Other programs (transformers) see a mix while a save killed in step 4 waits for the next save.
+
+A manifest is followed (by a save) or read through (by a reader) only if it is exactly what step 3
+writes (`_check_manifest`): a regular COMMIT of at most 1 MiB, a JSON object with exactly those
+three keys and that format, at most 10,000 names, each a plain file name of the directory (no
+separator, NUL, '', '.', '..', COMMIT or STAGING) named once; staged files and the files it replaces
+or deletes regular files (no symlinks); nothing else in the staging directory; one committed save
+at most; every `.minibloom-save-*` entry a real directory. Anything else is a CheckpointError naming
+the entry, for readers and saves alike, and is never followed. A staging directory without the
+`STAGING` marker is not ours: a save leaves it (it removes it only when it is empty, which loses
+nothing and follows no link).
 """
 
 from __future__ import annotations
@@ -38,12 +50,13 @@ import contextlib
 import json
 import os
 import re
-import shutil
+import stat
 import tempfile
 import time
-from typing import BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator
 
 from .errors import CheckpointError
+from .safe_read import read_json
 
 try:  # advisory locks: POSIX only; on Windows the locks are no-ops (one writer at a time is then on you)
     import fcntl
@@ -51,7 +64,11 @@ except ImportError:  # pragma: no cover
     fcntl = None
 
 STAGING_PREFIX = ".minibloom-save-"
+STAGING_MARKER = "STAGING"  # an empty file: this staging directory is minibloom's own
 COMMIT_NAME = "COMMIT"
+MANIFEST_FORMAT = "minibloom-save/1"
+MAX_MANIFEST_BYTES = 2**20  # 10,000 names of 100 bytes
+MAX_MANIFEST_NAMES = 10_000  # bloom-176b has 72 shards + 3 files; a save of 10,000 files is not one we write
 STALE_EMPTY_SECONDS = 60  # an unlocked, empty temporary younger than this may be a writer's, not yet locked
 _TEMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # what mkstemp names `atomic_open`'s temporaries
 
@@ -161,8 +178,7 @@ class Transaction:
 
     def path(self, name: str) -> str:
         """Where to write the new version of `name` (a plain file name inside the directory)."""
-        if os.path.basename(name) != name or name in ("", ".", "..", COMMIT_NAME):
-            raise CheckpointError(f"{self.directory}: {name!r} is not a plain file name")
+        _check_name(name, self.directory)
         if name not in self.installs:
             self.installs.append(name)
         self.removals.discard(name)
@@ -181,14 +197,16 @@ class Transaction:
         if name not in self.installs:
             self.removals.add(name)
 
-    def _commit(self) -> None:
+    def _commit(self) -> dict[str, Any]:
         missing = [n for n in self.installs if not os.path.isfile(os.path.join(self.staging, n))]
         if missing:
             raise CheckpointError(f"{self.directory}: files {missing} were never written")
-        order = sorted(self.installs, key=_install_order)
-        manifest = {"install": order, "remove": sorted(self.removals)}
+        manifest = {"format": MANIFEST_FORMAT, "install": sorted(self.installs, key=_install_order),
+                    "remove": sorted(self.removals)}
+        _check_manifest(self.directory, self.staging, manifest, self.directory)  # what the next reader checks
         atomic_write_bytes(os.path.join(self.staging, COMMIT_NAME), json.dumps(manifest).encode("utf-8"))
         _fsync_dir(self.staging)
+        return manifest
 
 
 def _install_order(name: str) -> tuple[int, str]:
@@ -201,23 +219,22 @@ def _install_order(name: str) -> tuple[int, str]:
 def transaction(directory: str | os.PathLike) -> Iterator[Transaction]:
     """Stage files for `directory` and install them all at once (or none of them) on exit."""
     directory = os.fspath(directory)
+    if isinstance(directory, str) and "\x00" in directory:  # checked before anything is created
+        raise CheckpointError(f"cannot save into {directory!r}: a path cannot hold a NUL character")
     _make_directory(directory)
     with _locked(directory, shared=False):
-        recover(directory, locked=True)
-        try:
-            staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=directory)
-        except OSError as e:
-            raise CheckpointError(f"cannot write into {directory}: {e}") from None
+        _settle(directory)
+        staging = _new_staging(directory)
         txn = Transaction(directory, staging)
         try:
             yield txn
-            txn._commit()
+            manifest = txn._commit()
         except BaseException as e:
-            shutil.rmtree(staging, ignore_errors=True)
+            _discard(staging)
             if isinstance(e, OSError) and not isinstance(e, CheckpointError):
                 raise CheckpointError(f"cannot write into {directory}: {e}") from None
             raise
-        _apply(directory, staging)
+        _apply(directory, staging, manifest)
 
 
 def _make_directory(directory: str) -> None:
@@ -231,63 +248,166 @@ def _make_directory(directory: str) -> None:
         raise CheckpointError(f"cannot save into {directory}: the directory is not writable")
 
 
-def _apply(directory: str, staging: str) -> None:
-    """Step 4: install a committed staging directory. Idempotent, so a killed apply can be redone."""
+def _new_staging(directory: str) -> str:
     try:
-        with open(os.path.join(staging, COMMIT_NAME), encoding="utf-8") as f:
-            manifest = json.load(f)
+        staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=directory)
+        os.close(os.open(os.path.join(staging, STAGING_MARKER), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    except OSError as e:
+        raise CheckpointError(f"cannot write into {directory}: {e}") from None
+    return staging
+
+
+def _settle(directory: str) -> None:
+    """Step 1, under the save's lock: finish a committed save a kill interrupted, discard the
+    uncommitted ones, sweep stale temporaries. A hostile entry stops the save (`_pending`)."""
+    pending = _pending(directory)
+    if pending is not None:
+        _apply(directory, *pending)
+    with contextlib.suppress(OSError):
+        for name in os.listdir(directory):
+            if name.startswith(STAGING_PREFIX):
+                _discard(os.path.join(directory, name))
+    remove_stale_temporaries(directory)
+
+
+def _apply(directory: str, staging: str, manifest: dict[str, Any]) -> None:
+    """Step 4: install a committed, checked staging directory. Idempotent, so a killed apply can be redone."""
+    try:
         for name in manifest["install"]:
             source = os.path.join(staging, name)
-            if os.path.exists(source):  # absent: installed before the kill
+            if os.path.lexists(source):  # absent: installed before the kill
                 os.replace(source, os.path.join(directory, name))
         for name in manifest["remove"]:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(os.path.join(directory, name))
         _fsync_dir(directory)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{directory}: cannot finish the interrupted save in {staging}: {e}") from None
-    shutil.rmtree(staging, ignore_errors=True)
+    except OSError as e:
+        raise CheckpointError(f"{directory}: cannot finish the save committed in {staging}: {e}") from None
+    _discard(staging)
 
 
-def recover(directory: str, locked: bool = False) -> None:
-    """Finish committed saves killed during step 4; delete uncommitted staging dirs and temporaries.
+def _discard(staging: str) -> None:
+    """Delete a staging directory of ours: its files (COMMIT first: the save is done or void, the
+    marker last), then the directory. One without the marker is not ours: left, unless empty."""
+    with contextlib.suppress(OSError):
+        if not stat.S_ISDIR(os.lstat(staging).st_mode):
+            return
+        names = os.listdir(staging)
+        if STAGING_MARKER in names and stat.S_ISREG(os.lstat(os.path.join(staging, STAGING_MARKER)).st_mode):
+            for name in sorted(names, key=lambda n: (n != COMMIT_NAME, n == STAGING_MARKER)):
+                path = os.path.join(staging, name)
+                if not stat.S_ISDIR(os.lstat(path).st_mode):
+                    os.unlink(path)  # a file, or a link itself: never what it points at
+        os.rmdir(staging)  # only an empty directory; never through a link
 
-    Needs the exclusive lock (`locked=True` when the caller holds it)."""
-    if not locked:
-        with _locked(directory, shared=False):
-            return recover(directory, locked=True)
-    for staging in _staging_dirs(directory):
-        if os.path.isfile(os.path.join(staging, COMMIT_NAME)):
-            _apply(directory, staging)
-        else:
-            shutil.rmtree(staging, ignore_errors=True)
-    remove_stale_temporaries(directory)
 
-
-def _staging_dirs(directory: str) -> list[str]:
+def _pending(directory: str) -> tuple[str, dict[str, Any]] | None:
+    """The committed, unapplied save in `directory` (its staging directory and checked manifest),
+    or None. Uncommitted staging directories do not count (a save discards them; readers ignore them)."""
+    found = []
     try:
-        names = os.listdir(directory)
-    except OSError:
-        return []
-    return sorted(os.path.join(directory, n) for n in names if n.startswith(STAGING_PREFIX))
+        for name in sorted(os.listdir(directory)):
+            if not name.startswith(STAGING_PREFIX):
+                continue
+            staging = os.path.join(directory, name)
+            mode = os.lstat(staging).st_mode
+            if not stat.S_ISDIR(mode):
+                _refuse(staging, f"{'a symlink' if stat.S_ISLNK(mode) else 'not a directory'} where a staging "
+                                 "directory would be")
+            if os.path.lexists(os.path.join(staging, COMMIT_NAME)):
+                found.append((staging, _read_manifest(directory, staging)))
+        if len(found) > 1:
+            _refuse(directory, f"{len(found)} committed saves ({', '.join(os.path.basename(s) for s, _ in found)}); "
+                               "a save leaves at most one")
+    except CheckpointError as e:
+        raise CheckpointError(f"{e}. A save into this directory was interrupted, or it holds a staging entry "
+                              "minibloom did not write; nothing in it is followed: inspect it and remove it") from None
+    except OSError as e:  # an entry vanished, or cannot be listed
+        raise CheckpointError(f"cannot read the directory {directory}: {e.strerror or e}") from None
+    return found[0] if found else None
+
+
+def _read_manifest(directory: str, staging: str) -> dict[str, Any]:
+    path = os.path.join(staging, COMMIT_NAME)
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        _refuse(path, "not a regular file")
+    manifest = read_json(path, CheckpointError, MAX_MANIFEST_BYTES)  # size and nesting capped
+    _check_manifest(directory, staging, manifest, path)
+    return manifest
+
+
+def _check_manifest(directory: str, staging: str, manifest: Any, where: str) -> None:
+    """Refuse (CheckpointError naming `where` and the entry) anything but a manifest as step 3
+    writes it; see the module docstring for the list."""
+    if not isinstance(manifest, dict) or set(manifest) != {"format", "install", "remove"} or \
+            manifest["format"] != MANIFEST_FORMAT:
+        _refuse(where, f'not a manifest of minibloom\'s (a JSON object {{"format": "{MANIFEST_FORMAT}", '
+                       '"install": [...], "remove": [...]}})')
+    seen: set[str] = set()
+    for key in ("install", "remove"):
+        names = manifest[key]
+        if not isinstance(names, list) or len(names) > MAX_MANIFEST_NAMES:
+            shown = f"{len(names):,} names" if isinstance(names, list) else _show(names)
+            _refuse(where, f"{key!r} must be a list of at most {MAX_MANIFEST_NAMES:,} file names, got {shown}")
+        for name in names:
+            _check_name(name, where)
+            if name in seen:
+                _refuse(where, f"{_show(name)} is named twice")
+            seen.add(name)
+            for path in (os.path.join(directory, name), os.path.join(staging, name) if key == "install" else None):
+                if path and os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+                    _refuse(where, f"{_show(name)}: {path} is not a regular file (a symlink or a directory)")
+    extra = sorted(set(os.listdir(staging)) - {COMMIT_NAME, STAGING_MARKER} - set(manifest["install"]))
+    if extra or not os.path.isfile(os.path.join(staging, STAGING_MARKER)):
+        _refuse(where, f"{staging} holds {_show(extra[0])}, which the manifest does not install" if extra else
+                f"{staging} has no {STAGING_MARKER} marker")
+
+
+def _check_name(name: Any, where: str) -> None:
+    """A plain file name of the directory: no path, nothing the protocol itself uses."""
+    if not isinstance(name, str) or name in ("", ".", "..", COMMIT_NAME, STAGING_MARKER) or "\x00" in name or \
+            os.sep in name or (os.altsep and os.altsep in name) or name.startswith(STAGING_PREFIX) or len(name) > 255:
+        _refuse(where, f"{_show(name)} is not a plain file name of the directory")
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _refuse(where: str, what: str) -> None:
+    raise CheckpointError(f"{where}: {what}; refused")
+
+
+class Snapshot:
+    """What a reader reads in `directory`: each name is the live file or, where a save was killed
+    after its commit (`staging`, `manifest`), what that save decided: its staged file while that is
+    still in staging, none for a file it removes (a path in staging, which holds no such file)."""
+
+    def __init__(self, directory: str, staging: str | None = None, manifest: dict[str, Any] | None = None):
+        self.directory, self.staging = directory, staging
+        self.installs = set(manifest["install"]) if manifest else set()
+        self.removals = set(manifest["remove"]) if manifest else set()
+
+    def path(self, name: str) -> str:
+        """The path to read `name` from (it may not exist: the caller's own check says so)."""
+        if self.staging is not None and (name in self.removals or (
+                name in self.installs and os.path.lexists(os.path.join(self.staging, name)))):
+            return os.path.join(self.staging, name)
+        return os.path.join(self.directory, name)
 
 
 @contextlib.contextmanager
-def reading(directory: str | os.PathLike) -> Iterator[None]:
-    """Hold a shared lock on `directory` while its files are read, so no save switches them midway;
-    first finish a committed save that a kill interrupted (this needs write access, once)."""
+def reading(directory: str | os.PathLike) -> Iterator[Snapshot]:
+    """Hold a shared lock on `directory` while its files are read, so no save switches them midway,
+    and yield the `Snapshot` to read them through. Writes nothing; refuses a hostile staging entry."""
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
-        yield
+        yield Snapshot(directory)
         return
-    if any(os.path.isfile(os.path.join(s, COMMIT_NAME)) for s in _staging_dirs(directory)):
-        try:
-            recover(directory)
-        except CheckpointError as e:
-            raise CheckpointError(f"{e} (a save into this directory was interrupted; it needs write "
-                                  "access once to be completed)") from None
     with _locked(directory, shared=True):
-        yield
+        pending = _pending(directory)
+        yield Snapshot(directory, *pending) if pending else Snapshot(directory)
 
 
 @contextlib.contextmanager

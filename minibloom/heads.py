@@ -112,13 +112,16 @@ class BloomForCausalLM(BloomWithHead):
         import os
 
         from . import hub
+        from .atomic import reading
         from .generation import GENERATION_CONFIG_NAME, GenerationConfig
 
         directory = hub.resolve(directory)
         model = super().from_pretrained(directory, seed=seed, backend=backend, storage=storage, threads=threads,
                                         **config_overrides)
-        if os.path.isfile(os.path.join(directory, GENERATION_CONFIG_NAME)):
-            model.generation_config = GenerationConfig.from_pretrained(directory)
+        with reading(directory) as files:  # from the same save as the weights (atomic.py)
+            path = files.path(GENERATION_CONFIG_NAME)
+            if os.path.isfile(path):
+                model.generation_config = GenerationConfig.from_pretrained(os.path.dirname(path))
         return model
 
     def _extra_files(self) -> dict[str, bytes]:

@@ -19,13 +19,13 @@ from . import hub
 from .atomic import reading, transaction
 from .backends import get_backend
 from .config import CONFIG_NAME, BloomConfig
-from .errors import InputError
+from .errors import CheckpointError, InputError
 from .int8_io import is_int8_checkpoint, load_int8, save_int8
 from .storage import STORAGE_DTYPES, as_array, check_storage, resolve_storage, storage_of, store, to_float32
 from .threads import set_num_threads, use_default_threads
 from .validation import check_allocation
-from .weights import (BASE_PREFIX, bloom_param_shapes, check_sizes_against_tensors, check_state_dict, init_params,
-                      load_state_dict, param_count, parse_size, save_state_dict, strip_base_prefix)
+from .weights import (BASE_PREFIX, SAFE_WEIGHTS_NAME, bloom_param_shapes, check_sizes_against_tensors, check_state_dict,
+                      init_params, load_state_dict, param_count, parse_size, save_state_dict, strip_base_prefix)
 
 # Tensors of transformers' task heads: present in head checkpoints, ignored by classes that lack them.
 HEAD_TENSORS = ("lm_head.weight", "score.weight", "classifier.weight", "classifier.bias",
@@ -110,10 +110,13 @@ class PreTrainedBloom:
         if threads is not None:
             set_num_threads(threads)
         directory = hub.resolve(directory)  # a hub name -> its snapshot in the HF cache
-        with reading(directory):  # a save running now finishes first; a killed one is completed
-            config = BloomConfig.from_pretrained(directory)
-            state = strip_base_prefix(load_int8(directory) if is_int8_checkpoint(directory)
-                                      else load_state_dict(directory, dtype=None))
+        if not os.path.isdir(directory):
+            raise CheckpointError(f"checkpoint directory not found: {os.fspath(directory)}")
+        with reading(directory) as files:  # one save's files, even of a save a kill interrupted (atomic.py)
+            config = BloomConfig.from_json_file(files.path(CONFIG_NAME))
+            weights = os.path.dirname(files.path(SAFE_WEIGHTS_NAME))  # int8: one file, read where it lies
+            state = strip_base_prefix(load_int8(weights) if is_int8_checkpoint(weights)
+                                      else load_state_dict(files, dtype=None))
         for key, value in config_overrides.items():
             setattr(config, key, value)
         config.validate()

@@ -23,7 +23,7 @@ import re
 
 import numpy as np
 
-from .atomic import Transaction, transaction
+from .atomic import Snapshot, Transaction, transaction
 from .config import BloomConfig
 from .errors import CheckpointError, InputError, SafetensorsFormatError, WeightsMismatchError
 from .safe_read import read_json
@@ -96,24 +96,26 @@ def init_params(shapes: dict[str, tuple[int, ...]], initializer_range: float = 0
 
 
 # -- reading -----------------------------------------------------------------------------------
-def checkpoint_files(directory: str | os.PathLike) -> dict[str, str]:
-    """Map each tensor name to the file that holds it, from the single file or the shard index."""
-    directory = os.fspath(directory)
+def checkpoint_files(directory: str | os.PathLike | Snapshot) -> dict[str, str]:
+    """Map each tensor name to the file that holds it, from the single file or the shard index.
+    A `Snapshot` (`atomic.reading`) resolves each file name as the save it reads decided."""
+    files = directory if isinstance(directory, Snapshot) else Snapshot(os.fspath(directory))
+    directory = files.directory
     if not os.path.isdir(directory):
         raise CheckpointError(f"checkpoint directory not found: {directory}")
-    single = os.path.join(directory, SAFE_WEIGHTS_NAME)
-    index = os.path.join(directory, SAFE_WEIGHTS_INDEX_NAME)
+    single = files.path(SAFE_WEIGHTS_NAME)
+    index = files.path(SAFE_WEIGHTS_INDEX_NAME)
     if os.path.isfile(single):  # transformers also looks for the single file first
         infos, _ = read_header(single)
         return {name: single for name in infos}
     if os.path.isfile(index):
-        return {name: os.path.join(directory, f) for name, f in _read_index(index).items()}
+        return {name: files.path(f) for name, f in _read_index(index, files).items()}
     others = sorted(f for f in os.listdir(directory) if f.endswith((".bin", ".pt", ".h5", ".msgpack")))
     hint = f" (found {', '.join(others)}: convert them to safetensors first)" if others else ""
     raise CheckpointError(f"{directory} holds neither {SAFE_WEIGHTS_NAME} nor {SAFE_WEIGHTS_INDEX_NAME}{hint}")
 
 
-def _read_index(path: str) -> dict[str, str]:
+def _read_index(path: str, files: Snapshot) -> dict[str, str]:
     index = read_json(path, CheckpointError)
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
@@ -121,12 +123,13 @@ def _read_index(path: str) -> dict[str, str]:
     for name, shard in weight_map.items():
         if os.path.basename(shard) != shard or shard in ("", ".", ".."):
             raise CheckpointError(f"{path}: tensor {name!r} names shard {shard!r}, which is not a plain file name")
-        if not os.path.isfile(os.path.join(os.path.dirname(path), shard)):
+        if not os.path.isfile(files.path(shard)):
             raise CheckpointError(f"{path}: tensor {name!r} is in shard {shard!r}, which is missing")
     return weight_map
 
 
-def load_state_dict(directory: str | os.PathLike, dtype: np.dtype | None = np.float32) -> dict[str, np.ndarray]:
+def load_state_dict(directory: str | os.PathLike | Snapshot,
+                    dtype: np.dtype | None = np.float32) -> dict[str, np.ndarray]:
     """Read every tensor of a checkpoint directory, decoded to `dtype`, under its stored name.
     dtype None: memory-map each tensor as stored (see `safetensors_io.map_tensor`), copying nothing."""
     state = {}

@@ -100,11 +100,10 @@ class BloomTokenizer:
         from ..hub import TOKENIZER_FILES, resolve
 
         directory = resolve(directory, TOKENIZER_FILES)
-        path = os.path.join(directory, "tokenizer.json")
-        if not os.path.isfile(path):
-            raise TokenizerFileError(f"{directory}: no tokenizer.json in this directory")
-        config_path = os.path.join(directory, "tokenizer_config.json")
-        with reading(directory):  # both files from the same save (atomic.py)
+        with reading(directory) as files:  # both files from the same save, even one a kill interrupted (atomic.py)
+            path, config_path = files.path("tokenizer.json"), files.path("tokenizer_config.json")
+            if not os.path.isfile(path):
+                raise TokenizerFileError(f"{directory}: no tokenizer.json in this directory")
             config = read_json(config_path) if os.path.lexists(config_path) else {}  # a FIFO is refused
             data = read_json(path)
         settings = config_settings(config, config_path, skip=kwargs)  # a bad value here is the file's fault

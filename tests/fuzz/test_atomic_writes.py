@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -77,18 +78,25 @@ def test_tokenizer_and_golden_saves_are_atomic(tmp_path, monkeypatch):
 
 
 def test_the_next_save_removes_what_killed_saves_left(tmp_path):
-    from minibloom.atomic import STAGING_PREFIX
+    from minibloom.atomic import STAGING_MARKER, STAGING_PREFIX
 
     small = BloomConfig(vocab_size=16, hidden_size=8, n_head=2, n_layer=1)
     BloomModel(small, seed=1).save_pretrained(tmp_path)
-    (tmp_path / (STAGING_PREFIX + "abcdefgh")).mkdir()  # a save killed before its commit
-    (tmp_path / (STAGING_PREFIX + "abcdefgh") / "model.safetensors").write_bytes(b"x" * 1000)
+    ours = tmp_path / (STAGING_PREFIX + "abcdefgh")  # a save killed before its commit: marked as ours
+    ours.mkdir()
+    (ours / STAGING_MARKER).write_bytes(b"")
+    (ours / "model.safetensors").write_bytes(b"x" * 1000)
+    (tmp_path / (STAGING_PREFIX + "empty123")).mkdir()  # killed between creating it and marking it
     (tmp_path / ".model.safetensors.abcd_fgh.tmp").write_bytes(b"x" * 1000)  # an old-style temporary
+    theirs = tmp_path / (STAGING_PREFIX + "notours1")  # not marked: someone else's, never deleted
+    theirs.mkdir()
+    (theirs / "notes.txt").write_bytes(b"keep")
     BloomModel(small, seed=2).save_pretrained(tmp_path)
-    assert sorted(os.listdir(tmp_path)) == ["config.json", "model.safetensors"]
+    assert sorted(os.listdir(tmp_path)) == [STAGING_PREFIX + "notours1", "config.json", "model.safetensors"]
+    assert (theirs / "notes.txt").read_bytes() == b"keep"
 
 
-def test_a_save_killed_after_its_commit_is_finished_by_the_next_reader(tmp_path, monkeypatch):
+def test_a_save_killed_after_its_commit_is_read_as_the_new_one_and_finished_by_the_next_save(tmp_path, monkeypatch):
     import minibloom.atomic as atomic
 
     small = BloomConfig(vocab_size=16, hidden_size=8, n_head=2, n_layer=1)
@@ -98,7 +106,7 @@ def test_a_save_killed_after_its_commit_is_finished_by_the_next_reader(tmp_path,
 
     def replace_then_die(src, dst):  # install two files, then "die" (as a kill would)
         if os.path.basename(os.path.dirname(src)).startswith(atomic.STAGING_PREFIX) and \
-                os.path.basename(src) != atomic.COMMIT_NAME:
+                os.path.dirname(dst) != os.path.dirname(src):  # out of staging: the apply step
             if len(renames) == 2:
                 raise KeyboardInterrupt
             renames.append(dst)
@@ -107,12 +115,28 @@ def test_a_save_killed_after_its_commit_is_finished_by_the_next_reader(tmp_path,
     real_replace = os.replace
     monkeypatch.setattr(atomic.os, "replace", replace_then_die)
     with pytest.raises(KeyboardInterrupt):
-        new.save_pretrained(tmp_path)
+        new.save_pretrained(tmp_path, max_shard_size="300B")
     monkeypatch.setattr(atomic.os, "replace", real_replace)
-    assert any(n.startswith(atomic.STAGING_PREFIX) for n in os.listdir(tmp_path))  # half applied
-    loaded = BloomModel.from_pretrained(tmp_path)  # rolls the committed save forward, then reads it
+    listing = sorted(os.listdir(tmp_path))
+    assert any(n.startswith(atomic.STAGING_PREFIX) for n in listing)  # half applied
+    loaded = BloomModel.from_pretrained(tmp_path)  # reads the committed save where it lies, moving nothing
     assert loaded.config.n_layer == 2 and all(np.array_equal(loaded.params[k], v) for k, v in new.params.items())
-    assert sorted(os.listdir(tmp_path)) == ["config.json", "model.safetensors"]  # the old shards are gone
+    assert sorted(os.listdir(tmp_path)) == listing
+    new.save_pretrained(tmp_path)  # the next save finishes it (and the old shards go)
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "model.safetensors"]
+
+
+@pytest.mark.parametrize("save", ["model", "tokenizer", "config"])
+def test_a_nul_in_a_save_path_is_a_checkpoint_error_naming_it(tmp_path, save):
+    from minibloom import CheckpointError
+
+    target = str(tmp_path / "a\x00b")
+    writer = {"model": BloomModel(BloomConfig(vocab_size=16, hidden_size=8, n_head=2, n_layer=1)).save_pretrained,
+              "tokenizer": BloomTokenizer.from_pretrained(TOKENIZER_DIR).save,
+              "config": BloomConfig(vocab_size=16, hidden_size=8, n_head=2, n_layer=1).save_pretrained}[save]
+    with pytest.raises(CheckpointError, match=re.escape(repr(target))):
+        writer(target)
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("where", ["a file", "under a file", "read-only"])

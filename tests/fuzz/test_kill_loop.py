@@ -4,8 +4,9 @@ One helper process imports minibloom once, then for each round forks a child tha
 next of three models (different configs, layouts and shard counts) over the directory, kills it
 at a random instant of the save with SIGKILL, and loads the directory: it must be exactly the
 model that was there before or the one being saved (config and every tensor), never a mix and
-never an error. Rounds: 60 by default (about 10-20 s), `MINIBLOOM_KILL_ROUNDS` or
-HYPOTHESIS_PROFILE=long (600) for more.
+never an error, and loading must leave the directory as it found it (a save killed after its
+commit is read in place; the next save finishes it). Rounds: 60 by default (about 10-20 s),
+`MINIBLOOM_KILL_ROUNDS` or HYPOTHESIS_PROFILE=long (600) for more.
 """
 
 from __future__ import annotations
@@ -48,9 +49,18 @@ def which(directory):
             return k, tok.padding_side
     return "a mix of models", tok.padding_side
 
+def tree(directory):
+    # every name in the directory and in its staging directories, with each file's size and mtime
+    out = {}
+    for top, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            st = os.lstat(os.path.join(top, name))
+            out[os.path.relpath(os.path.join(top, name), directory)] = (st.st_size, st.st_mtime_ns)
+    return out
+
 # time one save, to spread the kills over all of it
 start = time.perf_counter(); save(0); duration = time.perf_counter() - start
-current, side, outcomes = 0, "right", {"old": 0, "new": 0}
+current, side, outcomes, interrupted = 0, "right", {"old": 0, "new": 0}, 0
 rng = random.Random(int(sys.argv[4]))
 for r in range(rounds):
     nxt = (current + 1) % 3
@@ -63,16 +73,23 @@ for r in range(rounds):
     time.sleep(rng.uniform(0, 1.3 * duration))
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
+    before = tree(target)
     got, got_side = which(target)  # the tokenizer is a second transaction, saved after the model
     if got not in (current, nxt) or got_side not in (side, ("right", "left")[nxt % 2]):
         print(json.dumps({"round": r, "error": f"expected model {current} or {nxt}, found {got} ({got_side})",
                           "files": sorted(os.listdir(target))}))
         sys.exit(1)
+    if tree(target) != before:  # a read never writes: an interrupted save is read in place, not finished
+        print(json.dumps({"round": r, "error": "loading changed the directory", "before": before,
+                          "after": tree(target)}))
+        sys.exit(1)
+    interrupted += any(n.startswith(STAGING_PREFIX) and os.path.exists(os.path.join(target, n, "COMMIT"))
+                       for n in before)
     outcomes["old" if got == current else "new"] += 1
     current, side = got, got_side
 save((current + 1) % 3)  # a complete save cleans up whatever the kills left
 left = [n for n in os.listdir(target) if n.startswith(STAGING_PREFIX) or n.endswith(".tmp")]
-print(json.dumps({"outcomes": outcomes, "left_over": left, "save_seconds": duration}))
+print(json.dumps({"outcomes": outcomes, "left_over": left, "save_seconds": duration, "interrupted": interrupted}))
 """
 
 

@@ -27,6 +27,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 
@@ -561,6 +562,9 @@ def cmd_forward(args: argparse.Namespace) -> None:
 
     model = BloomModel.from_pretrained(checkpoint_of(args), backend=args.backend, storage=args.storage,
                                        threads=args.threads)
+    bad = [i for i in args.ids if not 0 <= i < model.config.vocab_size]
+    if bad:
+        raise UsageError(f"--ids: {bad[0]} is not a token id of this model (0..{model.config.vocab_size - 1})")
     hidden = model(np.array([args.ids])).last_hidden_state[0]  # [T, H]
     np.set_printoptions(precision=4, suppress=True, linewidth=100)
     print(f"last_hidden_state: shape {tuple(hidden.shape)}, mean {hidden.mean():.6f}, std {hidden.std():.6f}")
@@ -703,7 +707,19 @@ def main(argv: list[str] | None = None) -> int:
         return _run(argv)
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning (converting weights while loading, a new head) as one line, not the source line too."""
+    first = str(message).strip().splitlines()[0] if str(message).strip() else category.__name__
+    _fail(0, f"warning: {first}")
+
+
 def _run(argv: list[str] | None) -> int:
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        return _run_command(argv)
+
+
+def _run_command(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         status = COMMANDS[args.command](args) or 0

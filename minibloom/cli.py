@@ -4,17 +4,20 @@
     minibloom generate -f prompt.txt --temp 0.8 the prompt from a file (- for stdin); --temp/--top-p sample
     minibloom tokenize "Hello world"            ids, tokens and offsets, as a table or --json
     minibloom info [DIR]                        config summary, parameters, weight dtypes, bytes, tokenizer
+                                                (a config.json the tensors disagree with: exit 2, as loading)
     minibloom forward [DIR] --ids 1 2 3         run BloomModel and print the last hidden state
     minibloom golden dump --text "..." -o F     record every intermediate of a forward pass
     minibloom golden compare EXPECTED ACTUAL    name the first op where two runs part (exit 1)
-    minibloom init DIR [--like bloom-560m]      write a randomly initialised checkpoint (hub layout)
+    minibloom init DIR [--like bloom-560m]      write a randomly initialised checkpoint (hub layout); a model
+                                                already in DIR is replaced only with --force
     minibloom train OUT --text FILE             fine-tune (text: causal LM; --rows JSONL/CSV: any head)
 
 DIR / --checkpoint DIR (every command takes --checkpoint): a directory as transformers'
 save_pretrained writes it (config.json, model.safetensors or a sharded index, tokenizer.json), or a
 hub name with the `hub` extra. Default: the small BLOOM trained on Shakespeare that ships inside
 minibloom. Errors in the user's input (flags, paths) are checked before the model loads and print
-one line naming the flag, exit 2.
+one line naming the flag, exit 2; those that need the model (a generation_config.json setting, a
+length past the memory budget) are checked before anything is printed.
 """
 
 from __future__ import annotations
@@ -562,9 +565,9 @@ def cmd_forward(args: argparse.Namespace) -> None:
 
     model = BloomModel.from_pretrained(checkpoint_of(args), backend=args.backend, storage=args.storage,
                                        threads=args.threads)
-    bad = [i for i in args.ids if not 0 <= i < model.config.vocab_size]
-    if bad:
-        raise UsageError(f"--ids: {bad[0]} is not a token id of this model (0..{model.config.vocab_size - 1})")
+    big = [i for i in args.ids if not -2**63 <= i < 2**63]  # past int64: the model's own check names the rest
+    if big:
+        raise UsageError(f"--ids: {big[0]} is not a token id of this model (0..{model.config.vocab_size - 1})")
     hidden = model(np.array([args.ids])).last_hidden_state[0]  # [T, H]
     np.set_printoptions(precision=4, suppress=True, linewidth=100)
     print(f"last_hidden_state: shape {tuple(hidden.shape)}, mean {hidden.mean():.6f}, std {hidden.std():.6f}")

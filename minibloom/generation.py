@@ -141,7 +141,7 @@ class GenerationConfig:
         if issues:
             details = "".join(f"\n- `{name}`: {text}" for name, text in issues.items())
             warnings.warn(f"The following generation flags are not valid and may be ignored: {list(issues)}."
-                          + details, UserWarning, stacklevel=4)
+                          + details, UserWarning, stacklevel=5)  # the caller of generate (via plan, validate)
 
     # ------------------------------------------------------------------ construction
 
@@ -318,7 +318,7 @@ def prepare_inputs(input_ids: Any, attention_mask: Any, gen: GenerationConfig,
     if gen.pad_token_id is not None and B > 1 and (ids[:, -1] == gen.pad_token_id).any():
         warnings.warn("A decoder-only architecture is being used, but right-padding was detected! For correct "
                       "generation results, please set `padding_side='left'` when initializing the tokenizer.",
-                      UserWarning, stacklevel=4)
+                      UserWarning, stacklevel=5)  # the caller of generate (via plan)
     max_length = L0 + gen.max_new_tokens if gen.max_new_tokens is not None else gen.max_length
     if L0 >= max_length:
         raise InputError(f"the prompt has {L0} tokens but max_length is {max_length}: set max_new_tokens "

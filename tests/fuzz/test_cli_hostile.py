@@ -132,7 +132,7 @@ GOLDEN = os.path.join(REPO, "tests", "golden")
     (["generate", "", "-n", "2"], "no tokens"),
     (["generate", "ROMEO.", "--checkpoint", os.path.join(GOLDEN, "MANIFEST.json")], "not a directory"),
     (["forward", os.path.join(GOLDEN, "heads8"), "--ids", str(10**20)], "--ids"),
-    (["forward", os.path.join(GOLDEN, "heads8"), "--ids", "-1"], "--ids"),
+    (["forward", os.path.join(GOLDEN, "heads8"), "--ids", "-1"], "input_ids[0, 0] = -1 is outside"),
     (["init", "{tmp}/a", "--seed", "-1"], "--seed"),
     (["init", "{tmp}/b", "--hidden-size", str(10**8), "--n-head", "1"], "memory budget"),
     (["init", "{tmp}/c", "--n-layer", "0"], "n_layer"),

@@ -4,17 +4,20 @@
     minibloom generate -f prompt.txt --temp 0.8 the prompt from a file (- for stdin); --temp/--top-p sample
     minibloom tokenize "Hello world"            ids, tokens and offsets, as a table or --json
     minibloom info [DIR]                        config summary, parameters, weight dtypes, bytes, tokenizer
+                                                (a config.json the tensors disagree with: exit 2, as loading)
     minibloom forward [DIR] --ids 1 2 3         run BloomModel and print the last hidden state
     minibloom golden dump --text "..." -o F     record every intermediate of a forward pass
     minibloom golden compare EXPECTED ACTUAL    name the first op where two runs part (exit 1)
-    minibloom init DIR [--like bloom-560m]      write a randomly initialised checkpoint (hub layout)
+    minibloom init DIR [--like bloom-560m]      write a randomly initialised checkpoint (hub layout); a model
+                                                already in DIR is replaced only with --force
     minibloom train OUT --text FILE             fine-tune (text: causal LM; --rows JSONL/CSV: any head)
 
 DIR / --checkpoint DIR (every command takes --checkpoint): a directory as transformers'
 save_pretrained writes it (config.json, model.safetensors or a sharded index, tokenizer.json), or a
 hub name with the `hub` extra. Default: the small BLOOM trained on Shakespeare that ships inside
 minibloom. Errors in the user's input (flags, paths) are checked before the model loads and print
-one line naming the flag, exit 2.
+one line naming the flag, exit 2; those that need the model (a generation_config.json setting, a
+length past the memory budget) are checked before anything is printed.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 
@@ -36,7 +40,7 @@ from .config import BLOOM_FAMILY, BloomConfig
 from .embedded import EMBEDDED_CHECKPOINT
 from .errors import MinibloomError
 from .storage import STORAGES
-from .weights import checkpoint_files, param_count
+from .weights import check_sizes_against_tensors, checkpoint_files, param_count
 
 TINY = dict(vocab_size=1024, hidden_size=64, n_layer=2, n_head=8)
 
@@ -70,8 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Continue TEXT with BloomForCausalLM, printing tokens as they come, then a timing\n"
                                      "line on stderr (load, prompt evaluation, per token). Greedy unless --sample,\n"
                                      "--temp > 0, --top-p or --top-k is given (as llama.cpp). The prompt: TEXT (with\n"
-                                     "\\n and \\t escapes), -f FILE, or - / -f - for stdin; --ids for a checkpoint\n"
-                                     "without a tokenizer.")
+                                     "\\n and \\t escapes), -f FILE, or - / -f - for stdin (16 MiB at most); --ids\n"
+                                     "for a checkpoint without a tokenizer. The flags choose the decoding; the\n"
+                                     "checkpoint's generation_config.json gives the token ids, stop strings and\n"
+                                     "constraints (min_length, no_repeat_ngram_size, bad_words_ids, ...); a setting in it\n"
+                                     "that minibloom does not implement (typical_p, ...) is named, and nothing runs.")
     gen.add_argument("text", nargs="?", help="the prompt ('-': read it from stdin)")
     gen.add_argument("-f", "--file", metavar="FILE", help="read the prompt from FILE ('-': stdin)")
     gen.add_argument("--ids", type=int, nargs="+", metavar="ID", help="the prompt as token ids")
@@ -83,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="sampling temperature (implies --sample; 0 means greedy)")
     gen.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens (implies --sample)")
     gen.add_argument("--top-p", type=float, default=None, help="nucleus sampling (implies --sample)")
-    gen.add_argument("--repeat-penalty", "--repetition-penalty", type=float, dest="repetition_penalty", default=1.0)
+    gen.add_argument("--repeat-penalty", "--repetition-penalty", type=float, dest="repetition_penalty", default=None,
+                     help="penalise tokens already in the text (default: generation_config.json's, else 1.0: off)")
     gen.add_argument("--num-beams", type=int, default=1, help="beam search (no streaming)")
     gen.add_argument("--seed", type=int, default=None,
                      help="seed for sampling (default: a random one, printed so the run can be repeated)")
@@ -162,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("vocab_size", "hidden_size", "n_layer", "n_head"):
         init.add_argument("--" + name.replace("_", "-"), type=int, dest=name, help=f"default {TINY[name]}")
     init.add_argument("--seed", type=int, default=0)
+    init.add_argument("--force", action="store_true", help="replace a model already in DIR (its weights, "
+                      "config, tokenizer and generation_config.json; other files stay)")
     init.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
                       help="storage dtype of the weights (compute is always float32)")
     from .training.cli import add_parser as add_train_parser
@@ -219,15 +229,40 @@ def read_prompt(args: argparse.Namespace) -> str | None:
     if args.ids is not None:
         return None
     if args.file is not None or args.text == "-":
-        path = args.file if args.file is not None else "-"
-        try:
-            if path == "-":
-                return sys.stdin.read()
-            with open(path, encoding="utf-8") as f:
-                return f.read()
-        except (OSError, UnicodeDecodeError) as e:
-            raise UsageError(f"-f {path}: cannot read the prompt ({getattr(e, 'strerror', None) or e})") from None
+        return read_prompt_file(args.file if args.file is not None else "-")
     return args.text if args.no_escape else unescape(args.text)
+
+
+# The most prompt text read from -f or stdin. The longest contexts models use are about a million
+# tokens, some 4 MB of English text (BLOOM itself was trained on 2048 tokens); 16 MiB is four times
+# that, and a NumPy forward over it would already take hours. Past it is a mistake (`-f /dev/zero`,
+# a pipe that never ends), refused before memory runs out.
+MAX_PROMPT_BYTES = 16 * 2**20
+
+
+def read_prompt_file(path: str) -> str:
+    """The prompt from a regular file (never a FIFO, a device or a directory) or stdin ('-'), of at
+    most MAX_PROMPT_BYTES, as UTF-8."""
+    from .safe_read import open_regular
+
+    flag = "- (stdin)" if path == "-" else f"-f {path}"
+    try:
+        if path == "-":
+            raw = sys.stdin.buffer.read(MAX_PROMPT_BYTES + 1)
+        else:
+            with open_regular(path, UsageError, MAX_PROMPT_BYTES) as f:
+                raw = f.read(MAX_PROMPT_BYTES + 1)
+    except UsageError as e:
+        raise UsageError(f"{flag}: cannot read the prompt: {e}") from None
+    except OSError as e:
+        raise UsageError(f"{flag}: cannot read the prompt ({e.strerror or e})") from None
+    if len(raw) > MAX_PROMPT_BYTES:
+        raise UsageError(f"{flag}: the prompt is more than {MAX_PROMPT_BYTES:,} bytes (the limit on a prompt "
+                         f"read from {'stdin' if path == '-' else 'a file'})")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{flag}: cannot read the prompt (not UTF-8 text: {e})") from None
 
 
 def unescape(text: str) -> str:
@@ -254,19 +289,27 @@ def sampling_settings(args: argparse.Namespace) -> dict:
         raise UsageError(f"--top-p must be in (0, 1], got {args.top_p}")
     if args.top_k is not None and args.top_k < 0:
         raise UsageError(f"--top-k must be >= 0 (0: off), got {args.top_k}")
-    if not args.repetition_penalty > 0:
-        raise UsageError(f"--repeat-penalty must be > 0, got {args.repetition_penalty}")
+    if args.repetition_penalty is not None and not 0 < args.repetition_penalty < float("inf"):
+        raise UsageError(f"--repeat-penalty must be > 0 and finite, got {args.repetition_penalty}")
+    if args.temperature is not None and args.temperature == float("inf"):
+        raise UsageError("--temp must be finite, got inf")
     if args.num_beams < 1:
         raise UsageError(f"--num-beams must be at least 1, got {args.num_beams}")
+    if args.seed is not None and args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
     implied = args.temperature not in (None, 0) or args.top_p is not None or args.top_k is not None
     sample = (args.sample or implied) and args.temperature != 0
     if sample and args.num_beams > 1:
         raise UsageError("--num-beams > 1 cannot be combined with sampling (--sample, --temp, --top-p, --top-k)")
-    settings = dict(max_new_tokens=args.max_new_tokens, do_sample=sample, repetition_penalty=args.repetition_penalty,
-                    num_beams=args.num_beams)
-    if sample:
-        settings.update(temperature=args.temperature or 1.0, top_k=50 if args.top_k is None else args.top_k,
-                        top_p=1.0 if args.top_p is None else args.top_p)
+    # The flags decide how to decode, and the command prints one plain sequence, whatever the
+    # checkpoint's generation_config.json says (do_sample, num_beams, return_dict_in_generate, ...).
+    settings = dict(max_new_tokens=args.max_new_tokens, do_sample=sample, num_beams=args.num_beams,
+                    return_dict_in_generate=False, output_scores=False, output_logits=False, num_return_sequences=1,
+                    temperature=args.temperature or 1.0 if sample else 1.0,
+                    top_k=(50 if args.top_k is None else args.top_k) if sample else 50,
+                    top_p=(1.0 if args.top_p is None else args.top_p) if sample else 1.0)
+    if args.repetition_penalty is not None:
+        settings["repetition_penalty"] = args.repetition_penalty
     return settings
 
 
@@ -305,8 +348,6 @@ def cmd_generate(args: argparse.Namespace) -> None:
     seed = args.seed
     if settings["do_sample"] and seed is None:
         seed = int.from_bytes(os.urandom(4), "little")
-    if settings["do_sample"]:
-        print(f"seed: {seed}", file=sys.stderr)  # rerun with --seed to get the same text
     timer = Timer()
     has_tokenizer = os.path.isfile(os.path.join(directory, "tokenizer.json")) or not os.path.isdir(directory)
     tok = _tokenizer(directory) if text is not None or has_tokenizer else None
@@ -322,6 +363,9 @@ def cmd_generate(args: argparse.Namespace) -> None:
     timer.mark("loaded")
     if prompt.size == 0:
         raise UsageError("the prompt encodes to no tokens; give some text to continue")
+    check_generation(model, directory, prompt, seed, tok, settings, beams=args.num_beams > 1)
+    if settings["do_sample"]:
+        print(f"seed: {seed}", file=sys.stderr)  # rerun with --seed to get the same text
     printer = TokenPrinter(tok)
     print(text if text is not None else " ".join(map(str, args.ids)) + (" |" if tok is None else ""), end="",
           flush=True)
@@ -331,7 +375,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
         printer.add(int(tokens[0]))
 
     out = model.generate(prompt, seed=seed, streamer=None if args.num_beams > 1 else show, progress=False,
-                         **settings)
+                         tokenizer=tok, **settings)
     timer.mark("done")
     if args.num_beams > 1:
         for t in out[0, prompt.shape[1]:]:
@@ -339,6 +383,29 @@ def cmd_generate(args: argparse.Namespace) -> None:
     printer.flush()
     print()
     print(timer.summary(prompt.shape[1], out.shape[1] - prompt.shape[1]), file=sys.stderr)
+
+
+def check_generation(model, directory: str, prompt: np.ndarray, seed: int | None, tok, settings: dict,
+                     beams: bool) -> None:
+    """Before anything is printed: every check generate makes (settings, lengths, memory), with the
+    flags over the checkpoint's generation_config.json; a setting of that file minibloom does not
+    implement, or one the flags cannot be combined with, is named as the file's."""
+    from .errors import InputError
+    from .generation import GENERATION_CONFIG_NAME, plan
+
+    path = os.path.join(directory, GENERATION_CONFIG_NAME)
+    where = path if os.path.isfile(path) else "the checkpoint's generation_config.json"
+    unsupported = model.generation_config.unsupported()
+    if unsupported:
+        shown = ", ".join(f"{k}={v!r}" for k, v in unsupported.items())
+        raise UsageError(f"{where} sets {shown}, which minibloom does not implement (transformers would apply "
+                         "it): remove it from the file to generate here")
+    try:
+        plan(model, prompt, streamer=None if beams else print, seed=seed, tokenizer=tok, **settings)
+    except InputError as e:
+        if not os.path.isfile(path):
+            raise
+        raise UsageError(f"{e} (the flags with the settings of {path})") from None
 
 
 class TokenPrinter:
@@ -384,14 +451,48 @@ def cmd_tokenize(args: argparse.Namespace) -> None:
     print(f"{len(ids)} tokens for {len(args.text)} characters")
 
 
+# The files of a checkpoint that `init --force` replaces: a new config.json and weights go in, and the
+# old model's tokenizer and generation settings go out with the old weights (random weights beside a
+# trained tokenizer would look like a usable model). Weight files of another layout (shards, the index)
+# are removed by the save itself (`weights.save_state_dict`). Nothing else in DIR is touched.
+REPLACED_WITH_THE_MODEL = ("generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                           "special_tokens_map.json", "added_tokens.json")
+
+
+def model_files(directory: str) -> list[str]:
+    """The files in `directory` that show it already holds a model (config, weights, tokenizer)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:  # absent, or not a directory (the save names the problem)
+        return []
+    return sorted(n for n in names if n in ("config.json",) + REPLACED_WITH_THE_MODEL or n.endswith(".safetensors")
+                  or n == "model.safetensors.index.json")
+
+
 def cmd_init(args: argparse.Namespace) -> None:
     from .model import BloomModel
+    from .weights import save_state_dict
 
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    existing = model_files(args.directory)
+    if existing and not args.force:
+        shown = ", ".join(existing[:4]) + (", ..." if len(existing) > 4 else "")
+        raise UsageError(f"{args.directory} already holds a model ({shown}); pass --force to replace it")
     sizes = dict(TINY, vocab_size=250880, **BLOOM_FAMILY[args.like]) if args.like else dict(TINY)
     sizes.update({k: getattr(args, k) for k in TINY if getattr(args, k) is not None})
     config = BloomConfig(**sizes)
-    BloomModel(config, seed=args.seed).save_pretrained(args.directory, dtype=args.dtype)
-    print(f"wrote a random BLOOM ({param_count(config):,} parameters) to {args.directory}")
+    model = BloomModel(config, seed=args.seed)
+
+    def write_weights(txn) -> None:  # in the save's transaction: the stale files go when the new ones come
+        save_state_dict(model.state_dict(), args.directory, dtype=args.dtype, txn=txn)
+        for name in REPLACED_WITH_THE_MODEL:
+            if name in existing:
+                txn.remove(name)
+
+    model._save(args.directory, write_weights)
+    print(f"wrote a random BLOOM ({param_count(config):,} parameters) to {args.directory}"
+          + (" (replacing the model there)" if existing else ""))
 
 
 def checkpoint_of(args: argparse.Namespace) -> str:
@@ -404,7 +505,11 @@ def checkpoint_of(args: argparse.Namespace) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> None:
+    from .int8_io import is_int8_checkpoint
+    from .model import BloomModel
+    from .pretrained import HEAD_TENSORS
     from .safetensors_io import read_header
+    from .weights import check_state_dict, strip_base_prefix
 
     from .hub import resolve
 
@@ -412,9 +517,17 @@ def cmd_info(args: argparse.Namespace) -> None:
     config = BloomConfig.from_pretrained(directory)
     files = sorted(set(checkpoint_files(directory).values()))
     dtypes: dict[str, int] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
     for f in files:
-        for info in read_header(f)[0].values():
+        for name, info in read_header(f)[0].items():
             dtypes[info.dtype] = dtypes.get(info.dtype, 0) + 1
+            shapes[name] = tuple(info.shape)
+    # A config.json that disagrees with the tensors (n_layer=10**9 over 2 layers' weights) is refused,
+    # as from_pretrained refuses it: an error naming both (exit 2), not a summary of a model that is not there.
+    check_sizes_against_tensors(config, shapes, directory)
+    if not is_int8_checkpoint(directory):  # every base tensor's shape, as the loaders check them
+        stored = {n: np.broadcast_to(np.int8(0), s) for n, s in strip_base_prefix(shapes).items()}  # no memory
+        check_state_dict(stored, BloomModel.param_shapes(config), ignored=HEAD_TENSORS, where=directory)
     summary = {"directory": os.path.abspath(directory), "vocab_size": config.vocab_size,
                "hidden_size": config.hidden_size, "n_layer": config.n_layer, "n_head": config.n_head,
                "head_dim": config.head_dim, "pretraining_tp": config.pretraining_tp,
@@ -452,6 +565,9 @@ def cmd_forward(args: argparse.Namespace) -> None:
 
     model = BloomModel.from_pretrained(checkpoint_of(args), backend=args.backend, storage=args.storage,
                                        threads=args.threads)
+    big = [i for i in args.ids if not -2**63 <= i < 2**63]  # past int64: the model's own check names the rest
+    if big:
+        raise UsageError(f"--ids: {big[0]} is not a token id of this model (0..{model.config.vocab_size - 1})")
     hidden = model(np.array([args.ids])).last_hidden_state[0]  # [T, H]
     np.set_printoptions(precision=4, suppress=True, linewidth=100)
     print(f"last_hidden_state: shape {tuple(hidden.shape)}, mean {hidden.mean():.6f}, std {hidden.std():.6f}")
@@ -594,7 +710,19 @@ def main(argv: list[str] | None = None) -> int:
         return _run(argv)
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning (converting weights while loading, a new head) as one line, not the source line too."""
+    first = str(message).strip().splitlines()[0] if str(message).strip() else category.__name__
+    _fail(0, f"warning: {first}")
+
+
 def _run(argv: list[str] | None) -> int:
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        return _run_command(argv)
+
+
+def _run_command(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         status = COMMANDS[args.command](args) or 0

@@ -37,6 +37,21 @@ from .validation import check_attention_mask, check_ids
 
 GENERATION_CONFIG_NAME = "generation_config.json"
 
+# transformers' GenerationConfig fields that change the tokens chosen and that minibloom does not
+# implement, each with the value that turns it off (transformers 4.57.1's default; guidance_scale 1.0
+# is off too). Read from a file, they are kept (`GenerationConfig.unsupported`) so that a caller can
+# refuse them instead of silently decoding differently from transformers. Fields that change only
+# speed, caching or what is returned (use_cache, cache_implementation, output_attentions,
+# prompt_lookup_num_tokens, renormalize_logits, remove_invalid_values, ...) are not listed.
+UNSUPPORTED_FIELDS: dict[str, Any] = {
+    "max_time": None, "min_p": None, "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0,
+    "encoder_repetition_penalty": 1.0, "encoder_no_repeat_ngram_size": 0, "forced_bos_token_id": None,
+    "forced_eos_token_id": None, "exponential_decay_length_penalty": None, "suppress_tokens": None,
+    "begin_suppress_tokens": None, "sequence_bias": None, "token_healing": False, "guidance_scale": None,
+    "watermarking_config": None, "penalty_alpha": None, "dola_layers": None, "diversity_penalty": 0.0,
+    "num_beam_groups": 1, "constraints": None, "force_words_ids": None,
+}
+
 
 @dataclass
 class GenerationConfig:
@@ -126,7 +141,7 @@ class GenerationConfig:
         if issues:
             details = "".join(f"\n- `{name}`: {text}" for name, text in issues.items())
             warnings.warn(f"The following generation flags are not valid and may be ignored: {list(issues)}."
-                          + details, UserWarning, stacklevel=4)
+                          + details, UserWarning, stacklevel=5)  # the caller of generate (via plan, validate)
 
     # ------------------------------------------------------------------ construction
 
@@ -144,7 +159,16 @@ class GenerationConfig:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         if "eos_token_id" in known:
             known["eos_token_id"] = eos_list(known["eos_token_id"])
-        return cls(**known)
+        config = cls(**known)
+        config.unread = {k: v for k, v in data.items() if k in UNSUPPORTED_FIELDS}
+        return config
+
+    def unsupported(self) -> dict[str, Any]:
+        """The settings read by `from_dict` that transformers would apply and minibloom does not
+        implement ({name: value}; those at their off value are left out), e.g. typical_p=0.9."""
+        unread = getattr(self, "unread", {})
+        return {k: v for k, v in unread.items() if v != UNSUPPORTED_FIELDS[k]
+                and not (k == "guidance_scale" and v == 1)}
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike,
@@ -294,7 +318,7 @@ def prepare_inputs(input_ids: Any, attention_mask: Any, gen: GenerationConfig,
     if gen.pad_token_id is not None and B > 1 and (ids[:, -1] == gen.pad_token_id).any():
         warnings.warn("A decoder-only architecture is being used, but right-padding was detected! For correct "
                       "generation results, please set `padding_side='left'` when initializing the tokenizer.",
-                      UserWarning, stacklevel=4)
+                      UserWarning, stacklevel=5)  # the caller of generate (via plan)
     max_length = L0 + gen.max_new_tokens if gen.max_new_tokens is not None else gen.max_length
     if L0 >= max_length:
         raise InputError(f"the prompt has {L0} tokens but max_length is {max_length}: set max_new_tokens "
@@ -303,7 +327,13 @@ def prepare_inputs(input_ids: Any, attention_mask: Any, gen: GenerationConfig,
 
 
 def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    """The random generator of a `seed` argument: None (fresh entropy), an integer >= 0, or a Generator."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None and not (is_int(seed) and seed >= 0):
+        raise InputError(f"seed must be None, an integer >= 0 or a numpy.random.Generator, got {seed!r} "
+                         f"({type(seed).__name__})")
+    return np.random.default_rng(None if seed is None else int(seed))
 
 
 def sample(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -430,6 +460,39 @@ def continue_cache(model, past_key_values: Any, ids: np.ndarray, max_length: int
     return cache
 
 
+def plan(model, input_ids: Any, attention_mask: Any = None, generation_config: GenerationConfig | None = None,
+         streamer: Any = None, seed: Any = None, past_key_values: Any = None, tokenizer: Any = None,
+         **kwargs: Any) -> tuple[GenerationConfig, StopStrings | None, np.ndarray, np.ndarray, int]:
+    """Every check `generate` makes before its first array, with its arguments: (the settings,
+    the stop-string matcher, ids [B, L0], mask [B, L0], max_length). A caller that prints before
+    generating (the CLI) runs it first, so a bad setting or a length beyond the memory budget is
+    reported before anything is shown."""
+    from .beam_search import check_budget
+    from .cache import _check_size
+
+    gen = make_config(model, generation_config, **kwargs)
+    gen.validate(model.config.vocab_size)
+    as_generator(seed)  # a seed of the wrong type is refused before work, greedy or not
+    stop = StopStrings(gen.stop_strings, tokenizer) if gen.stop_strings else None
+    ids, mask, max_length = prepare_inputs(input_ids, attention_mask, gen, model.config.vocab_size)
+    cfg, rows = model.config, ids.shape[0] * (gen.num_beams if gen.num_beams > 1 else gen.num_return_sequences)
+    if gen.num_beams > 1:
+        unsupported = [name for name, value in (("past_key_values", past_key_values), ("streamer", streamer),
+                                                ("stop_strings", stop), ("output_scores", gen.output_scores),
+                                                ("output_logits", gen.output_logits),
+                                                ("no_repeat_ngram_size", gen.no_repeat_ngram_size),
+                                                ("bad_words_ids", gen.bad_words_ids), ("min_length", gen.min_length),
+                                                ("min_new_tokens", gen.min_new_tokens)) if value]
+        if unsupported:
+            raise InputError(f"{', '.join(unsupported)}: not supported with beam search (num_beams > 1) yet")
+        check_budget(ids.shape[0], gen.num_beams, max(2, 1 + len(gen.eos_token_id)) * gen.num_beams,
+                     cfg.vocab_size, max_length)
+    if past_key_values is None:  # a caller's cache is checked (and grown) by continue_cache
+        _check_size(cfg.n_layer, (rows, cfg.n_head, max_length, cfg.head_dim),
+                    f"prompt + new tokens; keys and values of {cfg.n_layer} layers [B={rows}, N, S, D]")
+    return gen, stop, ids, mask, max_length
+
+
 def generate(model, input_ids: Any, attention_mask: Any = None, generation_config: GenerationConfig | None = None,
              streamer: Any = None, seed: int | np.random.Generator | None = None, progress: bool | None = None,
              past_key_values: Any = None, tokenizer: Any = None, **kwargs: Any):
@@ -451,19 +514,9 @@ def generate(model, input_ids: Any, attention_mask: Any = None, generation_confi
     """
     from .beam_search import beam_search
 
-    gen = make_config(model, generation_config, **kwargs)
-    gen.validate(model.config.vocab_size)
-    stop = StopStrings(gen.stop_strings, tokenizer) if gen.stop_strings else None
-    ids, mask, max_length = prepare_inputs(input_ids, attention_mask, gen, model.config.vocab_size)
+    gen, stop, ids, mask, max_length = plan(model, input_ids, attention_mask, generation_config, streamer, seed,
+                                            past_key_values, tokenizer, **kwargs)
     if gen.num_beams > 1:
-        unsupported = [name for name, value in (("past_key_values", past_key_values), ("streamer", streamer),
-                                                ("stop_strings", stop), ("output_scores", gen.output_scores),
-                                                ("output_logits", gen.output_logits),
-                                                ("no_repeat_ngram_size", gen.no_repeat_ngram_size),
-                                                ("bad_words_ids", gen.bad_words_ids), ("min_length", gen.min_length),
-                                                ("min_new_tokens", gen.min_new_tokens)) if value]
-        if unsupported:
-            raise InputError(f"{', '.join(unsupported)}: not supported with beam search (num_beams > 1) yet")
         sequences = beam_search(model, ids, mask, max_length, gen)
         return GenerateBeamDecoderOnlyOutput(sequences=sequences) if gen.return_dict_in_generate else sequences
     if gen.num_return_sequences > 1:  # sampling several continuations of each prompt
@@ -497,12 +550,10 @@ def stream(model, input_ids: Any, attention_mask: Any = None, seed: int | np.ran
            generation_config: GenerationConfig | None = None, tokenizer: Any = None,
            **kwargs: Any) -> Iterator[np.ndarray]:
     """Like `generate` (greedy or sampling), but yields each step's new tokens [B] as they come."""
-    gen = make_config(model, generation_config, **kwargs)
-    gen.validate(model.config.vocab_size)
+    gen, stop, ids, mask, max_length = plan(model, input_ids, attention_mask, generation_config, seed=seed,
+                                            tokenizer=tokenizer, **kwargs)
     if gen.num_beams > 1:
         raise InputError("streaming needs num_beams=1: beam search only knows its tokens at the end")
-    stop = StopStrings(gen.stop_strings, tokenizer) if gen.stop_strings else None
-    ids, mask, max_length = prepare_inputs(input_ids, attention_mask, gen, model.config.vocab_size)
     if gen.num_return_sequences > 1:
         ids, mask = (np.repeat(a, gen.num_return_sequences, axis=0) for a in (ids, mask))
     for next_tokens, *_ in decode_steps(model, ids, mask, max_length, gen, as_generator(seed), stop=stop):

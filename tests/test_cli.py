@@ -141,3 +141,72 @@ def test_forward_says_when_it_converts_and_takes_threads():
     refused = run("forward", case, "--ids", "4", "--threads", "0")
     assert refused.returncode != 0 and "threads must be a positive integer" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+# ---------------------------------------------------------------------------------------------- issue 23
+def _fail_fast_on_a_runaway_read():
+    """A child that reads without limit dies at 4 GiB of address space instead of taking the machine."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+
+def one_line_exit_2(result, *needles):
+    assert result.returncode == 2, (result.returncode, result.stderr[-500:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("minibloom: error: ") and "Traceback" not in lines[0], lines
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert result.stdout == "", result.stdout[:200]  # refused before anything is printed
+    return lines[0]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_prompt_from_a_device_a_fifo_or_a_directory_is_refused(tmp_path):
+    os.mkfifo(tmp_path / "fifo")  # nobody writes it: opening it for reading would block forever
+    for path, kind in (("/dev/zero", "character device"), (str(tmp_path / "fifo"), "FIFO"), (str(tmp_path), "")):
+        result = subprocess.run([sys.executable, "-m", "minibloom", "generate", "-f", path], capture_output=True,
+                                text=True, timeout=60, preexec_fn=_fail_fast_on_a_runaway_read)
+        one_line_exit_2(result, f"-f {path}", kind)
+
+
+def test_a_prompt_past_the_limit_is_refused():
+    from minibloom.cli import MAX_PROMPT_BYTES
+
+    with open("/dev/zero", "rb") as endless:  # stdin that never ends
+        result = subprocess.run([sys.executable, "-m", "minibloom", "generate", "-"], stdin=endless,
+                                capture_output=True, text=True, timeout=60, preexec_fn=_fail_fast_on_a_runaway_read)
+    one_line_exit_2(result, "stdin", f"{MAX_PROMPT_BYTES:,} bytes")
+    big = subprocess.run([sys.executable, "-m", "minibloom", "generate", "-", "-n", "1"],
+                         input=b"a" * (MAX_PROMPT_BYTES + 1), capture_output=True, timeout=60)
+    assert big.returncode == 2 and b"bytes" in big.stderr
+
+
+def test_init_refuses_to_overwrite_a_model_unless_forced(tmp_path):
+    target = tmp_path / "ck"
+    shutil.copytree(EMBEDDED, target, ignore=shutil.ignore_patterns("metadata.json"))  # a model, its tokenizer
+    (target / "generation_config.json").write_text('{"max_new_tokens": 5}')
+    (target / "notes.txt").write_text("mine")
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    one_line_exit_2(run("init", str(target)), str(target), "--force")
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before  # untouched
+    forced = run("init", str(target), "--force", "--n-layer", "1")
+    assert forced.returncode == 0, forced.stderr
+    assert sorted(p.name for p in target.iterdir()) == ["config.json", "model.safetensors", "notes.txt"]
+    assert (target / "notes.txt").read_text() == "mine"  # not a checkpoint file: kept
+    assert BloomModel.from_pretrained(target).config.n_layer == 1
+    (tmp_path / "empty").mkdir()
+    assert run("init", str(tmp_path / "empty")).returncode == 0  # an empty or new directory needs no --force
+
+
+def test_info_refuses_a_config_that_disagrees_with_the_tensors(tmp_path):
+    target = tmp_path / "ck"
+    assert run("init", str(target), "--n-layer", "2").returncode == 0
+    config = json.loads((target / "config.json").read_text())
+    for n_layer, message in ((10**9, "n_layer=1000000000"), (1, "unexpected tensor 'h.1.")):
+        (target / "config.json").write_text(json.dumps({**config, "n_layer": n_layer}))
+        one_line_exit_2(run("info", str(target)), str(target), message)
+    (target / "config.json").write_text(json.dumps({**config, "hidden_size": 128}))
+    one_line_exit_2(run("info", str(target)), "word_embeddings.weight")
+    for case in ("heads8", "heads12_prefixed", "causal_lm_untied", "bf16"):  # consistent checkpoints still pass
+        assert run("info", os.path.join(GOLDEN_DIR, case)).returncode == 0, case

@@ -4,11 +4,13 @@ one line naming the flag, exit 2, no traceback."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -154,3 +156,99 @@ def test_the_readme_showcase_is_what_the_command_prints():
     out = run(*shlex.split(command)[1:])
     assert out.returncode == 0 and out.stdout == shown
     assert not shown.startswith("ROMEO.]")
+
+
+# issue 23: generate runs on a checkpoint whatever its generation_config.json holds, printing one plain
+# sequence, or names the setting it cannot honour before printing anything. In-process (cli.main), fast.
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    target = tmp_path_factory.mktemp("gen") / "ck"
+    shutil.copytree(EMBEDDED_CHECKPOINT, target)
+    return target
+
+
+def generate_with(checkpoint, settings: dict, *flags: str, capsys):
+    from minibloom import cli
+
+    (checkpoint / "generation_config.json").write_text(json.dumps({**settings, "transformers_version": "4.57.1"}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning would be lines of noise on the user's stderr
+        status = cli.main(["generate", "ROMEO.", "--checkpoint", str(checkpoint), "-n", "4", *flags])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+RUNS = [  # transformers' fields that the flags override, that change only what is returned, or that are honoured
+    {"return_dict_in_generate": True}, {"return_dict_in_generate": True, "output_scores": True, "output_logits": True},
+    {"output_attentions": True, "output_hidden_states": True}, {"num_return_sequences": 3, "do_sample": True},
+    {"num_beams": 4, "num_return_sequences": 2}, {"do_sample": True, "temperature": 0.7, "top_p": 0.9, "top_k": 10},
+    {"temperature": 0.5}, {"max_length": 3}, {"max_new_tokens": 1}, {"use_cache": False},
+    {"cache_implementation": "static"}, {"_from_model_config": True, "bos_token_id": 1, "eos_token_id": 2,
+                                         "pad_token_id": 3}, {"renormalize_logits": True},
+    {"remove_invalid_values": True}, {"guidance_scale": 1.0}, {"typical_p": 1.0}, {"low_memory": True},
+    {"early_stopping": True, "length_penalty": 0.5},
+]
+HONOURED = [  # fields the command applies as generate does
+    {"stop_strings": ["\n"]}, {"eos_token_id": [2, 13]}, {"min_new_tokens": 3}, {"no_repeat_ngram_size": 1},
+    {"bad_words_ids": [[13]]}, {"repetition_penalty": 1.5}, {"min_length": 8},
+]
+REFUSED = [  # transformers would apply these; minibloom does not implement them
+    {"typical_p": 0.9}, {"min_p": 0.1}, {"epsilon_cutoff": 3e-4}, {"eta_cutoff": 1e-3}, {"forced_eos_token_id": 2},
+    {"forced_bos_token_id": 1}, {"suppress_tokens": [5]}, {"begin_suppress_tokens": [5]},
+    {"sequence_bias": [[[5], -1.0]]}, {"exponential_decay_length_penalty": [5, 1.5]}, {"guidance_scale": 1.5},
+    {"max_time": 1.0}, {"penalty_alpha": 0.6, "top_k": 4}, {"num_beam_groups": 2, "diversity_penalty": 1.0},
+    {"encoder_repetition_penalty": 1.2}, {"encoder_no_repeat_ngram_size": 2}, {"force_words_ids": [[5]]},
+    {"dola_layers": "low"}, {"token_healing": True}, {"watermarking_config": {"greenlist_ratio": 0.25}},
+]
+
+
+@pytest.mark.parametrize("settings", RUNS, ids=lambda s: ",".join(s))
+def test_generate_prints_one_plain_greedy_sequence_whatever_the_file_asks(checkpoint, settings, capsys):
+    status, out, err = generate_with(checkpoint, settings, capsys=capsys)
+    assert status == 0, err
+    assert out == greedy_text("ROMEO.", 4) + "\n"
+    assert err.count("\n") == 1 and "[load" in err  # the timing line only: no warning, no traceback
+
+
+@pytest.mark.parametrize("settings", HONOURED, ids=lambda s: ",".join(s))
+def test_generate_applies_the_files_constraints(checkpoint, settings, capsys):
+    from minibloom.generation import GenerationConfig
+
+    status, out, err = generate_with(checkpoint, settings, capsys=capsys)
+    assert status == 0, err
+    lm = BloomForCausalLM.from_pretrained(checkpoint)
+    assert lm.generation_config == GenerationConfig.from_dict(settings)
+    ids = lm.generate(TOK("ROMEO.", return_tensors="np")["input_ids"], max_new_tokens=4, tokenizer=TOK)
+    assert out == TOK.decode(ids[0], skip_special_tokens=True) + "\n"
+
+
+@pytest.mark.parametrize("settings", REFUSED, ids=lambda s: ",".join(s))
+def test_generate_names_a_setting_it_cannot_honour_before_printing(checkpoint, settings, capsys):
+    status, out, err = generate_with(checkpoint, settings, capsys=capsys)
+    assert status == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "generation_config.json" in err and next(iter(settings)) in err
+
+
+@pytest.mark.parametrize("settings, flags, name", [
+    ({"no_repeat_ngram_size": 2}, ("--num-beams", "2"), "no_repeat_ngram_size"),
+    ({"stop_strings": "\n"}, ("--num-beams", "2"), "stop_strings"),
+    ({"bad_words_ids": [[99999]]}, (), "bad_words_ids"),
+    ({"eos_token_id": "x"}, (), "eos_token_id"),
+    ({"min_length": -1}, ("--temp", "0.8"), "min_length"),
+])
+def test_a_file_setting_the_flags_cannot_run_with_is_one_line_before_printing(checkpoint, settings, flags, name,
+                                                                              capsys):
+    status, out, err = generate_with(checkpoint, settings, *flags, capsys=capsys)
+    assert status == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and name in err and "generation_config.json" in err
+
+
+def test_stop_strings_without_a_tokenizer_are_named(tmp_path, capsys):
+    from minibloom import cli
+
+    target = tmp_path / "ck"
+    shutil.copytree(NO_TOKENIZER, target)
+    (target / "generation_config.json").write_text('{"stop_strings": ["x"]}')
+    assert cli.main(["generate", "--ids", "4", "5", "--checkpoint", str(target), "-n", "2"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1 and "stop_strings" in err

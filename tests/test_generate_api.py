@@ -236,3 +236,23 @@ def test_a_passed_cache_grows_only_within_the_memory_budget(monkeypatch):
         cache.reserve(10**6)  # 2 layers x keys+values x 4 bytes x 2 x 4 x 10**6 = 64 MB > 1 MiB
     cache.reserve(16)
     assert cache.capacity == 16
+
+
+# issue 23: a seed of the wrong type is an InputError naming it, before any work
+@pytest.mark.parametrize("seed", [1.5, "7", np.array([1, 2]), [1, 2], -1, True, np.float64(3.0)])
+def test_a_seed_of_the_wrong_type_is_an_input_error_naming_it(seed):
+    for do_sample in (True, False):
+        with pytest.raises(InputError, match="seed"):
+            MODEL.generate(PROMPT, max_new_tokens=1, do_sample=do_sample, seed=seed)
+    with pytest.raises(InputError, match="seed"):
+        next(MODEL.stream(PROMPT, max_new_tokens=1, do_sample=True, seed=seed))
+    np.testing.assert_array_equal(MODEL.generate(PROMPT, max_new_tokens=3, do_sample=True, seed=np.int64(4)),
+                                  MODEL.generate(PROMPT, max_new_tokens=3, do_sample=True, seed=4))
+
+
+def test_settings_minibloom_does_not_implement_are_kept_to_be_refused():
+    read = GenerationConfig.from_dict({"typical_p": 0.9, "min_p": None, "guidance_scale": 1.0, "use_cache": False,
+                                       "num_beam_groups": 2, "eta_cutoff": 0.0, "do_sample": True})
+    assert read.unsupported() == {"typical_p": 0.9, "num_beam_groups": 2}
+    assert read.update(max_new_tokens=3).unsupported() == read.unsupported()
+    assert GenerationConfig().unsupported() == {}

@@ -227,3 +227,62 @@ def test_missing_and_unreadable_files(tmp_path):
     (tmp_path / "tokenizer.json").write_text("[]")
     with pytest.raises(MinibloomError, match="JSON object"):
         BloomTokenizer.from_pretrained(tmp_path)
+
+
+# issue 23: truncation and padding strategies as transformers 4.57.1 names them; unknown ones refused
+def test_truncation_strategies_follow_transformers():
+    text = "Hello world, this is a longer text"
+    full = TOK.encode(text)
+    for strategy in (True, "longest_first", "only_first"):
+        assert TOK(text, truncation=strategy, max_length=3)["input_ids"] == full[:3], strategy
+    for strategy in (False, "do_not_truncate"):
+        assert TOK(text, truncation=strategy, max_length=3)["input_ids"] == full, strategy
+    with pytest.raises(InputError, match="only_second.*second sequence"):  # transformers: "Second sequence not provided"
+        TOK(text, truncation="only_second", max_length=3)
+    for bad in ("bogus", "LONGEST_FIRST", 0, 1, 2.0, np.bool_(True)):  # transformers: "not a valid TruncationStrategy"
+        with pytest.raises(InputError, match=r"truncation.*'longest_first'.*'do_not_truncate'"):
+            TOK(text, truncation=bad, max_length=3)
+
+
+def test_padding_strategies_follow_transformers():
+    batch = ["Hello world", "Hi"]
+    longest = TOK(batch, padding=True)["input_ids"]
+    assert TOK(batch, padding="longest")["input_ids"] == longest
+    for none in (False, "do_not_pad"):
+        assert TOK(batch, padding=none)["input_ids"] == [TOK.encode(t) for t in batch]
+        assert TOK.pad({"input_ids": [[5, 6], [5]]}, padding=none)["input_ids"] == [[5, 6], [5]]
+    for bad in ("bogus", "MAX_LENGTH", None, 0, 1):  # transformers: "not a valid PaddingStrategy"
+        with pytest.raises(InputError, match=r"padding.*'longest'.*'max_length'.*'do_not_pad'"):
+            TOK(batch, padding=bad)
+        with pytest.raises(InputError, match="padding"):
+            TOK.pad({"input_ids": [[5, 6], [5]]}, padding=bad)
+
+
+def test_pad_never_pads_labels_with_a_class_id():
+    """Per-token labels are padded with -100 (the collators' ignore index), never 0, a real class;
+    one label per row passes through, integer or float."""
+    rows = [{"input_ids": [5, 6, 7], "labels": [0, 1, 2]}, {"input_ids": [5], "labels": [1]}]
+    out = TOK.pad(rows, padding_side="right", return_tensors="np")
+    assert out["labels"].tolist() == [[0, 1, 2], [1, -100, -100]]
+    assert TOK.pad(rows, padding_side="left")["labels"] == [[0, 1, 2], [-100, -100, 1]]
+    assert TOK.pad([{"input_ids": [5, 6], "label": [3, 4]}, {"input_ids": [5], "label": [0]}],
+                   padding_side="right")["label"] == [[3, 4], [0, -100]]
+    scalars = TOK.pad([{"input_ids": [5, 6, 7], "labels": 1}, {"input_ids": [5], "labels": 0}], return_tensors="np")
+    assert scalars["labels"].tolist() == [1, 0] and scalars["input_ids"].shape == (2, 3)
+    floats = TOK.pad({"input_ids": [[5, 6], [5]], "labels": [0.25, 1.5]}, return_tensors="np")
+    assert floats["labels"].dtype.kind == "f" and floats["labels"].tolist() == [0.25, 1.5]
+    with pytest.raises(InputError, match="labels"):
+        TOK.pad([{"input_ids": [5, 6], "labels": [1]}, {"input_ids": [5], "labels": [0]}])  # not one per token
+
+
+def test_a_lone_surrogate_in_tokenizer_data_is_a_typed_error():
+    data = load_json("tokenizer.json")
+    n = len(TOK)
+    added = {"id": n, "content": "x\ud800", "special": False, "single_word": False, "lstrip": False,
+             "rstrip": False, "normalized": True}
+    with pytest.raises(TokenizerFileError, match="added_tokens.*surrogate"):
+        BloomTokenizer({**data, "added_tokens": list(data["added_tokens"]) + [added]})
+    with pytest.raises(TokenizerFileError, match="surrogate"):
+        BloomTokenizer({**data, "model": {**data["model"], "vocab": {**data["model"]["vocab"], "\udc80": n}}})
+    with pytest.raises(InputError, match="new_tokens"):
+        TOK.add_tokens(["a\ud800"])

@@ -75,8 +75,12 @@ class BloomTokenizer:
         self.special_ids = {a.id for a in self.pipeline.added_tokens if a.special}
         self.n_ids = max(self.id_to_token) + 1
         self.token_nbytes = np.zeros(self.n_ids, np.int64)  # bytes of text each token stands for
-        for i, t in self.id_to_token.items():
-            self.token_nbytes[i] = len(from_byte_level(t))
+        try:
+            for i, t in self.id_to_token.items():
+                self.token_nbytes[i] = len(from_byte_level(t))
+        except UnicodeEncodeError:  # a lone surrogate has no UTF-8 bytes (a file on disk is refused on reading)
+            raise TokenizerFileError(f"{path}: {_where(data, i)} token id {i} holds a lone surrogate "
+                                     f"{ascii(t)[:60]}: not valid Unicode") from None
         contents = sorted((a.content for a in self.pipeline.added_tokens), key=len, reverse=True)
         self.added_re = regex.compile("|".join(map(regex.escape, contents))) if contents else None
         self.added_first_chars = {c[0] for c in contents}  # a cheap test before the regex search
@@ -266,21 +270,24 @@ class BloomTokenizer:
         return_tensors=None (the default): Python lists, `[T]` for one text and `[[...], ...]` for a
         list (rows may differ in length when not padded). return_tensors="np": NumPy int64 arrays
         [B, T] (one text gives [1, T]); rows must then have one length (pad them).
-        padding: False, True / "longest" (to the longest in the batch) or "max_length" (each row to
-        max_length); pad_to_multiple_of rounds the padded length up. truncation: True cuts each
-        text to max_length tokens, from the right or, with truncation_side "left", the left; None (the
-        default) truncates when max_length is given without padding, as transformers does.
+        padding: False / "do_not_pad", True / "longest" (to the longest in the batch) or "max_length"
+        (each row to max_length); pad_to_multiple_of rounds the padded length up. truncation: True /
+        "longest_first" / "only_first" cut each text to max_length tokens, from the right or, with
+        truncation_side "left", the left; False / "do_not_truncate" do not; None (the default)
+        truncates when max_length is given without padding, as transformers does. Other values are
+        refused, as transformers' PaddingStrategy and TruncationStrategy refuse them.
         add_special_tokens is accepted for compatibility: BLOOM adds none (so special_tokens_mask
         marks only padding).
         """
         batch = check_texts(text)
+        truncation = check_truncation(truncation)
         pad_mode = check_padding(padding, max_length)
         side = check_side(padding_side or self.padding_side, "padding_side")
         check_return_tensors(return_tensors)
         encoded = [self.encode_with_offsets(t) if return_offsets_mapping else (self.encode_ids(t), None)
                    for t in batch]
-        if truncation is None:  # transformers: max_length without padding means truncate to it
-            truncation = max_length is not None and pad_mode is None
+        if truncation is None:  # transformers: max_length with padding=False (not "do_not_pad") means truncate
+            truncation = max_length is not None and padding is False
         limit = max_length if max_length is not None else self.model_max_length
         if truncation and limit is not None:
             encoded = [self._truncate(ids, offs, limit) for ids, offs in encoded]
@@ -300,7 +307,10 @@ class BloomTokenizer:
         cut = slice(max(len(ids) - limit, 0), None) if self.truncation_side == "left" else slice(0, limit)
         return ids[cut], None if offsets is None else offsets[cut]
 
-    PAD_VALUES = {"attention_mask": 0, "special_tokens_mask": 1, "offset_mapping": (0, 0), "token_type_ids": 0}
+    # What padding puts in each per-token list. Labels get -100, the ignore index of the losses and of
+    # transformers' collators (DataCollatorForTokenClassification), never 0: that is a real class.
+    PAD_VALUES = {"attention_mask": 0, "special_tokens_mask": 1, "offset_mapping": (0, 0), "token_type_ids": 0,
+                  "labels": -100, "label": -100}
 
     def _pad_rows(self, rows: list[dict[str, list]], pad_mode: str | None, max_length: int | None,
                   multiple: int | None, side: str) -> list[dict[str, list]]:
@@ -323,9 +333,10 @@ class BloomTokenizer:
             target = longest if pad_mode == "longest" else max(n, max_length)
             if multiple:
                 target = -(-target // multiple) * multiple
-            fill = {k: [self.pad_token_id if k == "input_ids" else self.PAD_VALUES.get(k, 0)] * (target - n)
-                    for k in row}
-            padded.append({k: (fill[k] + list(v) if side == "left" else list(v) + fill[k]) for k, v in row.items()})
+            fill = {k: [self.pad_token_id if k == "input_ids" else self.PAD_VALUES[k]] * (target - n)
+                    for k in row if k == "input_ids" or k in self.PAD_VALUES and _per_token(row[k])}
+            padded.append({k: (fill[k] + list(v) if side == "left" else list(v) + fill[k]) if k in fill else v
+                           for k, v in row.items()})
         return padded
 
     def _format(self, rows: list[dict[str, list]], single: bool, return_tensors: str | None,
@@ -341,6 +352,9 @@ class BloomTokenizer:
                              "truncation=True with max_length) to get one array, or return_tensors=None for lists")
         arrays = {}
         for k in keys:
+            if k not in self.PAD_VALUES and k != "input_ids" or not _per_token(rows[0][k]):
+                arrays[k] = _array_of(k, [r[k] for r in rows])  # a row's label, or a key padding leaves alone
+                continue
             value = np.array([r[k] for r in rows], np.int64)
             arrays[k] = value.reshape(len(rows), lengths[0], 2) if k == "offset_mapping" else value  # [B, T(, 2)]
         return BatchEncoding(arrays)
@@ -349,17 +363,25 @@ class BloomTokenizer:
             pad_to_multiple_of: int | None = None, padding_side: str | None = None,
             return_attention_mask: bool | None = None, return_tensors: str | None = None) -> "BatchEncoding":
         """Pad already-encoded inputs (transformers' `pad`): a dict of lists (one row, or a batch of
-        rows) or a list of such dicts. An attention_mask is made when absent."""
+        rows) or a list of such dicts. An attention_mask is made when absent.
+
+        Per-token labels (`labels` or `label`, a list per row) are padded with -100, the ignore index,
+        as transformers' DataCollatorForTokenClassification pads them (transformers' own `pad` leaves
+        them ragged); never with 0, a real class. One label per row passes through, as do keys
+        padding does not know (token_type_ids, special_tokens_mask, offset_mapping are padded)."""
         rows, single = _rows_of(encoded_inputs)
         pad_mode = check_padding(padding, max_length)
         side = check_side(padding_side or self.padding_side, "padding_side")
         check_return_tensors(return_tensors)
         rows = [{"input_ids": list(self._check_ids(r["input_ids"], "input_ids")),
                  "attention_mask": list(r.get("attention_mask", [1] * len(r["input_ids"]))),
-                 **{k: list(v) for k, v in r.items() if k not in ("input_ids", "attention_mask")}} for r in rows]
-        for k, r in enumerate(rows):
-            if any(len(v) != len(r["input_ids"]) for v in r.values()):
-                raise InputError(f"encoded_inputs row {k}: its lists differ in length")
+                 **{k: list(v) if _per_token(v) else v for k, v in r.items()
+                    if k not in ("input_ids", "attention_mask")}} for r in rows]
+        for b, r in enumerate(rows):
+            for k, v in r.items():
+                if k in self.PAD_VALUES and _per_token(v) and len(v) != len(r["input_ids"]):
+                    raise InputError(f"encoded_inputs row {b}: {k} has {len(v)} entries for "
+                                     f"{len(r['input_ids'])} input_ids (one per token, or one per row for labels)")
         rows = self._pad_rows(rows, pad_mode, max_length, pad_to_multiple_of, side)
         return self._format(rows, single, return_tensors, return_attention_mask)
 
@@ -429,8 +451,10 @@ class BloomTokenizer:
         new_tokens = [new_tokens] if isinstance(new_tokens, str) else list(new_tokens)
         if not all(isinstance(t, str) and t for t in new_tokens):
             raise InputError("new_tokens must be non-empty strings")
-        if any(c not in BYTE_LEVEL_CHARS for t in new_tokens for c in t):
-            raise InputError("added tokens must be printable ASCII (other characters have no byte-level form here)")
+        bad = next((t for t in new_tokens if any(c not in BYTE_LEVEL_CHARS for c in t)), None)
+        if bad is not None:
+            raise InputError(f"new_tokens: {ascii(bad)[:60]} is not printable ASCII (other characters have no "
+                             "byte-level form here)")
         fresh = [t for t in dict.fromkeys(new_tokens) if t not in self.token_to_id]
         if not fresh:
             return 0
@@ -469,18 +493,64 @@ def _not_a_str(text: Any):
     raise InputError(f"text must be a str or a list of str, got {type(text).__name__}")
 
 
+def _where(data: dict[str, Any], token_id: int) -> str:
+    """Which part of tokenizer.json defines `token_id`: added_tokens[k] or model.vocab."""
+    for k, a in enumerate(data.get("added_tokens") or []):
+        if isinstance(a, dict) and a.get("id") == token_id:
+            return f"added_tokens[{k}]:"
+    return "model.vocab:"
+
+
+def _per_token(value: Any) -> bool:
+    """A list of values, one per token (not one label for the whole row)."""
+    return isinstance(value, (list, tuple, np.ndarray))
+
+
+def _array_of(key: str, values: list) -> np.ndarray:
+    """[B, ...] array of a key padding does not pad (a row's label: int, float or bool, as given)."""
+    try:
+        arr = np.array(values)
+    except ValueError:  # ragged
+        arr = np.array(values, dtype=object)
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise InputError(f"{key}: its rows cannot make one array (ragged or not numbers); pad them first or use "
+                         "return_tensors=None")
+    return arr.astype(np.int64) if arr.dtype.kind in "iu" else arr
+
+
+# transformers 4.57.1's TruncationStrategy and PaddingStrategy values (True/False are also accepted)
+TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "do_not_truncate")
+PADDING_STRATEGIES = ("longest", "max_length", "do_not_pad")
+
+
+def check_truncation(truncation: Any) -> bool | None:
+    """transformers' truncation argument -> True (cut to max_length), False, or None (the default:
+    cut when max_length is given without padding). A single text has only a first sequence, so
+    'longest_first' and 'only_first' cut it and 'only_second' is the error transformers raises."""
+    if truncation is None or truncation is True or truncation is False:
+        return truncation
+    if isinstance(truncation, str) and truncation in TRUNCATION_STRATEGIES:
+        if truncation == "only_second":
+            raise InputError("truncation='only_second' needs a second sequence (a text pair), which minibloom's "
+                             "tokenizer does not take")
+        return truncation != "do_not_truncate"
+    raise InputError(f"truncation must be True, False, None or one of {list(TRUNCATION_STRATEGIES)}, "
+                     f"got {truncation!r}")
+
+
 def check_padding(padding: Any, max_length: int | None) -> str | None:
+    """transformers' padding argument -> None (no padding), "longest" or "max_length"."""
     if max_length is not None and (not isinstance(max_length, (int, np.integer)) or max_length < 0):
         raise InputError(f"max_length must be a non-negative integer, got {max_length!r}")
-    if padding in (False, None, "do_not_pad"):
+    if not (padding is True or padding is False or isinstance(padding, str) and padding in PADDING_STRATEGIES):
+        raise InputError(f"padding must be True, False or one of {list(PADDING_STRATEGIES)}, got {padding!r}")
+    if padding is False or padding == "do_not_pad":
         return None
-    if padding in (True, "longest"):
-        return "longest"
     if padding == "max_length":
         if max_length is None:
             raise InputError("padding='max_length' needs max_length")
         return "max_length"
-    raise InputError(f"padding must be True, False, 'longest' or 'max_length', got {padding!r}")
+    return "longest"
 
 
 def check_side(side: Any, name: str) -> str:

@@ -114,3 +114,37 @@ def test_the_package_imports_nothing_heavy():
     code = "import minibloom; from minibloom import BloomModel, InputError; print(minibloom.heads.__name__)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, env=ENV, timeout=120, text=True)
     assert proc.stdout.strip() == "minibloom.heads", proc.stderr
+
+
+# issue 23: hostile flags are one line on stderr, exit 2, and nothing on stdout (checked before printing)
+GOLDEN = os.path.join(REPO, "tests", "golden")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["generate", "ROMEO.", "-n", "2", "--temp", "1", "--seed", "-1"], "--seed"),
+    (["generate", "ROMEO.", "-n", "2", "--temp", "inf"], "--temp"),
+    (["generate", "ROMEO.", "-n", "2", "--temp", "nan"], "--temp"),
+    (["generate", "ROMEO.", "-n", "2", "--top-p", "2"], "--top-p"),
+    (["generate", "ROMEO.", "-n", "-3"], "--max-new-tokens"),
+    (["generate", "ROMEO.", "-n", "2", "--repeat-penalty", "inf"], "--repeat-penalty"),
+    (["generate", "ROMEO.", "-n", str(10**12)], "memory budget"),
+    (["generate", "ROMEO.", "-n", "2", "--num-beams", str(10**7)], "num_beams"),
+    (["generate", "", "-n", "2"], "no tokens"),
+    (["generate", "ROMEO.", "--checkpoint", os.path.join(GOLDEN, "MANIFEST.json")], "not a directory"),
+    (["forward", os.path.join(GOLDEN, "heads8"), "--ids", str(10**20)], "--ids"),
+    (["forward", os.path.join(GOLDEN, "heads8"), "--ids", "-1"], "input_ids[0, 0] = -1 is outside"),
+    (["init", "{tmp}/a", "--seed", "-1"], "--seed"),
+    (["init", "{tmp}/b", "--hidden-size", str(10**8), "--n-head", "1"], "memory budget"),
+    (["init", "{tmp}/c", "--n-layer", "0"], "n_layer"),
+])
+def test_hostile_flags_are_one_line_and_exit_2_before_any_output(tmp_path, args, needle):
+    proc = run([a.format(tmp=tmp_path) for a in args])
+    assert proc.returncode == 2, proc.stderr
+    assert needle in one_line(proc.stderr)
+    assert proc.stdout == b""
+
+
+def test_a_warning_is_one_line():
+    proc = run(["forward", os.path.join(GOLDEN, "bf16"), "--ids", "4", "--storage", "float32"])
+    assert proc.returncode == 0
+    assert one_line(proc.stderr).startswith("minibloom: warning: ") and b"converting" in proc.stderr

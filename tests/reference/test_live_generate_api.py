@@ -246,3 +246,64 @@ def test_config_to_dict_and_to_json_file_are_read_by_transformers(tmp_path):
         if key in expected:
             assert expected[key] == value, key
     assert json.loads((tmp_path / "c.json").read_text()) == config.to_dict()
+
+
+# issue 23: every field of transformers' GenerationConfig is implemented, refused by name, or one that
+# changes only speed, caching or what is returned; generate on the CLI runs on the files transformers writes
+DOES_NOT_CHANGE_THE_TOKENS = {
+    "use_cache", "cache_implementation", "cache_config", "return_legacy_cache", "prefill_chunk_size",
+    "output_attentions", "output_hidden_states", "renormalize_logits", "remove_invalid_values",
+    "decoder_start_token_id", "is_assistant", "num_assistant_tokens", "num_assistant_tokens_schedule",
+    "assistant_confidence_threshold", "prompt_lookup_num_tokens", "max_matching_ngram_size", "assistant_early_exit",
+    "assistant_lookbehind", "target_lookbehind", "disable_compile", "low_memory", "_from_model_config",
+    "transformers_version",
+}
+
+
+def test_every_transformers_generation_field_is_classified():
+    from minibloom.generation import UNSUPPORTED_FIELDS
+
+    defaults = transformers.GenerationConfig().to_dict()
+    known = set(GenerationConfig.__dataclass_fields__)
+    unclassified = set(defaults) - known - set(UNSUPPORTED_FIELDS) - DOES_NOT_CHANGE_THE_TOKENS
+    assert not unclassified, unclassified
+    for name, off in UNSUPPORTED_FIELDS.items():
+        assert defaults[name] == off, name  # minibloom's "off" value is transformers' default
+
+
+@pytest.mark.parametrize("settings, honoured", [
+    (dict(return_dict_in_generate=True, output_scores=True, output_logits=True), True),
+    (dict(do_sample=True, temperature=0.7, top_p=0.9, num_return_sequences=2), True),
+    (dict(num_beams=3, early_stopping=True, length_penalty=0.8), True),
+    (dict(stop_strings=["\n"], max_new_tokens=30), True),
+    (dict(no_repeat_ngram_size=2, bad_words_ids=[[13]], min_new_tokens=2), True),
+    (dict(typical_p=0.8, do_sample=True), False),
+    (dict(forced_eos_token_id=2), False),
+    (dict(suppress_tokens=[13]), False),
+])
+def test_cli_generate_on_generation_configs_transformers_writes(tmp_path, capsys, settings, honoured):
+    import shutil
+    import warnings
+
+    from minibloom import cli
+
+    target = tmp_path / "ck"
+    shutil.copytree(EMBEDDED_CHECKPOINT, target)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # transformers' own remarks on the settings
+        transformers.GenerationConfig(bos_token_id=1, eos_token_id=2, pad_token_id=3, **settings).save_pretrained(
+            target)
+    status = cli.main(["generate", "ROMEO.", "--checkpoint", str(target), "-n", "5"])
+    out, err = capsys.readouterr()
+    if not honoured:
+        assert status == 2 and out == "" and next(iter(settings)) in err and len(err.strip().splitlines()) == 1
+        return
+    assert status == 0, err
+    tok = BloomTokenizer.from_pretrained(target)
+    lm = minibloom.BloomForCausalLM.from_pretrained(target)
+    keep = {k: v for k, v in settings.items() if k in ("stop_strings", "no_repeat_ngram_size", "bad_words_ids",
+                                                         "min_new_tokens")}
+    ids = lm.generate(tok("ROMEO.", return_tensors="np")["input_ids"], max_new_tokens=5, tokenizer=tok,
+                      generation_config=minibloom.generation.GenerationConfig(bos_token_id=1, eos_token_id=[2],
+                                                                              pad_token_id=3, **keep))
+    assert out == tok.decode(ids[0], skip_special_tokens=True) + "\n"

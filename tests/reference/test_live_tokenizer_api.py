@@ -107,3 +107,44 @@ def test_add_prefix_space_attribute():
     for flag in (False, True):
         assert BloomTokenizer.from_pretrained(DIR, add_prefix_space=flag).add_prefix_space == \
             transformers.BloomTokenizerFast.from_pretrained(DIR, add_prefix_space=flag).add_prefix_space
+
+
+# issue 23: strategies as transformers' PaddingStrategy / TruncationStrategy take them
+@pytest.mark.parametrize("truncation", [True, False, None, "longest_first", "only_first", "only_second",
+                                        "do_not_truncate", "bogus", 0, 1])
+@pytest.mark.parametrize("padding", [True, False, "longest", "max_length", "do_not_pad", "bogus", None, 0])
+def test_strategies_are_accepted_and_refused_as_transformers(truncation, padding):
+    batch = ["Hello world, this is a longer text", "Hi"]
+    try:
+        expected = THEIRS(batch, truncation=truncation, padding=padding, max_length=4)
+    except Exception as e:  # noqa: BLE001 -- ValueError (a bad strategy) or the Rust "Truncation error"
+        with pytest.raises(InputError, match="truncation|padding"):
+            OURS(batch, truncation=truncation, padding=padding, max_length=4)
+        assert "Truncation" in str(e) or "Strategy" in str(e)
+        return
+    same(OURS(batch, truncation=truncation, padding=padding, max_length=4), expected)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_pad_gives_token_labels_the_collators_minus_100(side):
+    """What DataCollatorForTokenClassification returns for per-token labels (transformers' `pad`
+    leaves them ragged; the collator pads them with -100, never a real class)."""
+    features = [{"input_ids": [5, 6, 7, 8], "labels": [0, 1, 2, 0]}, {"input_ids": [5], "labels": [1]},
+                {"input_ids": [9, 9], "labels": [2, 2]}]
+    theirs = transformers.BloomTokenizerFast.from_pretrained(DIR, padding_side=side)
+    expected = transformers.DataCollatorForTokenClassification(theirs, return_tensors="np")(features)
+    got = OURS.pad(features, padding_side=side, return_tensors="np")
+    assert sorted(got) == sorted(expected)
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+
+def test_pad_passes_one_label_per_row_through_as_the_collator():
+    for labels in ([1, 0], [0.5, 2.25]):
+        features = [{"input_ids": [5, 6, 7], "labels": labels[0]}, {"input_ids": [5], "labels": labels[1]}]
+        expected = transformers.DataCollatorWithPadding(THEIRS, return_tensors="np")(features)
+        got = OURS.pad(features, return_tensors="np")
+        assert sorted(got) == sorted(expected)
+        for name in expected:
+            np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+            assert got[name].dtype.kind == expected[name].dtype.kind, name

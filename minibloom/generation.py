@@ -408,13 +408,15 @@ def decode_steps(model, ids: np.ndarray, mask: np.ndarray, max_length: int, gen:
         cache = KVCache.for_config(model.config, B, max_length)
     unfinished = np.ones(B, bool)
     eos = np.array(gen.eos_token_id, np.int64)
+    # subtle: as in transformers, min_new_tokens (0 included) replaces min_length when given
+    min_length = gen.min_length if gen.min_new_tokens is None else gen.min_new_tokens + L0
     P = cache.length
     logits = model(ids[:, P:], attention_mask=mask, past_key_values=cache, logits_to_keep=1).logits[:, -1]  # [B, V]
     while True:
         logits = logits.astype(np.float32)
         scores = process_scores(tokens[:, :L], logits, gen.do_sample, gen.repetition_penalty, gen.temperature,
                                 gen.top_k, gen.top_p, no_repeat_ngram_size=gen.no_repeat_ngram_size,
-                                bad_words_ids=gen.bad_words_ids, min_length=gen.min_length,
+                                bad_words_ids=gen.bad_words_ids, min_length=min_length,
                                 min_new_tokens=gen.min_new_tokens or 0, prompt_length=L0,
                                 eos_token_id=gen.eos_token_id)  # [B, V]
         next_tokens = sample(softmax(scores), rng) if gen.do_sample else np.argmax(scores, axis=-1)  # [B]

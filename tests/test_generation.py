@@ -119,3 +119,15 @@ def test_mask_is_inferred_from_pad_tokens_like_transformers():
     model = BloomForCausalLM(config, MODEL.params)
     np.testing.assert_array_equal(model.generate(PROMPTS, max_new_tokens=5),
                                   model.generate(PROMPTS, attention_mask=MASK, max_new_tokens=5))
+
+
+def test_min_new_tokens_takes_precedence_over_min_length_even_at_zero():
+    """transformers sets min_length = min_new_tokens + prompt length whenever min_new_tokens is
+    given, 0 included (found by the live suite: min_new_tokens=0, min_length=2 let EOS through there)."""
+    ids = PROMPTS[:1, -3:]  # [1, 3], no padding
+    L = ids.shape[1]
+    eos = int(MODEL.generate(ids, max_new_tokens=1)[0, -1])  # make the greedy first token the EOS
+    run = lambda **kw: MODEL.generate(ids, max_new_tokens=3, eos_token_id=eos, pad_token_id=eos, **kw)  # noqa: E731
+    assert run(min_length=L + 2)[0, L] != eos  # min_length alone holds EOS back
+    assert run(min_length=L + 2, min_new_tokens=0)[0, L] == eos  # min_new_tokens=0 overrides it
+    np.testing.assert_array_equal(run(min_length=L + 3, min_new_tokens=1), run(min_length=L + 1))

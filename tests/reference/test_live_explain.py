@@ -51,3 +51,16 @@ def test_logit_lens_equals_transformers_hidden_states_through_ln_f_and_lm_head(m
     probs, _ = their_lens(theirs, ids)
     assert lens.top_ids.shape == (ours.config.n_layer + 1, len(ids), 5)
     check_lens(lens.top_ids, lens.top_probs, probs)
+
+
+def test_explain_json_lens_and_attentions_equal_transformers(models, tmp_path):
+    import json
+
+    from minibloom.explain.report import explain, write_report
+
+    theirs, ours, tok = models
+    write_report(tmp_path, explain(ours, tok, TEXTS[0], k=5))
+    data = json.loads((tmp_path / "explain.json").read_text(encoding="utf-8"))
+    probs, attentions = their_lens(theirs, np.array(data["input_ids"]))
+    check_lens(np.array(data["logit_lens"]["top_ids"]), np.array(data["logit_lens"]["top_probs"]), probs)
+    np.testing.assert_allclose(np.array(data["attentions"]), attentions, atol=2e-6)  # JSON keeps 6 decimals

@@ -74,29 +74,27 @@ def self_attention(x: np.ndarray, residual: np.ndarray, p: dict[str, np.ndarray]
     `head_mask` [N] scales each head's probabilities (0 switches a head off).
     `cache`: where this layer keeps past keys/values; the new T tokens then attend to all S = P + T.
     """
-    fused = ops.linear(x, p["query_key_value.weight"], p["query_key_value.bias"])  # [B, T, H] -> [B, T, 3H]
-    trace.record("qkv", fused)
-    q, k, v = split_heads(fused, spec.n_head)  # 3 x [B, N, T, D]
-    trace.record("q", q)
-    trace.record("k", k)
-    trace.record("v", v)
+    fused = trace.record("qkv", ops.linear(x, p["query_key_value.weight"],
+                                           p["query_key_value.bias"]))  # [B, T, H] -> [B, T, 3H]
+    q, k, v = (trace.record(name, t) for name, t in zip("qkv", split_heads(fused, spec.n_head)))  # 3 x [B, N, T, D]
     if cache is not None:
         k, v = cache.store(k, v)  # 2 x [B, N, S, D]: the past positions, then the new ones
-    trace.record("alibi", alibi)
-    if trace.wants("scores"):  # the scores exist only inside the fused op: recompute them for the record
-        trace.record("scores", attention_scores(q, k, alibi, mask_bias))
+    alibi = trace.record("alibi", alibi)
     probs = ops.attention_probs(q, k, alibi, mask_bias)  # [B, N, T, S]
+    if trace.wants("scores"):  # the scores exist only inside the fused op: recompute them for the record
+        scores = attention_scores(q, k, alibi, mask_bias)  # [B, N, T, S]
+        patched = trace.record("scores", scores)
+        if patched is not scores:  # a hook replaced them (`run_with_hooks`): softmax what it gave
+            probs = softmax(patched, axis=-1)
     if head_mask is not None:
         probs = probs * head_mask.astype(np.float32)[None, :, None, None]
-    trace.record("probs", probs)
-    context = merge_heads(ops.context(probs, v))  # [B, N, T, S] @ [B, N, S, D] -> [B, N, T, D] -> [B, T, H]
-    trace.record("context", context)
+    probs = trace.record("probs", probs)
+    context = trace.record("context", merge_heads(ops.context(probs, v)))  # [B, N, T, S] @ [B, N, S, D] -> [B, T, H]
     if spec.pretraining_tp > 1 and spec.slow_but_exact:
         out = ops.linear_tp(context, p["dense.weight"], spec.pretraining_tp)  # no bias: see linear_tp
     else:
         out = ops.linear(context, p["dense.weight"], p["dense.bias"])  # [B, T, H]
-    trace.record("dense", out)
-    return residual + out, probs
+    return residual + trace.record("dense", out), probs
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -40,18 +40,16 @@ def mlp(x: np.ndarray, p: dict[str, np.ndarray], spec: AttentionSpec, ops: Modul
         trace: Trace = NO_TRACE) -> np.ndarray:
     """The feed-forward sub-layer [B, T, H] -> [B, T, H], through a 4H-wide GELU layer."""
     if trace.active:  # the backend fuses linear and GELU; unfused, the pre-GELU values can be recorded
-        pre = ops.linear(x, p["dense_h_to_4h.weight"], p["dense_h_to_4h.bias"])  # [B, T, 4H]
-        trace.record("dense_h_to_4h", pre)
+        pre = trace.record("dense_h_to_4h", ops.linear(x, p["dense_h_to_4h.weight"], p["dense_h_to_4h.bias"]))
         hidden = ops.bloom_gelu(pre)  # [B, T, 4H]
     else:
         hidden = ops.linear_gelu(x, p["dense_h_to_4h.weight"], p["dense_h_to_4h.bias"])  # gelu(linear): [B, T, 4H]
-    trace.record("gelu", hidden)
+    hidden = trace.record("gelu", hidden)  # [B, T, 4H]
     if spec.pretraining_tp > 1 and spec.slow_but_exact:
         out = ops.linear_tp(hidden, p["dense_4h_to_h.weight"], spec.pretraining_tp)  # no bias, as transformers
     else:
         out = ops.linear(hidden, p["dense_4h_to_h.weight"], p["dense_4h_to_h.bias"])  # [B, T, H]
-    trace.record("dense_4h_to_h", out)
-    return out
+    return trace.record("dense_4h_to_h", out)
 
 
 def bloom_block(x: np.ndarray, p: dict[str, np.ndarray], alibi: np.ndarray, mask_bias: np.ndarray,
@@ -61,18 +59,17 @@ def bloom_block(x: np.ndarray, p: dict[str, np.ndarray], alibi: np.ndarray, mask
     `ops` is the backend module that computes each op (`minibloom.backends`); `trace` records
     the intermediates under golden-file names (`trace.py`)."""
     eps = spec.layer_norm_epsilon
-    ln1 = ops.layer_norm(x, p["input_layernorm.weight"], p["input_layernorm.bias"], eps)  # [B, T, H]
-    trace.record("input_layernorm", ln1)
+    ln1 = trace.record("input_layernorm", ops.layer_norm(x, p["input_layernorm.weight"], p["input_layernorm.bias"],
+                                                         eps))  # [B, T, H]
     residual = ln1 if spec.residual_post_layernorm else x
     x1, probs = self_attention(ln1, residual, sub_params(p, "self_attention."), alibi, mask_bias,
                                spec.attention, ops, head_mask, cache,
                                trace.scope("self_attention"))  # [B, T, H], [B, N, T, S]
-    ln2 = ops.layer_norm(x1, p["post_attention_layernorm.weight"], p["post_attention_layernorm.bias"], eps)
-    trace.record("post_attention_layernorm", ln2)
+    ln2 = trace.record("post_attention_layernorm", ops.layer_norm(
+        x1, p["post_attention_layernorm.weight"], p["post_attention_layernorm.bias"], eps))  # [B, T, H]
     residual = ln2 if spec.residual_post_layernorm else x1
     out = residual + mlp(ln2, sub_params(p, "mlp."), spec.attention, ops, trace.scope("mlp"))  # [B, T, H]
-    trace.record("output", out)
-    return out, probs
+    return trace.record("output", out), probs
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from .backends import numpy_backward
 from .cache import KVCache
 from .config import BloomConfig
 from .errors import InputError
+from .explain.hooks import HookedRun
 from .functional import linear_backward
 from .losses import (IGNORE_INDEX, bce_with_logits, bce_with_logits_backward, cross_entropy, cross_entropy_backward,
                      mse, mse_backward)
@@ -36,8 +37,8 @@ from .validation import as_array, check_ids
 from .weights import bloom_param_shapes
 
 
-class BloomWithHead(PreTrainedBloom):
-    """A BloomModel plus a head. Saved, as transformers saves heads, with the `transformer.` prefix."""
+class BloomWithHead(HookedRun, PreTrainedBloom):
+    """A BloomModel plus a head (`run_with_cache`, `run_with_hooks`: explain/hooks.py). Saved, as transformers saves heads, with the `transformer.` prefix."""
 
     save_prefix = True
 

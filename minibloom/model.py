@@ -22,6 +22,7 @@ from .block import BlockSpec, bloom_block, bloom_block_backward, sub_params
 from .cache import CacheSlot, KVCache
 from .config import BloomConfig
 from .errors import InputError
+from .explain.hooks import HookedRun
 from .masking import causal_padding_bias
 from .outputs import BaseModelOutputWithPast
 from .pretrained import PreTrainedBloom
@@ -35,7 +36,7 @@ def block_spec(config: BloomConfig) -> BlockSpec:
     return BlockSpec(attention, config.layer_norm_epsilon, config.apply_residual_connection_post_layernorm)
 
 
-class BloomModel(PreTrainedBloom):
+class BloomModel(HookedRun, PreTrainedBloom):
     """The bare BLOOM transformer (transformers' `BloomModel`), in NumPy.
 
     >>> model = BloomModel(BloomConfig(vocab_size=32, hidden_size=16, n_head=4))  # random weights
@@ -60,8 +61,7 @@ class BloomModel(PreTrainedBloom):
         output_attentions = cfg.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = cfg.output_hidden_states if output_hidden_states is None else output_hidden_states
         use_cache = cfg.use_cache if use_cache is None else use_cache
-        x = self.embed(input_ids, inputs_embeds)  # [B, T, H]
-        trace.record("embeddings", x)
+        x = trace.record("embeddings", self.embed(input_ids, inputs_embeds))  # [B, T, H]
         B, T, _ = x.shape
         past = past_key_values.length if isinstance(past_key_values, KVCache) else 0
         check_allocation(4 * B * cfg.n_head * T * (past + T), f"a forward of {T} tokens after {past} cached "
@@ -74,9 +74,9 @@ class BloomModel(PreTrainedBloom):
         alibi = alibi_bias(mask, cfg.n_head)  # [B, N, 1, S]
         mask_bias = causal_padding_bias(mask, T, P)  # [B, 1, T, S]
         spec = block_spec(cfg)
-        h = self.ops.layer_norm(x, self.params["word_embeddings_layernorm.weight"],
-                                self.params["word_embeddings_layernorm.bias"], cfg.layer_norm_epsilon)  # [B, T, H]
-        trace.record("embeddings_layernorm", h)
+        h = trace.record("embeddings_layernorm", self.ops.layer_norm(
+            x, self.params["word_embeddings_layernorm.weight"], self.params["word_embeddings_layernorm.bias"],
+            cfg.layer_norm_epsilon))  # [B, T, H]
         all_hidden, all_attn = [], []
         for i in range(cfg.n_layer):
             all_hidden.append(h)
@@ -87,8 +87,8 @@ class BloomModel(PreTrainedBloom):
             all_attn.append(probs)
         if cache is not None:
             cache.length = P + T
-        h = self.ops.layer_norm(h, self.params["ln_f.weight"], self.params["ln_f.bias"], cfg.layer_norm_epsilon)
-        trace.record("ln_f", h)
+        h = trace.record("ln_f", self.ops.layer_norm(h, self.params["ln_f.weight"], self.params["ln_f.bias"],
+                                                     cfg.layer_norm_epsilon))  # [B, T, H]
         all_hidden.append(h)  # subtle: the last entry is ln_f(h); the raw last block output is never returned
         return BaseModelOutputWithPast(
             last_hidden_state=h,

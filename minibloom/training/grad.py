@@ -38,9 +38,10 @@ class GradRecord(Trace):
     def scope(self, name: str) -> "GradRecord":
         return GradRecord(self.store, self.prefix + name + ".")
 
-    def record(self, name: str, value: np.ndarray) -> None:
+    def record(self, name: str, value: np.ndarray) -> np.ndarray:
         if self.wants(name):
             self.store[self.prefix + name] = value
+        return value
 
     def wants(self, name: str) -> bool:
         full = self.prefix + name

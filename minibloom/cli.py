@@ -3,6 +3,8 @@
     minibloom generate "ROMEO."                 continue a text, streaming tokens, then a timing line
     minibloom generate -f prompt.txt --temp 0.8 the prompt from a file (- for stdin); --temp/--top-p sample
     minibloom tokenize "Hello world"            ids, tokens and offsets, as a table or --json
+                                                (--explain: each piece's bytes and BPE merges, with ranks)
+    minibloom explain "ROMEO." --out DIR        an offline page: logit lens, attention per head, merges
     minibloom info [DIR]                        config summary, parameters, weight dtypes, bytes, tokenizer
                                                 (a config.json the tensors disagree with: exit 2, as loading)
     minibloom forward [DIR] --ids 1 2 3         run BloomModel and print the last hidden state
@@ -102,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("text")
     tok.add_argument("--checkpoint", default=EMBEDDED_CHECKPOINT, metavar="DIR")
     tok.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    from .explain.cli import add_parser as add_explain_parser, add_tokenize_options
+
+    add_tokenize_options(tok)
+    add_explain_parser(sub)
 
     info = sub.add_parser("info", help="summarise a checkpoint: config, parameters, dtypes, bytes, tokenizer")
     info.add_argument("directory", nargs="?", default=None, help="the checkpoint (or use --checkpoint)")
@@ -439,6 +445,11 @@ class TokenPrinter:
 
 def cmd_tokenize(args: argparse.Namespace) -> None:
     tok = _tokenizer(check_checkpoint(args.checkpoint, need_config=False))
+    if args.explain:
+        from .explain.cli import tokenize_explain
+
+        print(tokenize_explain(tok, args.text, args.json))
+        return
     ids, offsets = tok.encode_with_offsets(args.text)
     rows = [{"position": i, "id": t, "token": tok.convert_ids_to_tokens(t), "start": s, "end": e,
              "text": args.text[s:e]} for i, (t, (s, e)) in enumerate(zip(ids, offsets))]
@@ -645,7 +656,14 @@ def _read_inputs_json(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 COMMANDS = {"generate": cmd_generate, "tokenize": cmd_tokenize, "info": cmd_info, "forward": cmd_forward,
-            "golden": cmd_golden, "init": cmd_init, "train": lambda args: _train(args)}
+            "golden": cmd_golden, "init": cmd_init, "train": lambda args: _train(args),
+            "explain": lambda args: _explain(args)}
+
+
+def _explain(args: argparse.Namespace) -> None:
+    from .explain.cli import cmd_explain
+
+    cmd_explain(args)
 
 
 def _train(args: argparse.Namespace) -> int:

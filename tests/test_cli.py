@@ -210,3 +210,19 @@ def test_info_refuses_a_config_that_disagrees_with_the_tensors(tmp_path):
     one_line_exit_2(run("info", str(target)), "word_embeddings.weight")
     for case in ("heads8", "heads12_prefixed", "causal_lm_untied", "bf16"):  # consistent checkpoints still pass
         assert run("info", os.path.join(GOLDEN_DIR, case)).returncode == 0, case
+
+
+def test_explain_and_tokenize_explain_are_commands(tmp_path):
+    """The microscope's two commands are wired into `minibloom` (minibloom/explain/cli.py)."""
+    trace = run("tokenize", "--explain", "But soft", "--json")
+    assert trace.returncode == 0, trace.stderr
+    pieces = json.loads(trace.stdout)["pieces"]
+    assert [p["piece"] for p in pieces] == ["But", " soft"]
+    page = run("explain", "ROMEO.", "--out", str(tmp_path / "page"), "--top-k", "3")
+    assert page.returncode == 0, page.stderr
+    assert {"index.html", "explain.json"} <= set(os.listdir(tmp_path / "page"))
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "notes.txt").write_text("mine")
+    refused = run("explain", "ROMEO.", "--out", str(tmp_path / "theirs"))
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert os.listdir(tmp_path / "theirs") == ["notes.txt"]

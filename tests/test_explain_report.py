@@ -130,6 +130,13 @@ def test_cmd_explain_writes_the_page(tmp_path, capsys):
     assert not (tmp_path / "p2").exists()
 
 
+@pytest.mark.parametrize("flags, text", [([], "ROMEO.\nBut"), (["--no-escape"], "ROMEO.\\nBut")])
+def test_cmd_explain_reads_escapes_as_generate_does(tmp_path, tok, flags, text):
+    cmd_explain(parse(["explain", "ROMEO.\\nBut", "--out", str(tmp_path / "page"), *flags]))
+    data = json.loads((tmp_path / "page" / "explain.json").read_text(encoding="utf-8"))
+    assert data["input_ids"] == tok.encode(text)
+
+
 def test_tokenize_explain_text_and_json(tok):
     assert parse(["tokenize", "--explain"]).explain
     text = tokenize_explain(tok, " lovers")
@@ -141,11 +148,14 @@ def test_tokenize_explain_text_and_json(tok):
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="the browser test needs Chromium on PATH (apt-get install chromium)")
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("MINIBLOOM_REQUIRE_BROWSER"),
+                    reason="the browser test needs Chromium on PATH (apt-get install chromium)")
 def test_page_renders_in_a_headless_browser(tmp_path, data):
+    assert CHROMIUM is not None, "MINIBLOOM_REQUIRE_BROWSER is set (CI) but Chromium is not on PATH"
     write_report(tmp_path / "page", data)
     url = "file://" + str(tmp_path / "page" / "index.html")
     flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
+             "--disable-background-networking", "--disable-component-update", "--no-first-run",
              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
     dom = subprocess.run(flags + ["--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
     assert 'data-explain="ok"' in dom, f"the page's script did not finish: {dom[:300]!r}"

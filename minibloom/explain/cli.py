@@ -20,7 +20,8 @@ def add_parser(sub) -> None:
                                    "nothing fetched), one PNG of attention maps per layer and DIR/explain.json: the "
                                    "tokens with their BPE merges, the logit lens, every head's attention, ALiBi slope "
                                    "and mean distance, and the residual stream's norms (docs/explain.md).")
-    p.add_argument("text")
+    p.add_argument("text", help="\\n, \\t, \\r and \\\\ are read as in `generate`")
+    p.add_argument("--no-escape", action="store_true", help="take \\n and \\t in TEXT literally")
     p.add_argument("--checkpoint", default=EMBEDDED_CHECKPOINT, metavar="DIR", help="default: the embedded model")
     p.add_argument("--out", required=True, metavar="DIR", help="where to write (empty, new, or an earlier explain's)")
     p.add_argument("--top-k", type=int, default=5, metavar="K", help="tokens per logit-lens cell (default 5)")
@@ -47,7 +48,7 @@ def tokenize_explain(tokenizer, text: str, as_json: bool = False) -> str:
 
 def cmd_explain(args: argparse.Namespace) -> None:
     from .. import BloomForCausalLM
-    from ..cli import _tokenizer, check_checkpoint
+    from ..cli import _tokenizer, check_checkpoint, unescape
     from .report import MAX_TOKENS, check_directory, explain, write_report
 
     if args.top_k < 1:
@@ -56,7 +57,8 @@ def cmd_explain(args: argparse.Namespace) -> None:
     directory = check_checkpoint(args.checkpoint)
     tok = _tokenizer(directory)
     model = BloomForCausalLM.from_pretrained(directory)
-    data = explain(model, tok, args.text, k=min(args.top_k, model.config.vocab_size))
+    text = args.text if args.no_escape else unescape(args.text)
+    data = explain(model, tok, text, k=min(args.top_k, model.config.vocab_size))
     names = write_report(args.out, data, force=args.force)
     print(f"wrote {len(names)} files into {args.out}: open {args.out}/index.html "
           f"({len(data['input_ids'])} tokens of at most {MAX_TOKENS}, {model.config.n_layer} layers)")

@@ -397,9 +397,10 @@ def compare(expected: GoldenFile, actual: GoldenFile | dict[str, np.ndarray], at
     atol / rtol given: one tolerance for every tensor. Not given: the defaults that scale with depth
     and the port's dtype (`default_tolerance`), applied scale-aware.
 
-    Fails closed (`Report.problems`): a name that neither the format defines nor the golden holds
-    (a port's `transformer.h.0...`) fails unless `allow_unknown`; an `only` glob or a `layers` range
-    that selects nothing fails; and so does a compare in which no tensor but the inputs was compared.
+    Fails closed (`Report.problems`): a name the golden does not hold (not in the format, as a port's
+    `transformer.h.0...`, or not in this golden) fails unless `allow_unknown`; an `only` glob or a
+    `layers` range that selects nothing fails; and so does a compare that compared no tensor but the
+    inputs.
     """
     if atol is not None:
         atol = check_tolerance(atol, "atol")
@@ -442,9 +443,9 @@ def compare(expected: GoldenFile, actual: GoldenFile | dict[str, np.ndarray], at
     report = Report(rows, atol, rtol, allow_unknown=allow_unknown)
     report.unknown = unknown_names(expected, port)
     if report.unknown and not allow_unknown:
-        report.problems.append(f"{len(report.unknown)} names neither the format (docs/golden-format.md) nor the "
-                               f"golden defines, never compared: {_some(report.unknown)} (--allow-unknown to "
-                               "compare without them)")
+        report.problems.append(f"{len(report.unknown)} names the golden does not hold (not in the format, "
+                               f"docs/golden-format.md, or not in this golden file), never compared: "
+                               f"{_some(report.unknown)}; --allow-unknown compares without them")
     empty = [f"--only {glob!r} matches no tensor of the golden" for glob, g in zip(only, only_globs)
              if not any(g.match(n) for n in expected.order)]
     if layers is not None and not any(_in_layers(i, layers) for i in range(n_layer)):
@@ -541,7 +542,7 @@ def format_report(report: Report, limit: int | None = None, failures_only: bool 
     first = report.first_divergence
     skipped = sum(r.skipped for r in report.rows)
     if report.unknown and report.allow_unknown:
-        lines.append(f"not compared (--allow-unknown): {len(report.unknown)} names the golden does not define: "
+        lines.append(f"not compared (--allow-unknown): {len(report.unknown)} names the golden does not hold: "
                      f"{_some(report.unknown)}")
     if report.ok:
         lines.append(f"PASS: {len(report.rows) - skipped} tensors within {_tol_text(report)}"

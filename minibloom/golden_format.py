@@ -247,7 +247,7 @@ def _read_npz(path: str) -> tuple[dict[str, np.ndarray], dict[str, str], dict[st
 
 def _read_safetensors(path: str) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, str]]:
     infos, metadata = read_header(path)  # every offset and shape checked against the file's size
-    _refuse_repeated_names(path, infos)
+    _refuse_repeated_names(path)
     used = 0
     for name, info in infos.items():  # bfloat16 becomes float32: 4 bytes an element in memory
         used += math.prod(info.shape) * (4 if info.dtype == "BF16" else STORAGE_DTYPES[info.dtype].itemsize)
@@ -259,7 +259,7 @@ def _read_safetensors(path: str) -> tuple[dict[str, np.ndarray], dict[str, str],
     return tensors, metadata, {k: v for k, v in dtypes.items() if v}
 
 
-def _refuse_repeated_names(path: str, infos: dict) -> None:
+def _refuse_repeated_names(path: str) -> None:
     """The safetensors package keeps the last of a name written twice (and so does `read_header`, which
     refuses the gap the first one's bytes leave -- unless they are empty). A golden file holds each
     name once: the header is read again and any repeated key refused."""

@@ -25,7 +25,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minibloom import MinibloomError, golden
+from minibloom import golden
 from tests.fuzz.fuzz_utils import fuzz_settings, only_minibloom_errors
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--logits-only", action="store_true", help="compare only the head's outputs")
     cmp.add_argument("--skip-missing", action="store_true", help="a name the port did not record is reported "
                      "'not recorded' instead of failing")
-    cmp.add_argument("--allow-unknown", action="store_true", help="names the golden does not define (e.g. "
+    cmp.add_argument("--allow-unknown", action="store_true", help="names the golden does not hold (e.g. "
                      "'transformer.h.0...') are listed, not failed")
     cmp.add_argument("--ignore-padding", action="store_true", help="compare only real tokens and allowed "
                      "query/key pairs")

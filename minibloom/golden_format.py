@@ -19,6 +19,7 @@ import math
 import os
 import re
 import tokenize
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -187,7 +188,7 @@ def _npy_header(f, size: int, where: str) -> tuple[np.dtype, tuple[int, ...], bo
     if len(head) < 10 or head[:6] != NPY_MAGIC:
         raise CheckpointError(f"{where}: not an .npy array (no \\x93NUMPY signature)")
     major = head[6]
-    if major not in (1, 2):  # 3.0 is for structured dtypes with non-Latin-1 field names: never numbers
+    if head[6:8] not in (b"\x01\x00", b"\x02\x00"):  # 3.0: structured dtypes with non-Latin-1 field names
         raise CheckpointError(f"{where}: .npy format version {major}.{head[7]}; golden tensors are 1.0 or 2.0")
     start = 10 if major == 1 else 12
     n = int.from_bytes(head[8:start], "little")
@@ -197,7 +198,9 @@ def _npy_header(f, size: int, where: str) -> tuple[np.dtype, tuple[int, ...], bo
     raw = head + f.read(start + n - len(head))
     parse = npy_format.read_array_header_1_0 if major == 1 else npy_format.read_array_header_2_0
     try:
-        shape, fortran, dtype = parse(io.BytesIO(raw[8:]), max_header_size=MAX_NPY_HEADER)
+        with warnings.catch_warnings():  # a hostile header's string escapes would warn from literal_eval
+            warnings.simplefilter("ignore", (SyntaxWarning, DeprecationWarning))
+            shape, fortran, dtype = parse(io.BytesIO(raw[8:]), max_header_size=MAX_NPY_HEADER)
     except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError, OverflowError, KeyError,
             tokenize.TokenError) as e:  # numpy tokenizes the header before its literal_eval
         raise CheckpointError(f"{where}: not a valid .npy header: {e}") from None

@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--logits-only", action="store_true", help="compare only the head's outputs")
     cmp.add_argument("--skip-missing", action="store_true", help="a name the port did not record is reported "
                      "'not recorded' instead of failing")
+    cmp.add_argument("--allow-unknown", action="store_true", help="names the golden does not hold (e.g. "
+                     "'transformer.h.0...') are listed, not failed")
     cmp.add_argument("--ignore-padding", action="store_true", help="compare only real tokens and allowed "
                      "query/key pairs")
     cmp.add_argument("--scores-up-to-row-constant", action="store_true", help="compare alibi and scores up to a "
@@ -602,13 +604,16 @@ def cmd_golden(args: argparse.Namespace) -> int:
         if getattr(args, flag) is not None:
             golden.check_tolerance(getattr(args, flag), "--" + flag)
     layers = golden.parse_layers(args.layers) if args.layers is not None else None
+    golden.compile_globs(args.only, "--only")  # length and count bounded, before any file is read
+    tolerances = golden.read_tolerances(args.tolerances) if args.tolerances is not None else None
     expected = golden.load(args.expected)
     actual = golden.live_run(expected, args.actual, args.backend) if os.path.isdir(args.actual) and not any(
         f.endswith(".npy") for f in os.listdir(args.actual)) else golden.load(args.actual)
     report = golden.compare(expected, actual, atol=args.atol, rtol=args.rtol, only=args.only, layers=layers,
                             skip_missing=args.skip_missing, logits_only=args.logits_only,
-                            ignore_padding=args.ignore_padding, tolerances=args.tolerances,
-                            scores_up_to_row_constant=args.scores_up_to_row_constant, port_dtype=args.port_dtype)
+                            ignore_padding=args.ignore_padding, tolerances=tolerances,
+                            scores_up_to_row_constant=args.scores_up_to_row_constant, port_dtype=args.port_dtype,
+                            allow_unknown=args.allow_unknown)
     if args.plot:
         golden.plot_errors(report, args.plot)
     if args.json:

@@ -20,7 +20,6 @@ Without explicit atol / rtol the tolerance grows with depth and with the port's 
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import os
@@ -31,15 +30,15 @@ import numpy as np
 
 from . import __version__
 from .errors import CheckpointError, InputError
-from .golden_format import (FORMAT, FORMAT_VERSION, HEAD_OUTPUTS, MODEL_CLASSES, GoldenFile, axes_of, conform,
-                            layer_of, read, select)
+from .golden_format import (FORMAT, FORMAT_VERSION, HEAD_OUTPUTS, INPUTS, MODEL_CLASSES, GoldenFile, axes_of,
+                            compile_globs, conform, is_documented, layer_of, read, select)
 from .safe_read import read_json
 from .safetensors_io import save_file
 from .trace import Trace
 
 __all__ = ["BASE_TOLERANCE", "DEPTH_SCALE", "FORMAT", "FORMAT_VERSION", "MODEL_CLASSES", "GoldenFile", "Report",
-           "TensorDiff", "axes_of", "capture", "check_tolerance", "checkpoint_storage", "compare", "config_sha256",
-           "default_tolerance",
+           "TensorDiff", "axes_of", "capture", "check_tolerance", "checkpoint_storage", "compare", "compile_globs",
+           "config_sha256", "default_tolerance", "unknown_names",
            "diff_tensor", "dump", "format_report", "live_run", "load", "parse_layers", "plot_errors",
            "read_tolerances"]
 
@@ -133,6 +132,7 @@ def read_tolerances(path: str | os.PathLike) -> list[tuple[str, float, float]]:
     table = read_json(path, max_bytes=1 << 20)  # a regular file, size and nesting capped (safe_read)
     if not isinstance(table, dict):
         raise CheckpointError(f"{path}: a tolerances file is a JSON object {{glob: {{atol, rtol}}}}")
+    compile_globs(table, f"--tolerances {path}", CheckpointError)  # bounded before any matching
     rules = []
     for glob, tol in table.items():
         if not isinstance(tol, dict) or not set(tol) <= {"atol", "rtol"} or not tol:
@@ -186,13 +186,26 @@ class TensorDiff:
 
 @dataclass
 class Report:
+    """The rows, in forward order, and what fails the run besides them (`problems`): names compare
+    cannot use, a selection that matches nothing, nothing compared. A compare passes only when
+    every row passes, there is no problem, and at least one tensor other than the inputs was
+    compared element by element."""
+
     rows: list[TensorDiff]
     atol: float | None
     rtol: float | None
+    problems: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # names never compared: not in the format or the golden
+    allow_unknown: bool = False
+
+    @property
+    def compared(self) -> int:
+        """How many tensors were compared: recorded by both sides, not the inputs, at least one element."""
+        return sum(1 for r in self.rows if r.compared and r.name not in INPUTS)
 
     @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.rows)
+        return not self.problems and self.compared > 0 and all(r.ok for r in self.rows)
 
     @property
     def first_divergence(self) -> TensorDiff | None:
@@ -218,7 +231,8 @@ class Report:
 
     def to_dict(self) -> dict:
         first = self.first_divergence
-        return _json_safe({"ok": self.ok, "atol": self.atol, "rtol": self.rtol,
+        return _json_safe({"ok": self.ok, "atol": self.atol, "rtol": self.rtol, "compared": self.compared,
+                           "problems": self.problems, "unknown": self.unknown,
                            "first_divergence": None if first is None else first.__dict__,
                            "layers": self.layers(), "tensors": [r.__dict__ for r in self.rows]})
 
@@ -319,11 +333,13 @@ def diff_tensor(name: str, expected: np.ndarray, actual: np.ndarray, axes: list[
 
 def element_diff(e: np.ndarray, a: np.ndarray, masked: np.ndarray | None, golden_dtype: str,
                  port_dtype: str) -> np.ndarray:
-    """|a - e| per element: NaN vs NaN is 0, NaN vs a number is inf, and in masked score entries
-    two mask values (-inf, or at most half of each side's finfo.min) are 0 apart."""
-    diff = np.abs(a - e)
-    diff[np.isnan(e) & np.isnan(a)] = 0.0
-    diff[np.isnan(diff)] = np.inf  # one side NaN (or inf - inf of another sign)
+    """|a - e| per element: equal values are 0 apart (+inf and +inf too: inf - inf is NaN), NaN vs NaN
+    is 0 (the golden holds NaN there), NaN vs a number and inf vs anything else are inf, and in
+    masked score entries two mask values (-inf, or at most half of each side's finfo.min) are 0 apart."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(a - e)
+    diff[(a == e) | (np.isnan(e) & np.isnan(a))] = 0.0
+    diff[np.isnan(diff)] = np.inf  # one side NaN, or infinities of opposite signs
     if masked is not None:
         lowest_e, lowest_a = (0.5 * float(np.finfo(np.float16 if d == "float16" else np.float32).min)
                               for d in (golden_dtype, port_dtype))
@@ -333,10 +349,11 @@ def element_diff(e: np.ndarray, a: np.ndarray, masked: np.ndarray | None, golden
 
 def without_row_shift(e: np.ndarray, a: np.ndarray, diff: np.ndarray, compared: np.ndarray) -> np.ndarray:
     """|a - e - c| with c the mean of a - e over each row's compared keys: equal up to a per-row constant."""
-    d = np.where(compared, a - e, 0.0)
-    count = np.maximum(compared.sum(-1, keepdims=True), 1)
-    shift = np.nan_to_num(d.sum(-1, keepdims=True) / count, nan=0.0, posinf=0.0, neginf=0.0)  # [..., 1]
-    return np.where(compared & np.isfinite(a - e), np.abs(a - e - shift), diff)
+    with np.errstate(invalid="ignore", over="ignore"):  # infinities: their rows fail elsewhere
+        d = np.where(compared, a - e, 0.0)
+        count = np.maximum(compared.sum(-1, keepdims=True), 1)
+        shift = np.nan_to_num(d.sum(-1, keepdims=True) / count, nan=0.0, posinf=0.0, neginf=0.0)  # [..., 1]
+        return np.where(compared & np.isfinite(a - e), np.abs(a - e - shift), diff)
 
 
 def summarise(e: np.ndarray, a: np.ndarray, diff: np.ndarray, compared: np.ndarray, atol: float, rtol: float,
@@ -349,13 +366,15 @@ def summarise(e: np.ndarray, a: np.ndarray, diff: np.ndarray, compared: np.ndarr
     allowed = (atol * rms if scale_aware else atol) + rtol * np.abs(np.nan_to_num(e, posinf=0, neginf=0))
     with np.errstate(divide="ignore", invalid="ignore"):
         badness = np.where(compared, np.where(diff == 0, 0.0, diff / allowed), -1.0)  # 0/0 passes; x/0 is inf
-    err = np.where(real & np.isfinite(diff), a - e, 0.0)
+    with np.errstate(invalid="ignore"):
+        err = np.where(real & np.isfinite(diff), a - e, 0.0)
     act = np.where(real & np.isfinite(a), a, 0.0)
     norm_e, norm_a, norm_d = (float(np.linalg.norm(x)) for x in (ref, act, err))
     cdiff = np.where(compared, diff, 0.0)
     magnitude = np.maximum(np.maximum(np.abs(e), np.abs(a)), rms)  # floored at the RMS: near-zero elements
     spacing = ulp_spacing(np.nan_to_num(magnitude, nan=0.0), port_dtype)  # would count noise in tiny ULPs
-    ulp = cdiff / np.where(np.isfinite(spacing) & (spacing > 0), spacing, np.inf)
+    with np.errstate(invalid="ignore"):  # inf / inf: an infinite difference at an infinite magnitude
+        ulp = cdiff / np.where(np.isfinite(spacing) & (spacing > 0), spacing, np.inf)
     rel = cdiff / np.maximum(np.abs(np.nan_to_num(e)), max(rms, np.finfo(np.float32).tiny))
     both = norm_e > 0 and norm_a > 0
     return {"max_abs": float(cdiff.max()), "max_rel": float(rel.max()), "max_ulp": float(np.nanmax(ulp)),
@@ -368,15 +387,20 @@ def compare(expected: GoldenFile, actual: GoldenFile | dict[str, np.ndarray], at
             rtol: float | None = None, *, only: tuple[str, ...] | list[str] = (), layers: tuple | str | None = None,
             skip_missing: bool = False, logits_only: bool = False, ignore_padding: bool = False,
             tolerances: str | os.PathLike | list | None = None, scores_up_to_row_constant: bool = False,
-            port_dtype: str | None = None) -> Report:
+            port_dtype: str | None = None, allow_unknown: bool = False) -> Report:
     """Compare the tensors of `expected` (the golden side), in forward order, with the same names in
     `actual` (a port's file or a dict of arrays). The options are those of `minibloom golden compare`
     (docs/golden-format.md): `only` name globs, `layers` (A, B) or "A:B" (layers A <= i < B),
     `skip_missing`, `logits_only`, `ignore_padding`, `tolerances` (a file or [(glob, atol, rtol)]),
-    `scores_up_to_row_constant`, `port_dtype` (default: each tensor's stored dtype).
+    `scores_up_to_row_constant`, `port_dtype` (default: each tensor's stored dtype), `allow_unknown`.
 
     atol / rtol given: one tolerance for every tensor. Not given: the defaults that scale with depth
     and the port's dtype (`default_tolerance`), applied scale-aware.
+
+    Fails closed (`Report.problems`): a name the golden does not hold (not in the format, as a port's
+    `transformer.h.0...`, or not in this golden) fails unless `allow_unknown`; an `only` glob or a
+    `layers` range that selects nothing fails; and so does a compare that compared no tensor but the
+    inputs.
     """
     if atol is not None:
         atol = check_tolerance(atol, "atol")
@@ -385,6 +409,9 @@ def compare(expected: GoldenFile, actual: GoldenFile | dict[str, np.ndarray], at
     if port_dtype is not None and port_dtype not in PORT_DTYPES:
         raise InputError(f"port_dtype must be one of {', '.join(PORT_DTYPES)}, got {port_dtype!r}")
     rules = read_tolerances(tolerances) if isinstance(tolerances, (str, os.PathLike)) else list(tolerances or [])
+    rule_globs = compile_globs([rule[0] for rule in rules], "tolerances")
+    only = list(only)
+    only_globs = compile_globs(only, "--only")
     if isinstance(layers, str):
         layers = parse_layers(layers)
     port = actual if isinstance(actual, GoldenFile) else GoldenFile(dict(actual))
@@ -393,13 +420,13 @@ def compare(expected: GoldenFile, actual: GoldenFile | dict[str, np.ndarray], at
     rows = []
     for name in select(expected.order, only, layers, logits_only):
         if name not in port.tensors:
-            inputs = name in ("input_ids", "attention_mask")
+            inputs = name in INPUTS
             rows.append(TensorDiff(name, skip_missing or inputs, note="not recorded" if skip_missing or inputs
                                    else "missing", skipped=skip_missing or inputs))
             continue
         dtype = port_dtype or port.dtype_of(name)
         dtype = dtype if dtype in PORT_DTYPES else "float32"
-        rule = next(((a, r) for g, a, r in rules if fnmatch.fnmatchcase(name, g)), None)
+        rule = next(((a, r) for (_, a, r), g in zip(rules, rule_globs) if g.match(name)), None)
         if rule is not None:
             a_tol, r_tol, scaled = rule[0], rule[1], False
         elif atol is not None or rtol is not None:
@@ -407,13 +434,56 @@ def compare(expected: GoldenFile, actual: GoldenFile | dict[str, np.ndarray], at
         else:
             tol = default_tolerance(name, n_layer, dtype)
             a_tol, r_tol, scaled = tol, tol, True
-        if name in ("input_ids", "attention_mask"):
+        if name in INPUTS:
             a_tol, r_tol = 0.0, 0.0  # the inputs are equal or the comparison means nothing
         rows.append(diff_tensor(name, expected.tensors[name], np.asarray(port.tensors[name]), axes.get(name, []),
                                 a_tol, r_tol, scaled, dtype, mask, ignore_padding,
                                 scores_up_to_row_constant and name.rsplit(".", 1)[-1] in ("scores", "alibi"),
                                 expected.dtype_of(name)))
-    return Report(rows, atol, rtol)
+    report = Report(rows, atol, rtol, allow_unknown=allow_unknown)
+    report.unknown = unknown_names(expected, port)
+    if report.unknown and not allow_unknown:
+        report.problems.append(f"{len(report.unknown)} names the golden does not hold (not in the format, "
+                               f"docs/golden-format.md, or not in this golden file), never compared: "
+                               f"{_some(report.unknown)}; --allow-unknown compares without them")
+    empty = [f"--only {glob!r} matches no tensor of the golden" for glob, g in zip(only, only_globs)
+             if not any(g.match(n) for n in expected.order)]
+    if layers is not None and not any(_in_layers(i, layers) for i in range(n_layer)):
+        lo, hi = ("" if b is None else b for b in layers)
+        empty.append(f"--layers {lo}:{hi} selects none of the golden's {n_layer} layers")
+    if report.compared == 0:
+        report.problems.append("nothing compared: " + "; ".join(empty or [_why_nothing(rows)]))
+    else:
+        report.problems.extend(empty)
+    return report
+
+
+def unknown_names(expected: GoldenFile, port: GoldenFile) -> list[str]:
+    """The names compare never looks at: any the format does not define (on either side), and the
+    port's names the golden does not hold (a layer past the golden's, another head's output)."""
+    names = [n for n in expected.tensors if not is_documented(n)]
+    names += [n for n in port.tensors if not is_documented(n) or n not in expected.tensors]
+    return list(dict.fromkeys(str(n) for n in names))
+
+
+def _in_layers(i: int, layers: tuple[int | None, int | None]) -> bool:
+    lo, hi = layers
+    return (lo is None or i >= lo) and (hi is None or i < hi)
+
+
+def _why_nothing(rows: list[TensorDiff]) -> str:
+    others = [r for r in rows if r.name not in INPUTS]
+    if not others:
+        return "the selection holds no tensor of the golden but the inputs, which say nothing of a port" if rows \
+            else "the selection holds no tensor of the golden"
+    if all(r.skipped for r in others):
+        return f"the port recorded none of the {len(others)} selected tensors (all 'not recorded')"
+    return "no element of the selected tensors was compared"
+
+
+def _some(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(n[:80]) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def parse_layers(text: str) -> tuple[int | None, int | None]:
@@ -471,12 +541,18 @@ def format_report(report: Report, limit: int | None = None, failures_only: bool 
                          f"({g['worst']}), rel norm {g['rel_norm']:.3g}, cosine {g['cosine']:.7f}")
     first = report.first_divergence
     skipped = sum(r.skipped for r in report.rows)
-    if first is None:
+    if report.unknown and report.allow_unknown:
+        lines.append(f"not compared (--allow-unknown): {len(report.unknown)} names the golden does not hold: "
+                     f"{_some(report.unknown)}")
+    if report.ok:
         lines.append(f"PASS: {len(report.rows) - skipped} tensors within {_tol_text(report)}"
                      + (f"; {skipped} not recorded" if skipped else ""))
-    elif first.note:
+    lines += [f"FAIL: {problem}" for problem in report.problems]
+    if first is None and not report.ok and not report.problems:
+        lines.append("FAIL: nothing compared")
+    if first is not None and first.note:
         lines.append(f"FAIL: first divergence at {first.name}: {first.note}")
-    else:
+    elif first is not None:
         lines.append(f"FAIL: first divergence at {first.name} ({first.where()}): expected {first.expected:.9g}, "
                      f"got {first.actual:.9g} (atol={first.atol:g}, rtol={first.rtol:g}, "
                      f"headroom {first.headroom:.3g})")

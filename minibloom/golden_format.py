@@ -13,16 +13,24 @@ Shape legend: B batch, T tokens, S keys, H hidden, N heads, D head_dim, V vocab,
 from __future__ import annotations
 
 import fnmatch
+import io
 import json
+import math
 import os
 import re
+import tokenize
+import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.lib import format as npy_format
 
-from .errors import CheckpointError
-from .safetensors_io import read_header, read_tensor
+from .errors import CheckpointError, InputError, MinibloomError, SafetensorsFormatError
+from .safe_read import loads, open_regular
+from .safetensors_io import STORAGE_DTYPES, read_header, read_tensor
+from .validation import check_allocation
 
 FORMAT = "minibloom-golden"
 FORMAT_VERSION = "1"
@@ -37,7 +45,12 @@ LAYER_OPS = ("input_layernorm", "self_attention.qkv", "self_attention.q", "self_
              "mlp.dense_4h_to_h", "output")
 BEFORE_LAYERS = (*INPUTS, "embeddings", "embeddings_layernorm")
 AFTER_LAYERS = ("ln_f", "last_hidden_state", *HEAD_OUTPUTS)
-LAYER_NAME = re.compile(r"h\.(\d+)\.(.+)")
+LAYER_NAME = re.compile(r"h\.(0|[1-9][0-9]*)\.(.+)")  # canonical ASCII indices: h.01.output is no name
+# `--only` / `--tolerances` globs: a glob's match costs its length times the name's, and thousands of
+# distinct globs thrash the regex cache (40,000 took 48 s on a 66-tensor golden); the longest name is
+# under 40 characters and a port's tolerances file holds a handful of globs
+MAX_GLOBS = 256
+MAX_GLOB_CHARS = 256
 
 
 def layer_of(name: str) -> int | None:
@@ -47,6 +60,9 @@ def layer_of(name: str) -> int | None:
 
 
 def is_documented(name: str) -> bool:
+    """Whether `name` is one the format defines (docs/golden.md); compare fails on any other."""
+    if not isinstance(name, str):
+        return False
     m = LAYER_NAME.fullmatch(name)
     return (m.group(2) in LAYER_OPS) if m else name in BEFORE_LAYERS + AFTER_LAYERS
 
@@ -127,37 +143,140 @@ class GoldenFile:
 
 
 def _read_npy_dir(path: str) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, str]]:
-    tensors = {}
+    tensors, used = {}, 0
     for entry in sorted(os.listdir(path)):
         if entry.endswith(".npy"):
-            tensors[entry[:-4]] = _load_npy(os.path.join(path, entry))
+            file, name = os.path.join(path, entry), entry[:-4]
+            with open_regular(file, CheckpointError) as f:  # never a FIFO (a hang) or /dev/zero
+                tensors[name] = _read_npy(f, os.fstat(f.fileno()).st_size, f"{file}: tensor {name!r}", used)
+            used += tensors[name].nbytes
     if not tensors:
         raise CheckpointError(f"{path}: a golden directory must hold NAME.npy files, found none")
     return tensors, {}, {}
 
 
-def _load_npy(path: str) -> np.ndarray:
+NPY_MAGIC = b"\x93NUMPY"
+MAX_NPY_HEADER = 65536  # numpy writes under 1 KiB for any array here (its own reader's default cap: 10,000)
+
+
+def _read_npy(f, size: int, where: str, used: int) -> np.ndarray:
+    """One .npy array from `f`, which holds `size` bytes (a file, or an .npz member). The header is
+    checked before anything is allocated: its length against `size`, its shape and dtype against the
+    data that follows (exactly as many bytes, no more), and the array against the memory budget with
+    the `used` bytes already read -- a 200-byte file cannot ask for 4 TiB."""
+    dtype, shape, fortran, offset = _npy_header(f, size, where)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if offset + nbytes != size:
+        raise CheckpointError(f"{where}: the header's shape {shape} of {dtype} needs {nbytes:,} bytes of data, "
+                              f"the file holds {size - offset:,}")
+    check_allocation(used + nbytes, f"{where} ({shape} {dtype}, with the tensors read before it)")
+    flat = np.empty(math.prod(shape), dtype)
+    view, pos = memoryview(flat.view(np.uint8)), 0
+    while pos < nbytes:
+        chunk = f.read(min(nbytes - pos, 1 << 24))
+        if not chunk:
+            raise CheckpointError(f"{where}: the data ends after {pos:,} of {nbytes:,} bytes")
+        view[pos:pos + len(chunk)] = chunk
+        pos += len(chunk)
+    return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)  # as numpy.load builds it
+
+
+def _npy_header(f, size: int, where: str) -> tuple[np.dtype, tuple[int, ...], bool, int]:
+    """(dtype, shape, fortran_order, offset of the data) of an .npy header, parsed by NumPy's own
+    header reader once its length is known to be small and inside the file."""
+    head = f.read(12)
+    if len(head) < 10 or head[:6] != NPY_MAGIC:
+        raise CheckpointError(f"{where}: not an .npy array (no \\x93NUMPY signature)")
+    major = head[6]
+    if head[6:8] not in (b"\x01\x00", b"\x02\x00"):  # 3.0: structured dtypes with non-Latin-1 field names
+        raise CheckpointError(f"{where}: .npy format version {major}.{head[7]}; golden tensors are 1.0 or 2.0")
+    start = 10 if major == 1 else 12
+    n = int.from_bytes(head[8:start], "little")
+    if len(head) < start or not 12 <= start + n <= size or n > MAX_NPY_HEADER:
+        raise CheckpointError(f"{where}: .npy header length {n:,} does not fit the file ({size:,} bytes, "
+                              f"headers up to {MAX_NPY_HEADER:,})")
+    raw = head + f.read(start + n - len(head))
+    parse = npy_format.read_array_header_1_0 if major == 1 else npy_format.read_array_header_2_0
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        raise CheckpointError(f"{path}: not a readable .npy file: {e}") from None
+        with warnings.catch_warnings():  # a hostile header's string escapes would warn from literal_eval
+            warnings.simplefilter("ignore", (SyntaxWarning, DeprecationWarning))
+            shape, fortran, dtype = parse(io.BytesIO(raw[8:]), max_header_size=MAX_NPY_HEADER)
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError, OverflowError, KeyError,
+            tokenize.TokenError) as e:  # numpy tokenizes the header before its literal_eval
+        raise CheckpointError(f"{where}: not a valid .npy header: {e}") from None
+    if not all(type(d) is int and d >= 0 for d in shape) or len(shape) > 64:
+        raise CheckpointError(f"{where}: .npy shape {shape!r:.100} is not a list of at most 64 sizes >= 0")
+    if dtype.kind not in "biuf" or dtype.hasobject:
+        raise CheckpointError(f"{where}: dtype {dtype}; golden tensors are numbers")
+    if math.prod(d for d in shape if d) * dtype.itemsize > np.iinfo(np.intp).max:
+        raise CheckpointError(f"{where}: shape {shape} is too large for NumPy to build, even empty")
+    return dtype, shape, bool(fortran), start + n
+
+
+# the containers numpy.savez / savez_compressed write; deflate expands at most ~1032:1
+NPZ_EXPANSION = {zipfile.ZIP_STORED: 1, zipfile.ZIP_DEFLATED: 1032}
 
 
 def _read_npz(path: str) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, str]]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            tensors = {name: z[name] for name in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise CheckpointError(f"{path}: not a readable .npz file: {e}") from None
+    tensors, members, used = {}, {}, 0
+    with open_regular(path, CheckpointError) as raw:
+        size = os.fstat(raw.fileno()).st_size
+        try:
+            with zipfile.ZipFile(raw) as z:
+                for info in z.infolist():
+                    name = info.filename.removesuffix(".npy")  # numpy.load's name for the member
+                    where = f"{path}: tensor {name!r} (member {info.filename!r})"
+                    if name in members:
+                        raise CheckpointError(f"{path}: the name {name!r} is stored twice (members "
+                                              f"{members[name]!r} and {info.filename!r}); each name once")
+                    members[name] = info.filename
+                    ratio = NPZ_EXPANSION.get(info.compress_type)
+                    if ratio is None:
+                        raise CheckpointError(f"{where}: compression method {info.compress_type}; an .npz is "
+                                              "stored or deflated (numpy.savez / savez_compressed)")
+                    if info.compress_size > size or info.file_size > ratio * info.compress_size + 64:
+                        raise CheckpointError(f"{where}: claims {info.file_size:,} bytes from {info.compress_size:,} "
+                                              f"stored, in a file of {size:,}")
+                    with z.open(info) as f:
+                        tensors[name] = _read_npy(f, info.file_size, where, used)
+                    used += tensors[name].nbytes
+        except MinibloomError:
+            raise
+        except (OSError, ValueError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile,
+                zlib.error) as e:
+            raise CheckpointError(f"{path}: not a readable .npz file: {e}") from None
     return tensors, {}, {}
 
 
 def _read_safetensors(path: str) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, str]]:
-    infos, metadata = read_header(path)
-    tensors = {name: read_tensor(path, info) for name, info in infos.items()}  # bfloat16 becomes float32
+    infos, metadata = read_header(path)  # every offset and shape checked against the file's size
+    _refuse_repeated_names(path)
+    used = 0
+    for name, info in infos.items():  # bfloat16 becomes float32: 4 bytes an element in memory
+        used += math.prod(info.shape) * (4 if info.dtype == "BF16" else STORAGE_DTYPES[info.dtype].itemsize)
+        check_allocation(used, f"{path}: tensor {name!r} ({list(info.shape)} {info.dtype}, with the tensors "
+                               "before it)")
+    tensors = {name: read_tensor(path, info) for name, info in infos.items()}
     dtypes = {name: {"BF16": "bfloat16", "F16": "float16", "F32": "float32", "F64": "float64"}.get(info.dtype, "")
               for name, info in infos.items()}
     return tensors, metadata, {k: v for k, v in dtypes.items() if v}
+
+
+def _refuse_repeated_names(path: str) -> None:
+    """The safetensors package keeps the last of a name written twice (and so does `read_header`, which
+    refuses the gap the first one's bytes leave -- unless they are empty). A golden file holds each
+    name once: the header is read again and any repeated key refused."""
+    def unique(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"the name {key!r} appears twice; each name once")
+            seen.add(key)
+        return dict(pairs)
+
+    with open_regular(path, SafetensorsFormatError) as f:  # read_header checked this length
+        raw = f.read(int.from_bytes(f.read(8), "little"))
+    loads(raw, f"{path}: header", SafetensorsFormatError, object_pairs_hook=unique)
 
 
 def read(path: str | os.PathLike) -> GoldenFile:
@@ -212,12 +331,28 @@ def _check_metadata(path: str, metadata: dict[str, str], tensors: dict[str, np.n
                               f"{(missing or ['input_ids / attention_mask'])[:3]}")
 
 
+def compile_globs(globs, option: str, error: type[Exception] = InputError) -> list[re.Pattern]:
+    """Name globs (fnmatch syntax, case-sensitive), compiled once; at most MAX_GLOBS of at most
+    MAX_GLOB_CHARS characters each, else `error` naming `option`."""
+    globs = list(globs)
+    if len(globs) > MAX_GLOBS:
+        raise error(f"{option}: {len(globs):,} globs, at most {MAX_GLOBS} are allowed")
+    for glob in globs:
+        if not isinstance(glob, str):
+            raise error(f"{option}: a glob must be a string, got {glob!r:.80}")
+        if len(glob) > MAX_GLOB_CHARS:
+            raise error(f"{option}: the glob {glob[:40]!r}... has {len(glob):,} characters, at most "
+                        f"{MAX_GLOB_CHARS} are allowed")
+    return [re.compile(fnmatch.translate(glob)) for glob in globs]
+
+
 def select(names, only=(), layers: tuple[int | None, int | None] | None = None, logits_only: bool = False) -> list[str]:
     """The names a compare looks at: `only` globs (any may match), the layers A <= i < B, or the head
     outputs alone. Tensors outside the layers are kept by `layers` (drop them with `only`)."""
+    patterns = compile_globs(only, "--only")
     kept = []
     for name in names:
-        if only and not any(fnmatch.fnmatchcase(name, g) for g in only):
+        if patterns and not any(p.match(name) for p in patterns):
             continue
         if logits_only and name not in (*HEAD_OUTPUTS, "last_hidden_state"):
             continue

@@ -109,3 +109,70 @@ def test_a_tolerances_file_that_is_a_fifo_or_a_nesting_bomb_is_refused_at_once(t
     for path in (fifo, bomb):
         with pytest.raises(CheckpointError, match=str(path.name)):
             read_tolerances(path)  # a FIFO would block open(); the bomb would be a RecursionError
+
+
+def _port_dir(g, directory, extra=None) -> str:
+    """A port that copied the golden (so everything it records passes), plus `extra` tensors."""
+    os.makedirs(directory)
+    for name, value in {**g.tensors, **(extra or {})}.items():
+        np.save(os.path.join(directory, f"{name}.npy"), value)
+    return str(directory)
+
+
+@pytest.mark.parametrize("flags, why", [
+    (["--only", "logitz"], "--only 'logitz' matches no tensor"),          # a typo
+    (["--only", "logits", "--only", "ln-f"], "--only 'ln-f' matches no tensor"),  # one typo among good globs
+    (["--layers", "50:60"], "--layers 50:60 selects none of the golden's"),
+    (["--layers", "50:60", "--only", "h.*"], "--layers 50:60 selects none of the golden's"),
+    (["--only", "input_ids", "--only", "attention_mask"], "nothing compared"),  # the inputs say nothing of a port
+])
+def test_comparing_nothing_fails_and_says_why(batch, flags, why):
+    """It printed "PASS: 0 tensors" and exited 0."""
+    done = run("compare", batch, batch, *flags)
+    assert done.returncode == 1 and "PASS" not in done.stdout, done.stdout
+    assert why in done.stdout.splitlines()[-1], done.stdout
+    report = json.loads(run("compare", batch, batch, *flags, "--json").stdout)
+    assert report["ok"] is False and any(why in p for p in report["problems"])
+
+
+def test_a_port_that_recorded_nothing_the_golden_has_fails_even_with_skip_missing(batch, tmp_path):
+    g = golden.load(batch)
+    inputs = {k: g.tensors[k] for k in ("input_ids", "attention_mask")}
+    port = tmp_path / "port"
+    port.mkdir()
+    for name, value in inputs.items():
+        np.save(port / f"{name}.npy", value)
+    done = run("compare", batch, port, "--skip-missing")
+    assert done.returncode == 1 and "nothing compared" in done.stdout.splitlines()[-1], done.stdout
+
+
+@pytest.mark.parametrize("extra", ["transformer.h.0.mlp.gelu", "h.00.mlp.gelu", "h.0.mlp.gelu_impl", "h.7.output"])
+def test_names_the_golden_does_not_define_fail_unless_allowed(batch, tmp_path, extra):
+    """A name compare cannot use was ignored: a port writing `transformer.`-prefixed names passed."""
+    g = golden.load(batch)
+    port = _port_dir(g, tmp_path / "port", {extra: g.tensors["h.0.mlp.gelu"] + 1})
+    done = run("compare", batch, port)
+    assert done.returncode == 1 and extra in done.stdout and "--allow-unknown" in done.stdout, done.stdout
+    allowed = run("compare", batch, port, "--allow-unknown")
+    assert allowed.returncode == 0 and extra in allowed.stdout, allowed.stdout  # still listed
+    report = json.loads(run("compare", batch, port, "--json").stdout)
+    assert report["ok"] is False and report["unknown"] == [extra]
+
+
+@pytest.mark.parametrize("flags", [["--only", "*?" * 200], ["--only", "h.*"] * 300])
+def test_long_or_many_only_globs_are_usage_errors(batch, flags):
+    done = run("compare", batch, batch, *flags)
+    assert done.returncode == 2 and "--only" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("table", [{"*?" * 200: {"atol": 1}}, {f"n{i}": {"atol": 1} for i in range(40_000)}])
+def test_long_or_many_tolerance_globs_are_usage_errors_at_once(batch, tmp_path, table):
+    """40,000 globs took 48 s on a 66-tensor golden (the regex cache thrashed): minutes on a real model."""
+    import time
+
+    path = tmp_path / "tol.json"
+    path.write_text(json.dumps(table, separators=(",", ":")))
+    start = time.perf_counter()
+    done = run("compare", batch, batch, "--tolerances", path)
+    assert done.returncode == 2 and "--tolerances" in done.stderr and str(path) in done.stderr, done.stderr
+    assert time.perf_counter() - start < 20

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -107,3 +108,109 @@ def test_files_that_are_not_golden_files_are_refused(tmp_path):
     save_file({"x": np.zeros(2, np.float32)}, tmp_path / "plain.safetensors")
     with pytest.raises(CheckpointError, match="none of the documented golden names"):
         golden.load(tmp_path / "plain.safetensors")
+
+
+def test_equal_infinities_pass_and_nan_passes_only_where_the_golden_has_nan(dumped):
+    """Fail closed on values: +inf == +inf and -inf == -inf pass (inf - inf is NaN, which was a failure);
+    inf vs -inf, inf vs a number, NaN vs a number (either side) fail; NaN == NaN passes only because
+    the golden holds NaN at that position."""
+    special = dumped.tensors["logits"].copy()
+    special[0, 0, :3] = [np.inf, -np.inf, np.nan]
+    expected = golden.GoldenFile(dict(dumped.tensors, logits=special), dumped.metadata)
+    for options in ({}, {"atol": 0, "rtol": 0}, {"atol": 1e-3, "rtol": 1e-3}):
+        report = golden.compare(expected, expected, **options)
+        assert report.ok, golden.format_report(report, failures_only=True)
+    for k, value in ((0, -np.inf), (0, 1.0), (1, np.inf), (1, 0.0), (0, np.nan), (2, 0.0), (3, np.nan),
+                     (3, np.inf)):
+        bad = special.copy()
+        bad[0, 0, k] = value
+        report = golden.compare(expected, dict(dumped.tensors, logits=bad), atol=1e-3, rtol=1e-3)
+        first = report.first_divergence
+        assert first is not None and first.name == "logits", (k, value)
+        assert first.position == {"batch": 0, "token": 0, "vocab": k}, (k, value)
+
+
+def _zip(path, members: dict) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members:
+            z.writestr(name, data)
+
+
+def _npy(array) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def test_duplicate_names_are_refused_naming_them(dumped, tmp_path):
+    import warnings
+
+    logits = _npy(dumped.tensors["logits"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate it is asked to write
+        _zip(tmp_path / "twice.npz", [("logits.npy", logits), ("logits.npy", _npy(dumped.tensors["logits"] + 1))])
+    _zip(tmp_path / "aliases.npz", [("logits", logits), ("logits.npy", logits)])  # both are "logits" to np.load
+    for path in (tmp_path / "twice.npz", tmp_path / "aliases.npz"):
+        with pytest.raises(CheckpointError, match=r"'logits'.*(twice|duplicate)"):
+            golden.load(path)
+    # safetensors: a repeated key whose first entry is empty leaves no gap, so the reader keeps the last
+    header = {"logits": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}}
+    head = json.dumps(header)[:-1] + ', "logits": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}'
+    head = head.encode() + b" " * (-len(head) % 8)
+    (tmp_path / "twice.safetensors").write_bytes(len(head).to_bytes(8, "little") + head + bytes(8))
+    with pytest.raises(CheckpointError, match=r"'logits'.*(twice|duplicate)"):
+        golden.load(tmp_path / "twice.safetensors")
+
+
+def test_lying_npy_and_npz_headers_are_refused_at_once_naming_the_file_and_tensor(tmp_path):
+    """A 200-byte file that claims 4 TiB: refused from the header and the file's size, before any
+    allocation (it was a raw MemoryError, an "internal error" on the command line)."""
+    import time
+
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": (2**40,)})
+    huge = buf.getvalue() + bytes(12)  # 4 TiB of float32 claimed, 3 elements stored
+    directory = tmp_path / "port"
+    directory.mkdir()
+    (directory / "logits.npy").write_bytes(huge)
+    _zip(tmp_path / "port.npz", [("logits.npy", huge)])
+    short = _npy(np.zeros(8, np.float32))[:-4]  # 8 elements claimed, 7 stored
+    (tmp_path / "short").mkdir()
+    (tmp_path / "short" / "logits.npy").write_bytes(short)
+    long_header = b"\x93NUMPY\x02\x00" + (2**32 - 1).to_bytes(4, "little") + b"{" * 100  # a 4 GiB header claimed
+    (tmp_path / "header").mkdir()
+    (tmp_path / "header" / "logits.npy").write_bytes(long_header)
+    for path in (directory, tmp_path / "port.npz", tmp_path / "short", tmp_path / "header"):
+        start = time.perf_counter()
+        with pytest.raises(CheckpointError, match=r"logits") as info:
+            golden.load(path)
+        assert time.perf_counter() - start < 0.5
+        assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("container", ["npy", "npz", "safetensors"])
+def test_a_file_larger_than_the_memory_budget_is_refused_before_reading(dumped, tmp_path, monkeypatch, container):
+    from minibloom.errors import MemoryBudgetError
+
+    tensors = {"logits": dumped.tensors["logits"], "ln_f": dumped.tensors["ln_f"]}
+    if container == "npy":
+        path = tmp_path / "port"
+        path.mkdir()
+        for name, value in tensors.items():
+            np.save(path / f"{name}.npy", value)
+    elif container == "npz":
+        path = tmp_path / "port.npz"
+        np.savez_compressed(path, **tensors)
+    else:
+        path = tmp_path / "port.safetensors"
+        save_file(tensors, path)
+    assert set(golden.load(path).tensors) == set(tensors)
+    monkeypatch.setenv("MINIBLOOM_MEMORY_BUDGET", str(tensors["logits"].nbytes // 2))
+    with pytest.raises(MemoryBudgetError, match=str(path)):
+        golden.load(path)

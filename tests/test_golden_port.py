@@ -282,3 +282,60 @@ def test_half_precision_goldens_are_for_the_bare_model_and_the_causal_lm(tmp_pat
     with pytest.raises(InputError, match="dtype"):
         golden.dump(cls, tmp_path / "x.safetensors", IDS % cls.config.vocab_size, dtype="int8")
     assert not (tmp_path / "x.safetensors").exists()
+
+
+RENAMES = {  # how a port can name its tensors wrongly
+    "transformer.": lambda n: "transformer." + n,   # the checkpoint's prefix
+    "model.": lambda n: "model." + n,
+    "layers": lambda n: n.replace("h.", "layers.", 1) if n.startswith("h.") else n,
+    "zero-padded": lambda n: n.replace("h.", "h.0", 1) if n.startswith("h.") else n,  # h.01.output
+    "attn": lambda n: n.replace("self_attention.", "attn."),
+    "case": lambda n: n.upper(),
+}
+
+
+PARTIAL = ("layers", "zero-padded", "attn")  # renames that leave some names right (embeddings, ln_f, logits...)
+
+
+@pytest.mark.parametrize("rename", list(RENAMES))
+@pytest.mark.parametrize("bug", [None, "erf_gelu"])
+def test_an_independent_port_that_names_its_tensors_wrongly_never_passes(checkpoint, expected, rename, bug):
+    """Measured: a port writing the `transformer.`-prefixed names passed under --skip-missing with an
+    erf GELU ("PASS: 0 tensors"): the names it did not know were ignored. Whatever the options, a
+    compare that cannot see the port's tensors fails. Only --allow-unknown with --skip-missing lets
+    the wrong names be, and then what is compared (the right names) must still pass on its own."""
+    record = Port(checkpoint, bugs=[bug] if bug else []).forward(IDS, MASK)
+    renamed = {RENAMES[rename](n): v for n, v in record.items()}
+    assert set(renamed) != set(record)
+    for options in ({}, {"skip_missing": True}, {"allow_unknown": True}, {"skip_missing": True, "only": ["h.*"]},
+                    {"skip_missing": True, "layers": "0:1"}, {"skip_missing": True, "logits_only": True},
+                    {"skip_missing": True, "allow_unknown": True},
+                    {"skip_missing": True, "allow_unknown": True, "only": ["h.*.mlp.*"]}):
+        report = golden.compare(expected, renamed, **options)
+        text = golden.format_report(report)
+        opted_out = options.get("allow_unknown") and options.get("skip_missing")
+        if opted_out and rename in PARTIAL and bug is None and ("only" not in options or rename == "attn"):
+            assert report.ok, (options, text)  # the right names compare equal; the wrong ones are listed
+            assert "not compared (--allow-unknown)" in text
+            continue
+        assert not report.ok, (options, text)
+        assert "PASS" not in text and text.splitlines()[-1].startswith("FAIL"), (options, text)
+
+
+@pytest.mark.parametrize("rename", ["transformer.", "layers"])
+def test_the_renamed_port_fails_on_the_command_line(checkpoint, tmp_path, rename):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    gpath = tmp_path / "golden.safetensors"
+    golden.dump(BloomForCausalLM.from_pretrained(checkpoint), gpath, IDS, MASK)
+    record = Port(checkpoint, bugs=["erf_gelu"]).forward(IDS, MASK)
+    path = write({RENAMES[rename](n): v for n, v in record.items()}, tmp_path / "port", "safetensors")
+    for flags in ([], ["--skip-missing"], ["--skip-missing", "--allow-unknown"]):
+        done = subprocess.run([sys.executable, "-m", "minibloom", "golden", "compare", str(gpath), path, *flags],
+                              capture_output=True, text=True, timeout=120, cwd=root,
+                              env={**os.environ, "PYTHONPATH": root})
+        # 2: a file with no name of the format is no golden file at all; 1: the compare fails
+        assert done.returncode == (2 if rename == "transformer." else 1), (flags, done.stdout, done.stderr)
+        assert "PASS" not in done.stdout

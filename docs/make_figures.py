@@ -16,7 +16,9 @@ import sys
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FIGURES = ("alibi.png", "attention.png", "architecture.png", "performance.png", "backprop.png")
+FIGURES = ("alibi.png", "attention.png", "architecture.png", "performance.png", "backprop.png", "attention_heads.png",
+           "logit_lens.png", "kv_cache.png")
+TEXT = "ROMEO.\nBut soft, what light through yonder window breaks?"  # the text the model figures read
 
 
 def alibi(plt, path: str) -> None:
@@ -44,8 +46,7 @@ def attention(plt, path: str) -> None:
 
     tok = BloomTokenizer.from_pretrained(EMBEDDED_CHECKPOINT)
     model = BloomModel.from_pretrained(EMBEDDED_CHECKPOINT)
-    text = "ROMEO.\nBut soft, what light through yonder window breaks?"
-    ids = np.array(tok(text)["input_ids"])
+    ids = np.array(tok(TEXT)["input_ids"])
     labels = [tok.decode([i]).replace("\n", "\\n") for i in ids]
     probs = model(ids[None], output_attentions=True).attentions
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.6))
@@ -137,6 +138,99 @@ def backprop(plt, path: str) -> None:
     fig.savefig(path, dpi=90)
 
 
+def load_embedded():
+    from minibloom import EMBEDDED_CHECKPOINT, BloomForCausalLM, BloomTokenizer
+
+    tok = BloomTokenizer.from_pretrained(EMBEDDED_CHECKPOINT)
+    return tok, BloomForCausalLM.from_pretrained(EMBEDDED_CHECKPOINT)
+
+
+def token_labels(tok, ids) -> list[str]:
+    return [tok.decode([int(i)]).replace("\n", "\\n") for i in ids]
+
+
+def attention_heads(plt, path: str) -> None:
+    """Every head of one layer, with its ALiBi slope and mean attended distance: near and far heads."""
+    from minibloom.alibi import alibi_slopes
+
+    tok, lm = load_embedded()
+    ids = np.array(tok(TEXT)["input_ids"])
+    T, layer = len(ids), 0
+    probs = lm(ids[None], output_attentions=True).attentions[layer][0]  # [N, T, T]
+    back = np.arange(T)[:, None] - np.arange(T)[None, :]  # [T, T]: how far back key s is from query t
+    distance = (probs * back).sum(-1).mean(-1)  # [N]
+    slopes = alibi_slopes(lm.config.n_head)
+    fig, axes = plt.subplots(2, 4, figsize=(12, 6.4))
+    for n, ax in enumerate(axes.flat):
+        ax.imshow(probs[n], cmap="magma", vmin=0, vmax=1)
+        ax.set_title(f"head {n}: slope 1/{round(1 / slopes[n])}\nmean distance {distance[n]:.1f} tokens", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks(range(T), token_labels(tok, ids), fontsize=5)
+    fig.suptitle(f"Layer {layer} of the embedded model, head by head (rows: queries, columns: keys): "
+                 "steep ALiBi heads look near, shallow ones far")
+    fig.tight_layout()
+    fig.savefig(path, dpi=72)
+
+
+def logit_lens(plt, path: str) -> None:
+    """The top-1 token and its probability when each layer's stream is read by ln_f and the LM head."""
+    from minibloom.explain import logit_lens as lens_of
+
+    tok, lm = load_embedded()
+    ids = np.array(tok(TEXT)["input_ids"])
+    lens = lens_of(lm, ids, k=1)
+    L1, T = lens.top_ids.shape[:2]
+    fig, ax = plt.subplots(figsize=(13, 3.8))
+    ax.imshow(lens.top_probs[:, :, 0], cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for row in range(L1):
+        for t in range(T):
+            word = tok.decode([int(lens.top_ids[row, t, 0])]).replace("\n", "\\n")[:7]
+            colour = "white" if lens.top_probs[row, t, 0] > 0.6 else "black"
+            ax.text(t, row, word, ha="center", va="center", fontsize=7, color=colour)
+    ax.set_xticks(range(T), token_labels(tok, ids), rotation=60, fontsize=7)
+    ax.set_yticks(range(L1), ["h_0 (embedding LN)"] + [f"entering block {i}" for i in range(1, L1 - 1)] +
+                  ["the model's output"], fontsize=8)
+    ax.set_xlabel("position (the token read there; each cell guesses the next one)")
+    ax.set_title("Logit lens of the embedded model: top-1 of lm_head(ln_f(h_i)), colour = its probability")
+    fig.tight_layout()
+    fig.savefig(path, dpi=72)
+
+
+def kv_cache(plt, path: str) -> None:
+    """What the cache holds after a prompt and a few greedy steps, and the newest token's attention over it."""
+    from minibloom.cache import KVCache
+
+    tok, lm = load_embedded()
+    ids = np.array([tok("ROMEO.\nBut soft")["input_ids"]])  # [1, P]
+    cache = KVCache.for_config(lm.config, 1, 24)
+    logits = lm(ids, past_key_values=cache).logits[:, -1]
+    rows, prompt = [], ids.shape[1]
+    for _ in range(24 - prompt):
+        nxt = logits.argmax(-1)[:, None]
+        ids = np.concatenate([ids, nxt], axis=1)
+        out = lm(nxt, attention_mask=np.ones_like(ids), past_key_values=cache, output_attentions=True)
+        rows.append(out.attentions[0][0, 0, -1])  # layer 0, head 0, the new query over S keys: [S]
+        logits = out.logits[:, -1]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.2, 1]})
+    keys = cache.keys[0][0, 0]  # [capacity, D]: layer 0, head 0
+    a.imshow(keys.T, cmap="coolwarm", aspect="auto", vmin=-np.abs(keys).max(), vmax=np.abs(keys).max())
+    a.axvline(prompt - 0.5, color="k", ls="--")
+    a.set_xticks(range(ids.shape[1]), token_labels(tok, ids[0]), rotation=70, fontsize=7)
+    a.set_ylabel(f"head_dim D = {keys.shape[1]}")
+    a.set_title(f"cache.keys[0][0, 0]: layer 0, head 0, one column per token\n(prompt left of the dashes; "
+                f"the values and the other {lm.config.n_layer * lm.config.n_head - 1} layer-heads alike)", fontsize=9)
+    steps = np.full((len(rows), ids.shape[1]), np.nan)
+    for i, r in enumerate(rows):
+        steps[i, :r.size] = r
+    b.imshow(steps, cmap="magma", aspect="auto", vmin=0, vmax=1)
+    b.set_xlabel("key position S (cached tokens + the new one)")
+    b.set_ylabel("decode step")
+    b.set_title("each step: one new query against every cached key\n(layer 0, head 0): the row grows, so "
+                "attention's work grows with S", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=72)
+
+
 def main(out_dir: str = os.path.join(HERE, "figures")) -> None:
     import matplotlib
 
@@ -144,7 +238,8 @@ def main(out_dir: str = os.path.join(HERE, "figures")) -> None:
     import matplotlib.pyplot as plt
 
     os.makedirs(out_dir, exist_ok=True)
-    for name, draw in zip(FIGURES, (alibi, attention, architecture, performance, backprop)):
+    for name, draw in zip(FIGURES, (alibi, attention, architecture, performance, backprop, attention_heads,
+                                    logit_lens, kv_cache)):
         draw(plt, os.path.join(out_dir, name))
         plt.close("all")
         print("wrote", os.path.join(out_dir, name))

@@ -17,7 +17,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIGURES = ("alibi.png", "attention.png", "architecture.png", "performance.png", "backprop.png", "attention_heads.png",
-           "logit_lens.png", "kv_cache.png")
+           "logit_lens.png", "kv_cache.png", "padding.png", "gelu.png", "sampling.png", "golden_report.png")
 TEXT = "ROMEO.\nBut soft, what light through yonder window breaks?"  # the text the model figures read
 
 
@@ -231,6 +231,106 @@ def kv_cache(plt, path: str) -> None:
     fig.savefig(path, dpi=72)
 
 
+def padding(plt, path: str) -> None:
+    """A left-padded row's attention (layer 0, head 0): pad keys get 0, pad queries are uniform."""
+    tok, lm = load_embedded()
+    batch = tok(["To be, or not to be", "that is the question"], padding=True, return_tensors="np")
+    probs = lm(batch["input_ids"], attention_mask=batch["attention_mask"], output_attentions=True).attentions[0]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
+    for row, ax in enumerate(axes):
+        ids = batch["input_ids"][row]
+        labels = [("<pad>" if m == 0 else w) for w, m in zip(token_labels(tok, ids), batch["attention_mask"][row])]
+        ax.imshow(probs[row, 0], cmap="magma", vmin=0, vmax=1)
+        for t in range(len(ids)):
+            for s_ in range(len(ids)):
+                ax.text(s_, t, f"{probs[row, 0, t, s_]:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if probs[row, 0, t, s_] < 0.5 else "black")
+        ax.set_xticks(range(len(ids)), labels, rotation=60, fontsize=8)
+        ax.set_yticks(range(len(ids)), labels, fontsize=8)
+        ax.set_title(f"row {row}: mask {batch['attention_mask'][row].tolist()}", fontsize=9)
+    fig.suptitle("A left-padded batch, layer 0 head 0: no real query reads a pad key; each pad query, every key "
+                 "masked, is uniform (1/S)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=72)
+
+
+def gelu(plt, path: str) -> None:
+    """BLOOM's tanh GELU against the exact erf one, and their difference."""
+    import math
+
+    from minibloom.functional import bloom_gelu
+
+    xs = np.linspace(-5, 5, 401, dtype=np.float32)
+    erf = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in xs.astype(np.float64)])
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4))
+    a.plot(xs, bloom_gelu(xs), label="BLOOM: tanh approximation")
+    a.plot(xs, np.maximum(xs, 0), "--", color="#999", label="ReLU")
+    a.legend()
+    a.set_title("GELU(x) = x * Phi(x), a smooth ReLU")
+    b.plot(xs, bloom_gelu(xs) - erf)
+    b.set_title("tanh form - exact erf form: up to 4e-4")
+    for ax in (a, b):
+        ax.set_xlabel("x")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=72)
+
+
+def sampling(plt, path: str) -> None:
+    """The embedded model's next-token distribution, reshaped by temperature, and the top-p nucleus."""
+    from minibloom.functional import softmax
+    from minibloom.logits_process import top_p
+
+    tok, lm = load_embedded()
+    ids = np.array([tok("ROMEO.\nWhat")["input_ids"]])
+    scores = lm(ids).logits[:, -1].astype(np.float32)  # [1, V]
+    top = np.argsort(-scores[0])[:15]
+    labels = [tok.decode([int(i)]).replace("\n", "\\n") for i in top]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 3.8))
+    for k, t in enumerate((0.5, 1.0, 1.5)):
+        a.bar(np.arange(15) + (k - 1) * 0.27, softmax(scores / t)[0, top], width=0.27, label=f"temperature {t}")
+    a.set_xticks(range(15), labels, rotation=60, fontsize=8)
+    a.legend()
+    a.set_title('next token after "ROMEO.\\nWhat": temperature sharpens or flattens', fontsize=10)
+    kept = np.isfinite(top_p(scores, 0.5))[0, top]
+    b.bar(range(15), softmax(scores)[0, top], color=["#27a" if k else "#ccc" for k in kept])
+    b.set_xticks(range(15), labels, rotation=60, fontsize=8)
+    b.set_title(f"top-p 0.5 keeps {int(np.isfinite(top_p(scores, 0.5)).sum())} tokens (blue), the rest -> -inf",
+                fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=72)
+
+
+def golden_report(plt, path: str) -> None:
+    """Headroom of every tensor in forward order: a correct port (numba) and one with a wrong GELU."""
+    import tempfile
+
+    from minibloom import EMBEDDED_CHECKPOINT, golden
+
+    tok, lm = load_embedded()
+    ids = np.array([tok("Once more unto the breach")["input_ids"]])
+    with tempfile.TemporaryDirectory() as tmp:
+        file = os.path.join(tmp, "golden.safetensors")
+        golden.dump(lm, file, ids)
+        expected = golden.load(file)
+    ports = {"backend='numba' (a correct port)": golden.live_run(expected, EMBEDDED_CHECKPOINT, backend="numba")}
+    broken = dict(ports["backend='numba' (a correct port)"])
+    broken["h.2.mlp.gelu"] = broken["h.2.mlp.gelu"] * np.float32(1.001)
+    ports["layer 2's GELU x 1.001 (a broken port)"] = broken
+    fig, ax = plt.subplots(figsize=(12, 4))
+    for name, port in ports.items():
+        rows = [r for r in golden.compare(expected, port).rows if not r.skipped and r.headroom == r.headroom]
+        ax.semilogy(range(len(rows)), [max(r.headroom, 1e-4) for r in rows], "o-", ms=3, label=name)
+    ax.axhline(1.0, color="red", lw=1)
+    ax.text(0, 1.3, "headroom 1: above fails", color="red", fontsize=8)
+    ax.set_xticks(range(len(rows)), [r.name for r in rows], rotation=90, fontsize=6)
+    ax.set_ylabel("headroom = max |diff| / allowed")
+    ax.legend(loc="upper left")
+    ax.set_title("golden compare, tensor by tensor in forward order: the first one above 1 names the broken op")
+    fig.tight_layout()
+    fig.savefig(path, dpi=72)
+
+
 def main(out_dir: str = os.path.join(HERE, "figures")) -> None:
     import matplotlib
 
@@ -239,7 +339,7 @@ def main(out_dir: str = os.path.join(HERE, "figures")) -> None:
 
     os.makedirs(out_dir, exist_ok=True)
     for name, draw in zip(FIGURES, (alibi, attention, architecture, performance, backprop, attention_heads,
-                                    logit_lens, kv_cache)):
+                                    logit_lens, kv_cache, padding, gelu, sampling, golden_report)):
         draw(plt, os.path.join(out_dir, name))
         plt.close("all")
         print("wrote", os.path.join(out_dir, name))

@@ -16,7 +16,9 @@ import sys
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FIGURES = ("alibi.png", "attention.png", "architecture.png", "performance.png", "backprop.png")
+FIGURES = ("alibi.png", "attention.png", "architecture.png", "performance.png", "backprop.png", "attention_heads.png",
+           "logit_lens.png", "kv_cache.png", "padding.png", "gelu.png", "sampling.png", "golden_report.png")
+TEXT = "ROMEO.\nBut soft, what light through yonder window breaks?"  # the text the model figures read
 
 
 def alibi(plt, path: str) -> None:
@@ -44,8 +46,7 @@ def attention(plt, path: str) -> None:
 
     tok = BloomTokenizer.from_pretrained(EMBEDDED_CHECKPOINT)
     model = BloomModel.from_pretrained(EMBEDDED_CHECKPOINT)
-    text = "ROMEO.\nBut soft, what light through yonder window breaks?"
-    ids = np.array(tok(text)["input_ids"])
+    ids = np.array(tok(TEXT)["input_ids"])
     labels = [tok.decode([i]).replace("\n", "\\n") for i in ids]
     probs = model(ids[None], output_attentions=True).attentions
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.6))
@@ -137,6 +138,199 @@ def backprop(plt, path: str) -> None:
     fig.savefig(path, dpi=90)
 
 
+def load_embedded():
+    from minibloom import EMBEDDED_CHECKPOINT, BloomForCausalLM, BloomTokenizer
+
+    tok = BloomTokenizer.from_pretrained(EMBEDDED_CHECKPOINT)
+    return tok, BloomForCausalLM.from_pretrained(EMBEDDED_CHECKPOINT)
+
+
+def token_labels(tok, ids) -> list[str]:
+    return [tok.decode([int(i)]).replace("\n", "\\n") for i in ids]
+
+
+def attention_heads(plt, path: str) -> None:
+    """Every head of one layer, with its ALiBi slope and mean attended distance: near and far heads."""
+    from minibloom.alibi import alibi_slopes
+
+    tok, lm = load_embedded()
+    ids = np.array(tok(TEXT)["input_ids"])
+    T, layer = len(ids), 0
+    probs = lm(ids[None], output_attentions=True).attentions[layer][0]  # [N, T, T]
+    back = np.arange(T)[:, None] - np.arange(T)[None, :]  # [T, T]: how far back key s is from query t
+    distance = (probs * back).sum(-1).mean(-1)  # [N]
+    slopes = alibi_slopes(lm.config.n_head)
+    fig, axes = plt.subplots(2, 4, figsize=(12, 6.4))
+    for n, ax in enumerate(axes.flat):
+        ax.imshow(probs[n], cmap="magma", vmin=0, vmax=1)
+        ax.set_title(f"head {n}: slope 1/{round(1 / slopes[n])}\nmean distance {distance[n]:.1f} tokens", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks(range(T), token_labels(tok, ids), fontsize=5)
+    fig.suptitle(f"Layer {layer} of the embedded model, head by head (rows: queries, columns: keys): "
+                 "steep ALiBi heads look near, shallow ones far")
+    fig.tight_layout()
+    fig.savefig(path, dpi=72)
+
+
+def logit_lens(plt, path: str) -> None:
+    """The top-1 token and its probability when each layer's stream is read by ln_f and the LM head."""
+    from minibloom.explain import logit_lens as lens_of
+
+    tok, lm = load_embedded()
+    ids = np.array(tok(TEXT)["input_ids"])
+    lens = lens_of(lm, ids, k=1)
+    L1, T = lens.top_ids.shape[:2]
+    fig, ax = plt.subplots(figsize=(13, 3.8))
+    ax.imshow(lens.top_probs[:, :, 0], cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for row in range(L1):
+        for t in range(T):
+            word = tok.decode([int(lens.top_ids[row, t, 0])]).replace("\n", "\\n")[:7]
+            colour = "white" if lens.top_probs[row, t, 0] > 0.6 else "black"
+            ax.text(t, row, word, ha="center", va="center", fontsize=7, color=colour)
+    ax.set_xticks(range(T), token_labels(tok, ids), rotation=60, fontsize=7)
+    ax.set_yticks(range(L1), ["h_0 (embedding LN)"] + [f"entering block {i}" for i in range(1, L1 - 1)] +
+                  ["the model's output"], fontsize=8)
+    ax.set_xlabel("position (the token read there; each cell guesses the next one)")
+    ax.set_title("Logit lens of the embedded model: top-1 of lm_head(ln_f(h_i)), colour = its probability")
+    fig.tight_layout()
+    fig.savefig(path, dpi=72)
+
+
+def kv_cache(plt, path: str) -> None:
+    """What the cache holds after a prompt and a few greedy steps, and the newest token's attention over it."""
+    from minibloom.cache import KVCache
+
+    tok, lm = load_embedded()
+    ids = np.array([tok("ROMEO.\nBut soft")["input_ids"]])  # [1, P]
+    cache = KVCache.for_config(lm.config, 1, 24)
+    logits = lm(ids, past_key_values=cache).logits[:, -1]
+    rows, prompt = [], ids.shape[1]
+    for _ in range(24 - prompt):
+        nxt = logits.argmax(-1)[:, None]
+        ids = np.concatenate([ids, nxt], axis=1)
+        out = lm(nxt, attention_mask=np.ones_like(ids), past_key_values=cache, output_attentions=True)
+        rows.append(out.attentions[0][0, 0, -1])  # layer 0, head 0, the new query over S keys: [S]
+        logits = out.logits[:, -1]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.2, 1]})
+    keys = cache.keys[0][0, 0]  # [capacity, D]: layer 0, head 0
+    a.imshow(keys.T, cmap="coolwarm", aspect="auto", vmin=-np.abs(keys).max(), vmax=np.abs(keys).max())
+    a.axvline(prompt - 0.5, color="k", ls="--")
+    a.set_xticks(range(ids.shape[1]), token_labels(tok, ids[0]), rotation=70, fontsize=7)
+    a.set_ylabel(f"head_dim D = {keys.shape[1]}")
+    a.set_title(f"cache.keys[0][0, 0]: layer 0, head 0, one column per token\n(prompt left of the dashes; "
+                f"the values and the other {lm.config.n_layer * lm.config.n_head - 1} layer-heads alike)", fontsize=9)
+    steps = np.full((len(rows), ids.shape[1]), np.nan)
+    for i, r in enumerate(rows):
+        steps[i, :r.size] = r
+    b.imshow(steps, cmap="magma", aspect="auto", vmin=0, vmax=1)
+    b.set_xlabel("key position S (cached tokens + the new one)")
+    b.set_ylabel("decode step")
+    b.set_title("each step: one new query against every cached key\n(layer 0, head 0): the row grows, so "
+                "attention's work grows with S", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=72)
+
+
+def padding(plt, path: str) -> None:
+    """A left-padded row's attention (layer 0, head 0): pad keys get 0, pad queries are uniform."""
+    tok, lm = load_embedded()
+    batch = tok(["To be, or not to be", "that is the question"], padding=True, return_tensors="np")
+    probs = lm(batch["input_ids"], attention_mask=batch["attention_mask"], output_attentions=True).attentions[0]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
+    for row, ax in enumerate(axes):
+        ids = batch["input_ids"][row]
+        labels = [("<pad>" if m == 0 else w) for w, m in zip(token_labels(tok, ids), batch["attention_mask"][row])]
+        ax.imshow(probs[row, 0], cmap="magma", vmin=0, vmax=1)
+        for t in range(len(ids)):
+            for s_ in range(len(ids)):
+                ax.text(s_, t, f"{probs[row, 0, t, s_]:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if probs[row, 0, t, s_] < 0.5 else "black")
+        ax.set_xticks(range(len(ids)), labels, rotation=60, fontsize=8)
+        ax.set_yticks(range(len(ids)), labels, fontsize=8)
+        ax.set_title(f"row {row}: mask {batch['attention_mask'][row].tolist()}", fontsize=9)
+    fig.suptitle("A left-padded batch, layer 0 head 0: no real query reads a pad key; each pad query, every key "
+                 "masked, is uniform (1/S)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=72)
+
+
+def gelu(plt, path: str) -> None:
+    """BLOOM's tanh GELU against the exact erf one, and their difference."""
+    import math
+
+    from minibloom.functional import bloom_gelu
+
+    xs = np.linspace(-5, 5, 401, dtype=np.float32)
+    erf = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in xs.astype(np.float64)])
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4))
+    a.plot(xs, bloom_gelu(xs), label="BLOOM: tanh approximation")
+    a.plot(xs, np.maximum(xs, 0), "--", color="#999", label="ReLU")
+    a.legend()
+    a.set_title("GELU(x) = x * Phi(x), a smooth ReLU")
+    b.plot(xs, bloom_gelu(xs) - erf)
+    b.set_title("tanh form - exact erf form: up to 4e-4")
+    for ax in (a, b):
+        ax.set_xlabel("x")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=72)
+
+
+def sampling(plt, path: str) -> None:
+    """The embedded model's next-token distribution, reshaped by temperature, and the top-p nucleus."""
+    from minibloom.functional import softmax
+    from minibloom.logits_process import top_p
+
+    tok, lm = load_embedded()
+    ids = np.array([tok("ROMEO.\nWhat")["input_ids"]])
+    scores = lm(ids).logits[:, -1].astype(np.float32)  # [1, V]
+    top = np.argsort(-scores[0])[:15]
+    labels = [tok.decode([int(i)]).replace("\n", "\\n") for i in top]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 3.8))
+    for k, t in enumerate((0.5, 1.0, 1.5)):
+        a.bar(np.arange(15) + (k - 1) * 0.27, softmax(scores / t)[0, top], width=0.27, label=f"temperature {t}")
+    a.set_xticks(range(15), labels, rotation=60, fontsize=8)
+    a.legend()
+    a.set_title('next token after "ROMEO.\\nWhat": temperature sharpens or flattens', fontsize=10)
+    kept = np.isfinite(top_p(scores, 0.5))[0, top]
+    b.bar(range(15), softmax(scores)[0, top], color=["#27a" if k else "#ccc" for k in kept])
+    b.set_xticks(range(15), labels, rotation=60, fontsize=8)
+    b.set_title(f"top-p 0.5 keeps {int(np.isfinite(top_p(scores, 0.5)).sum())} tokens (blue), the rest -> -inf",
+                fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=72)
+
+
+def golden_report(plt, path: str) -> None:
+    """Headroom of every tensor in forward order: a correct port (numba) and one with a wrong GELU."""
+    import tempfile
+
+    from minibloom import EMBEDDED_CHECKPOINT, golden
+
+    tok, lm = load_embedded()
+    ids = np.array([tok("Once more unto the breach")["input_ids"]])
+    with tempfile.TemporaryDirectory() as tmp:
+        file = os.path.join(tmp, "golden.safetensors")
+        golden.dump(lm, file, ids)
+        expected = golden.load(file)
+    ports = {"backend='numba' (a correct port)": golden.live_run(expected, EMBEDDED_CHECKPOINT, backend="numba")}
+    broken = dict(ports["backend='numba' (a correct port)"])
+    broken["h.2.mlp.gelu"] = broken["h.2.mlp.gelu"] * np.float32(1.001)
+    ports["layer 2's GELU x 1.001 (a broken port)"] = broken
+    fig, ax = plt.subplots(figsize=(12, 4))
+    for name, port in ports.items():
+        rows = [r for r in golden.compare(expected, port).rows if not r.skipped and r.headroom == r.headroom]
+        ax.semilogy(range(len(rows)), [max(r.headroom, 1e-4) for r in rows], "o-", ms=3, label=name)
+    ax.axhline(1.0, color="red", lw=1)
+    ax.text(0, 1.3, "headroom 1: above fails", color="red", fontsize=8)
+    ax.set_xticks(range(len(rows)), [r.name for r in rows], rotation=90, fontsize=6)
+    ax.set_ylabel("headroom = max |diff| / allowed")
+    ax.legend(loc="upper left")
+    ax.set_title("golden compare, tensor by tensor in forward order: the first one above 1 names the broken op")
+    fig.tight_layout()
+    fig.savefig(path, dpi=72)
+
+
 def main(out_dir: str = os.path.join(HERE, "figures")) -> None:
     import matplotlib
 
@@ -144,7 +338,8 @@ def main(out_dir: str = os.path.join(HERE, "figures")) -> None:
     import matplotlib.pyplot as plt
 
     os.makedirs(out_dir, exist_ok=True)
-    for name, draw in zip(FIGURES, (alibi, attention, architecture, performance, backprop)):
+    for name, draw in zip(FIGURES, (alibi, attention, architecture, performance, backprop, attention_heads,
+                                    logit_lens, kv_cache, padding, gelu, sampling, golden_report)):
         draw(plt, os.path.join(out_dir, name))
         plt.close("all")
         print("wrote", os.path.join(out_dir, name))

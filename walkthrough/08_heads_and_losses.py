@@ -8,6 +8,7 @@ the last non-pad token of each row.
 import numpy as np
 
 from minibloom import EMBEDDED_CHECKPOINT, BloomForCausalLM, BloomForSequenceClassification, BloomTokenizer
+from minibloom.heads import last_non_pad_index
 from minibloom.losses import log_softmax
 
 lm = BloomForCausalLM.from_pretrained(EMBEDDED_CHECKPOINT)
@@ -24,5 +25,7 @@ print("most likely next token:", repr(tok.decode([nxt])))
 clf = BloomForSequenceClassification.from_pretrained(EMBEDDED_CHECKPOINT, num_labels=2)  # new head: warns
 batch = tok(["Out, damned spot!", "All the world's a stage"], padding=True, return_tensors="np")
 logits = clf(batch["input_ids"], attention_mask=batch["attention_mask"], labels=np.array([0, 1])).logits
-print("classifier logits (random head):", np.round(logits, 3).tolist())
-assert logits.shape == (2, 2)
+rows = last_non_pad_index(batch["input_ids"], clf.config.pad_token_id, 2)  # [B]: left padding -> T-1
+print("input ids (left-padded):", batch["input_ids"].tolist(), "-> each row is read at position", rows.tolist())
+print("classifier logits (random head):", [[f"{v:.3f}" for v in r] for r in logits])
+assert logits.shape == (2, 2) and (rows == batch["input_ids"].shape[1] - 1).all()

@@ -6,6 +6,7 @@ on the training text falls; `minibloom train` is this loop plus data files, chec
 """
 
 import os
+import tempfile
 
 import numpy as np
 
@@ -33,6 +34,6 @@ for step in range(steps):
 held = np.array(tokenizer.encode(text[:200]))[None]
 print(f"loss on the text: {losses[0]:.3f} at the start, {float(model(held, labels=held).loss):.3f} now")
 assert float(model(held, labels=held).loss) < 0.5 * losses[0]
-os.makedirs("trained", exist_ok=True)
-model.save_pretrained("trained")  # transformers' layout: BloomForCausalLM.from_pretrained("trained")
-print("saved to", os.path.abspath("trained"))
+out = os.path.join(tempfile.mkdtemp(prefix="minibloom-walkthrough-"), "trained")  # never into the repository
+model.save_pretrained(out)  # transformers' layout: BloomForCausalLM.from_pretrained(out)
+print("saved to", out, "(a temporary directory: delete it when done)")

@@ -45,10 +45,11 @@ def npy_claiming(shape, descr: str = "<f4", data: bytes = bytes(12)) -> bytes:
 
 
 SCRIPT = r"""
-import json, os, resource, signal, sys, time
+import json, os, signal, sys, time
 import numpy as np
 from minibloom import CheckpointError, MinibloomError, golden
 from minibloom.errors import MemoryBudgetError
+from tests.fuzz.isolated import cap_address_space, in_forked_children
 
 root = sys.argv[1]
 golden.load(os.path.join(root, "good"))  # warm up every code path once
@@ -62,8 +63,7 @@ cases = [("npy claims 4 TiB", "npy4t", CheckpointError), ("npy v2 header of 4 Gi
          ("/dev/zero in a npy directory", "zero", CheckpointError)]
 
 def run_case(name, expected):
-    resource.setrlimit(resource.RLIMIT_AS, (int(open("/proc/self/statm").read().split()[0])
-                                            * os.sysconf("SC_PAGE_SIZE") + 100 * 2**20,) * 2)
+    cap_address_space()
     signal.alarm(5)  # a hang (a FIFO opened for reading) ends here instead of blocking the test
     start = time.perf_counter()
     try:
@@ -75,26 +75,7 @@ def run_case(name, expected):
     ok = issubclass(outcome, expected) and issubclass(outcome, MinibloomError) and os.path.join(root, name) in message
     return None if ok and seconds <= 1.0 else f"{outcome.__name__} in {seconds:.2f} s: {message[:200]}"
 
-failures = []
-for label, name, expected in cases:
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_end)
-        try:
-            result = run_case(name, expected)
-        except BaseException as e:
-            result = f"harness: {e!r}"
-        os.write(write_end, json.dumps(result).encode())
-        os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as f:
-        text = f.read()
-    os.waitpid(pid, 0)
-    result = json.loads(text) if text else "the child died (a hang killed by the alarm, or out of memory)"
-    if result is not None:
-        failures.append(f"{label}: {result}")
-print(json.dumps(failures))
+print(json.dumps(in_forked_children(cases, run_case)))
 """
 
 

@@ -18,13 +18,14 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SCRIPT = r"""
-import json, os, resource, shutil, sys, time, traceback
+import json, os, shutil, sys, time, traceback
 import numpy as np
 import minibloom
 from minibloom import (BloomConfig, BloomForSequenceClassification, BloomModel, BloomTokenizer, CheckpointError,
                        ConfigError, MinibloomError, TokenizerFileError, WeightsMismatchError)
 from minibloom.cli import main
 from minibloom.errors import MemoryBudgetError, SafetensorsFormatError
+from tests.fuzz.isolated import cap_address_space, in_forked_children
 
 root, tokenizer_dir = sys.argv[1], sys.argv[2]
 tiny = BloomConfig(vocab_size=16, hidden_size=8, n_head=2, n_layer=1)
@@ -87,8 +88,7 @@ cases = [
 ]
 def run_case(run, expected):
     # in a forked child: cap the address space at what is mapped now + 100 MB, time the case
-    resource.setrlimit(resource.RLIMIT_AS, (int(open("/proc/self/statm").read().split()[0])
-                                            * os.sysconf("SC_PAGE_SIZE") + 100 * 2**20,) * 2)
+    cap_address_space()
     start = time.perf_counter()
     try:
         run()
@@ -102,26 +102,7 @@ def run_case(run, expected):
         ok = issubclass(outcome, expected) and (outcome is type(None) or issubclass(outcome, MinibloomError))
     return None if ok and seconds <= 1.0 else f"{outcome.__name__} in {seconds:.2f} s"
 
-failures = []
-for name, run, expected in cases:
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_end)
-        try:
-            result = run_case(run, expected)
-        except BaseException as e:
-            result = f"harness: {e!r}"
-        os.write(write_end, json.dumps(result).encode())
-        os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as f:
-        text = f.read()
-    os.waitpid(pid, 0)
-    result = json.loads(text) if text else "the child died"
-    if result is not None:
-        failures.append(f"{name}: {result}")
-print(json.dumps(failures))
+print(json.dumps(in_forked_children(cases, run_case)))
 """
 
 

@@ -20,6 +20,7 @@ applied or saved: the last good checkpoint stays byte-identical.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -160,15 +161,34 @@ def _remove_own(out_dir: str, name: str) -> None:
     os.rmdir(path)
 
 
-def _is_empty_dir(path: str) -> bool:
-    return os.path.isdir(path) and not os.path.islink(path) and not os.listdir(path)
+def _unfinished(path: str) -> bool:
+    """A directory holding nothing but (perhaps) a half-written marker: what a kill between creating
+    a checkpoint directory and its marker leaves. Reused or removed; nothing else is in it."""
+    return os.path.isdir(path) and not os.path.islink(path) and set(os.listdir(path)) <= {MARKER + ".partial"}
+
+
+def _remove_unfinished(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(path, MARKER + ".partial"))
+    os.rmdir(path)
+
+
+def _write_marker(path: str, data: bytes) -> None:
+    """The marker, atomically, through a temporary of a fixed name (so `_unfinished` can tell a
+    kill's leftover from someone else's file): write, fsync, rename."""
+    partial = os.path.join(path, MARKER + ".partial")
+    with open(partial, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, os.path.join(path, MARKER))
 
 
 def check_names_free(out_dir: str, names: list[str]) -> None:
     """Refuse, before any work, to save where a directory training did not write is in the way."""
     for name in names:
         path = os.path.join(out_dir, name)
-        if os.path.lexists(path) and not _is_empty_dir(path) and marker_of(out_dir, name) is None:
+        if os.path.lexists(path) and not _unfinished(path) and marker_of(out_dir, name) is None:
             raise CheckpointError(f"{path} exists and minibloom train did not write it (no {MARKER}): "
                                   "a checkpoint goes there; move it away or choose another OUT")
 
@@ -186,8 +206,10 @@ def save_checkpoint(out_dir: str, model, opt: AdamW, state: dict[str, Any], keep
     check_names_free(out_dir, [name])
     if marker_of(out_dir, name):
         _remove_own(out_dir, name)  # a leftover of a killed run: written fresh, never into
-    os.makedirs(path, exist_ok=True)
-    atomic_write_bytes(os.path.join(path, MARKER), _marker(out_dir, state["run_id"]))  # first: ours from now
+    elif os.path.lexists(path):
+        _remove_unfinished(path)
+    os.mkdir(path)
+    _write_marker(path, _marker(out_dir, state["run_id"]))  # first: the directory is ours from now on
     model.save_pretrained(path)
     save_file(opt.state_dict(), os.path.join(path, OPTIMIZER))
     atomic_write_bytes(os.path.join(path, STATE), (json.dumps(state) + "\n").encode())
@@ -197,6 +219,10 @@ def save_checkpoint(out_dir: str, model, opt: AdamW, state: dict[str, Any], keep
     stale = [n for n, run in own.items() if run != state["run_id"]] + same_run[:max(0, len(same_run) - keep + 1)]
     for old in stale:
         _remove_own(out_dir, old)
+    for old in os.listdir(out_dir):  # directories a kill left before their marker was written
+        if CHECKPOINT_RE.fullmatch(old) and os.path.isfile(os.path.join(out_dir, old, MARKER + ".partial")) \
+                and _unfinished(os.path.join(out_dir, old)):
+            _remove_unfinished(os.path.join(out_dir, old))
     return path
 
 

@@ -208,6 +208,7 @@ def save_checkpoint(out_dir: str, model, opt: AdamW, state: dict[str, Any], keep
         _remove_own(out_dir, name)  # a leftover of a killed run: written fresh, never into
     elif os.path.lexists(path):
         _remove_unfinished(path)
+    os.makedirs(out_dir, exist_ok=True)
     os.mkdir(path)
     _write_marker(path, _marker(out_dir, state["run_id"]))  # first: the directory is ours from now on
     model.save_pretrained(path)
@@ -337,28 +338,33 @@ def fit(model, next_batch: Callable[[int], dict[str, np.ndarray]], eval_batches:
     if out_dir:
         check_names_free(out_dir, [f"checkpoint-{s:06d}" for s in range(state["step"] + 1, steps + 1)
                                    if (save_every and s % save_every == 0) or s == steps])
+    saved = f"checkpoint-{state['step']:06d}" if state["step"] else None
     bar = tqdm(range(state["step"], steps), initial=state["step"], total=steps, disable=not progress,
                desc="training", unit="step")
     for step in bar:
         batch = next_batch(step)
         start = time.perf_counter()
-        loss, grads = value_and_grad(model, **batch)
-        norm = clip_grad_norm(grads, clip)
+        with np.errstate(all="ignore"):  # an overflow is caught below, by name, not as NumPy's warnings
+            loss, grads = value_and_grad(model, **batch)
+            norm = clip_grad_norm(grads, clip)
         if not (math.isfinite(float(loss)) and math.isfinite(norm)):
             bar.close()
             raise NonFiniteLossError(
                 f"step {step + 1}: non-finite {'loss' if not math.isfinite(float(loss)) else 'gradient'} "
-                f"(loss {float(loss)}, gradient norm {norm}); stopped before applying it, nothing saved after step "
-                f"{state['step']} (a NaN label, or a learning rate too large?)")
+                f"(loss {float(loss)}, gradient norm {norm}; a NaN label, or a learning rate too large?): stopped "
+                f"before applying it; " + (f"the last checkpoint, {saved}, is as it was" if saved and out_dir
+                                           else "no checkpoint was written"))
         opt.lr = cosine_schedule(step, lr, warmup, steps, min_lr)
-        opt.step(grads)
+        with np.errstate(all="ignore"):  # weights that overflow are refused before any save
+            opt.step(grads)
         tokens_per_s = batch["input_ids"].size / max(time.perf_counter() - start, 1e-9)
         state["train"].append([step + 1, float(loss)])
         state["step"] = step + 1
         bar.set_postfix(loss=f"{float(loss):.3f}", tok_s=f"{tokens_per_s:.0f}")
         last = step + 1 == steps
         if eval_batches and ((eval_every and (step + 1) % eval_every == 0) or last):
-            metrics = evaluate_metrics(model, eval_batches)
+            with np.errstate(all="ignore"):
+                metrics = evaluate_metrics(model, eval_batches)
             held_out = metrics.pop("loss")
             state["eval"].append([step + 1, held_out])
             if metrics:
@@ -367,6 +373,7 @@ def fit(model, next_batch: Callable[[int], dict[str, np.ndarray]], eval_batches:
                       + describe(metrics, held_out, type(model).__name__))
         if out_dir and ((save_every and (step + 1) % save_every == 0) or last):
             save_checkpoint(out_dir, model, opt, state)
+            saved = f"checkpoint-{state['step']:06d}"
     bar.close()
     return state
 

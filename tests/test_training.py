@@ -224,3 +224,48 @@ def test_a_memory_mapped_float32_checkpoint_trains_in_place_and_its_file_never_c
     opt.step(grads)  # in place, into copy-on-write pages
     assert float(value_and_grad(model, input_ids=ids, labels=ids)[0]) < float(first)
     assert (directory / "model.safetensors").read_bytes() == before
+
+
+def test_adamw_refuses_a_read_only_parameter_when_created_and_never_half_applies_a_step():
+    params = {"a": np.ones(3, np.float32), "b": np.ones(2, np.float32)}
+    params["b"].flags.writeable = False
+    with pytest.raises(minibloom.InputError, match="'b'.*read-only"):
+        AdamW(params)
+    params["b"] = np.ones(2, np.float32)
+    opt = AdamW(params, lr=0.1)
+    params["b"].flags.writeable = False  # made read-only after creation: refused before any update
+    with pytest.raises(minibloom.InputError, match="'b'"):
+        opt.step({"a": np.ones(3, np.float32), "b": np.ones(2, np.float32)})
+    assert (params["a"] == 1).all() and opt.t == 0 and not opt.m["a"].any()
+    params["b"] = np.ones(2, np.float32)
+    with pytest.raises(minibloom.InputError, match="'b'"):  # a mis-shaped gradient: nothing moves either
+        opt.step({"a": np.ones(3, np.float32), "b": np.ones(5, np.float32)})
+    assert (params["a"] == 1).all() and opt.t == 0
+
+
+def test_held_out_accuracy_and_f1_equal_a_direct_count():
+    from minibloom.training.loop import evaluate_metrics
+
+    rng = np.random.default_rng(0)
+    seq = tiny_model(minibloom.BloomForSequenceClassification, 2, 0, num_labels=3)
+    tokc = tiny_model(minibloom.BloomForTokenClassification, 2, 1, num_labels=3)
+    ids = [rng.integers(4, 24, size=(3, 5)) for _ in range(2)]
+    seq_batches = [{"input_ids": i, "labels": rng.integers(0, 3, 3)} for i in ids]
+    tok_batches = [{"input_ids": i, "labels": np.where(rng.random((3, 5)) < 0.3, -100, rng.integers(0, 3, (3, 5)))}
+                   for i in ids]
+    got = evaluate_metrics(seq, seq_batches)
+    pred = np.concatenate([seq(input_ids=b["input_ids"]).logits.argmax(-1) for b in seq_batches])
+    gold = np.concatenate([b["labels"] for b in seq_batches])
+    assert got["accuracy"] == pytest.approx(np.mean(pred == gold)) and "f1" not in got
+    got = evaluate_metrics(tokc, tok_batches)
+    pred = np.concatenate([tokc(input_ids=b["input_ids"]).logits.argmax(-1).ravel() for b in tok_batches])
+    gold = np.concatenate([b["labels"].ravel() for b in tok_batches])
+    pred, gold = pred[gold != -100], gold[gold != -100]
+    f1s = []
+    for c in sorted(set(pred) | set(gold)):  # macro F1 over the classes that occur
+        tp, fp, fn = np.sum((pred == c) & (gold == c)), np.sum((pred == c) & (gold != c)), np.sum((pred != c) & (gold == c))
+        f1s.append(2 * tp / (2 * tp + fp + fn))
+    assert got["accuracy"] == pytest.approx(np.mean(pred == gold))
+    assert got["f1"] == pytest.approx(np.mean(f1s))
+    lm = tiny_model(minibloom.BloomForCausalLM, 2, 2)
+    assert set(evaluate_metrics(lm, [{"input_ids": ids[0], "labels": ids[0]}])) == {"loss"}

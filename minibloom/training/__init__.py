@@ -10,8 +10,8 @@ Each op's backward sits beside its forward (`functional.py`, `attention.py`, `bl
 """
 
 from .grad import value_and_grad
-from .loop import evaluate, fit, load_checkpoint, plot_losses, save_checkpoint
+from .loop import NonFiniteLossError, evaluate, evaluate_metrics, fit, load_checkpoint, plot_losses, save_checkpoint
 from .optim import AdamW, clip_grad_norm, cosine_schedule
 
-__all__ = ["AdamW", "clip_grad_norm", "cosine_schedule", "evaluate", "fit", "load_checkpoint", "plot_losses",
+__all__ = ["AdamW", "NonFiniteLossError", "clip_grad_norm", "cosine_schedule", "evaluate", "evaluate_metrics", "fit", "load_checkpoint", "plot_losses",
            "save_checkpoint", "value_and_grad"]

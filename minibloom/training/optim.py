@@ -32,6 +32,7 @@ class AdamW:
         bad = [n for n, p in params.items() if not (isinstance(p, np.ndarray) and p.dtype == np.float32)]
         if bad:
             raise InputError(f"AdamW updates float32 arrays in place; {bad[0]} is not one")
+        _check_writable(params)
         self.params, self.lr, self.betas, self.eps, self.weight_decay = params, lr, tuple(betas), eps, weight_decay
         self.t = 0  # steps taken
         self.m = {n: np.zeros_like(p) for n, p in params.items()}  # first moment
@@ -42,14 +43,16 @@ class AdamW:
         if set(grads) != set(self.params):
             raise InputError(f"grads must have exactly the parameters' names; differing: "
                              f"{sorted(set(grads) ^ set(self.params))[:3]}")
+        for name, p in self.params.items():  # every check before the first update: never half a step
+            if np.shape(grads[name]) != p.shape:
+                raise InputError(f"grads[{name!r}] has shape {np.shape(grads[name])}, the parameter {p.shape}")
+        _check_writable(self.params)
         self.t += 1
         beta1, beta2 = self.betas
         step_size = self.lr / (1 - beta1 ** self.t)  # bias correction of m, in double as torch
         correction2_sqrt = math.sqrt(1 - beta2 ** self.t)
         for name, p in self.params.items():
             g = np.asarray(grads[name], dtype=np.float32)
-            if g.shape != p.shape:
-                raise InputError(f"grads[{name!r}] has shape {g.shape}, the parameter {p.shape}")
             m, v = self.m[name], self.v[name]
             p *= np.float32(1 - self.lr * self.weight_decay)  # decoupled weight decay, first
             tmp = g - m  # one scratch array per parameter, reused below (a 1 GB embedding: 1 GB, not 5)
@@ -75,12 +78,25 @@ class AdamW:
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Restore what `state_dict` saved (a resumed run then continues step for step)."""
-        for n, p in self.params.items():
-            for key, dest in ((f"m.{n}", self.m), (f"v.{n}", self.v)):
+        for n, p in self.params.items():  # all checked before anything is replaced
+            for key in (f"m.{n}", f"v.{n}"):
                 if key not in state or np.shape(state[key]) != p.shape:
                     raise InputError(f"optimizer state lacks {key} of shape {p.shape}")
-                dest[n] = np.array(state[key], dtype=np.float32)
-        self.t = int(np.asarray(state["step"]).reshape(-1)[0])
+        step = np.asarray(state.get("step", -1)).reshape(-1)
+        if step.size != 1 or step.dtype.kind not in "iu" or step[0] < 0:
+            raise InputError(f"optimizer state needs 'step', one non-negative integer, got {step.tolist()[:3]}")
+        self.m = {n: np.array(state[f"m.{n}"], dtype=np.float32) for n in self.params}
+        self.v = {n: np.array(state[f"v.{n}"], dtype=np.float32) for n in self.params}
+        self.t = int(step[0])
+
+
+def _check_writable(params: dict[str, np.ndarray]) -> None:
+    """A read-only parameter (a memory-mapped file opened read-only, a frozen array) would fail in
+    the middle of a step, after the others moved: refuse it up front, by name."""
+    frozen = [n for n, p in params.items() if not p.flags.writeable]
+    if frozen:
+        raise InputError(f"AdamW updates parameters in place; {frozen[0]!r} is read-only "
+                         "(copy it, or load the model with storage='float32')")
 
 
 def cosine_schedule(step: int, base_lr: float, warmup_steps: int, total_steps: int, min_lr: float = 0.0) -> float:

@@ -134,3 +134,28 @@ def test_a_model_trained_by_minibloom_saves_and_loads_in_transformers(tmp_path):
     with torch.no_grad():
         expected = ref(torch.from_numpy(ids), attention_mask=torch.from_numpy(batch["attention_mask"])).logits.numpy()
     assert_close(model(**{k: v for k, v in batch.items() if k != "labels"}).logits, expected, "logits after training")
+
+
+def test_text_labels_train_into_a_config_transformers_reads_back(tmp_path):
+    """`minibloom train --rows` with label names writes label2id/id2label as run_glue.py does (sorted
+    names); transformers' AutoConfig reads them back and its model gives the trained model's logits."""
+    import json
+
+    from minibloom.cli import main
+    from tests.test_train_cli import COMMON, tiny_source, write_rows
+
+    rows = [{"text": f"scene {i}: {w}", "label": w} for i, w in enumerate(["tragedy", "comedy", "history"] * 4)]
+    out = tmp_path / "out"
+    assert main(["train", str(out), "--rows", write_rows(tmp_path / "rows.csv", rows), "--checkpoint",
+                 tiny_source(tmp_path / "source"), "--task", "seq-cls", "--steps", "3", "--eval-fraction", "0.25",
+                 *COMMON]) == 0
+    config = transformers.AutoConfig.from_pretrained(out)
+    assert config.id2label == {0: "comedy", 1: "history", 2: "tragedy"}
+    assert config.label2id == {"comedy": 0, "history": 1, "tragedy": 2} and config.num_labels == 3
+    ref = transformers.AutoModelForSequenceClassification.from_pretrained(out, dtype=torch.float32).eval()
+    ours = minibloom.BloomForSequenceClassification.from_pretrained(out)
+    ids = np.array([[5, 6, 7, 8]])
+    with torch.no_grad():
+        expected = ref(torch.from_numpy(ids)).logits.numpy()
+    assert_close(ours(input_ids=ids).logits, expected, "logits of the trained classifier")
+    assert json.load(open(out / "history.json"))["metrics"][-1][1]["accuracy"] >= 0

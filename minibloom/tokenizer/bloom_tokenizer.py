@@ -44,7 +44,17 @@ class BatchEncoding(dict):
         try:
             return self[name]
         except KeyError:
-            raise AttributeError(name) from None
+            raise AttributeError(f"'BatchEncoding' object has no attribute {name!r} "
+                                 f"(its keys: {sorted(self)})") from None
+
+    def to(self, device: Any, non_blocking: bool = False) -> "BatchEncoding":
+        """transformers' `enc.to(device)`: returns self for "cpu", where NumPy arrays and lists live.
+        Another device is an `InputError`: the GPU model (`minibloom.cuda`) takes host arrays."""
+        if str(device).split(":")[0] != "cpu":
+            raise InputError(f"BatchEncoding.to({device!r}): minibloom's encodings are NumPy arrays or lists on "
+                             "the CPU; pass them as they are (minibloom.cuda.CudaBloomForCausalLM copies them "
+                             "to the GPU itself)")
+        return self
 
 
 class BloomTokenizer:

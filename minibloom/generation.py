@@ -367,6 +367,7 @@ def make_config(model, generation_config: GenerationConfig | None = None, **kwar
     if generation_config is not None:
         base = with_model_defaults(generation_config, base)
     gen = base.update(**kwargs)
+    gen.max_length_is_default = kwargs.get("max_length") is None  # not the caller's: see prepare_inputs
     gen.eos_token_id = eos_list(gen.eos_token_id)
     if gen.pad_token_id is None and gen.eos_token_id:
         gen.pad_token_id = gen.eos_token_id[0]  # transformers does the same: finished rows are filled with EOS
@@ -393,6 +394,8 @@ def prepare_inputs(input_ids: Any, attention_mask: Any, gen: GenerationConfig,
         warn_at_caller("A decoder-only architecture is being used, but right-padding was detected! For correct "
                        "generation results, please set `padding_side='left'` when initializing the tokenizer.")
     max_length = L0 + gen.max_new_tokens if gen.max_new_tokens is not None else gen.max_length
+    if gen.max_new_tokens is None and getattr(gen, "max_length_is_default", False) and gen.max_length == 20:
+        max_length = L0 + 20  # subtle: transformers' "by default let's always generate 20 new tokens"
     if L0 >= max_length:
         raise InputError(f"the prompt has {L0} tokens but max_length is {max_length}: set max_new_tokens "
                          "to the number of tokens to generate")

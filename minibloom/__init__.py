@@ -20,7 +20,10 @@ _EXPORTS = {
                      "SafetensorsFormatError", "TokenizerFileError", "WeightsMismatchError"), "errors"),
     **dict.fromkeys(("BloomForCausalLM", "BloomForQuestionAnswering", "BloomForSequenceClassification",
                      "BloomForTokenClassification"), "heads"),
-    "GenerationConfig": "generation", "TextStreamer": "streamers", "BloomModel": "model",
+    "GenerationConfig": "generation", "TextStreamer": "streamers", "TextIteratorStreamer": "streamers",
+    **dict.fromkeys(("AutoConfig", "AutoModel", "AutoModelForCausalLM", "AutoModelForQuestionAnswering",
+                     "AutoModelForSequenceClassification", "AutoModelForTokenClassification", "AutoTokenizer"),
+                    "auto"), "BloomModel": "model",
     "get_num_threads": "threads", "set_num_threads": "threads", "BloomTokenizer": "tokenizer",
     **dict.fromkeys(("BaseModelOutputWithPast", "CausalLMOutputWithCrossAttentions", "QuestionAnsweringModelOutput",
                      "SequenceClassifierOutputWithPast", "TokenClassifierOutput"), "outputs"),
@@ -46,6 +49,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .auto import (AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForQuestionAnswering,
+                       AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer)
     from .cache import KVCache
     from .config import BloomConfig
     from .embedded import EMBEDDED_CHECKPOINT
@@ -57,16 +62,18 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .model import BloomModel
     from .outputs import (BaseModelOutputWithPast, CausalLMOutputWithCrossAttentions, QuestionAnsweringModelOutput,
                           SequenceClassifierOutputWithPast, TokenClassifierOutput)
-    from .streamers import TextStreamer
+    from .streamers import TextIteratorStreamer, TextStreamer
     from .threads import get_num_threads, set_num_threads
     from .tokenizer import BloomTokenizer
 
 __all__ = [
+    "AutoConfig", "AutoModel", "AutoModelForCausalLM", "AutoModelForQuestionAnswering",
+    "AutoModelForSequenceClassification", "AutoModelForTokenClassification", "AutoTokenizer",
     "BackendUnavailableError", "BaseModelOutputWithPast", "BloomConfig", "BloomTokenizer", "BloomForCausalLM", "BloomForQuestionAnswering",
     "BloomForSequenceClassification", "BloomForTokenClassification", "BloomModel",
     "CausalLMOutputWithCrossAttentions", "CheckpointError", "ConfigError", "EMBEDDED_CHECKPOINT", "GenerationConfig", "InputError", "KVCache",
     "MinibloomError",
     "QuestionAnsweringModelOutput", "SafetensorsFormatError", "SequenceClassifierOutputWithPast",
-    "TextStreamer", "TokenClassifierOutput", "TokenizerFileError", "WeightsMismatchError", "__version__",
+    "TextIteratorStreamer", "TextStreamer", "TokenClassifierOutput", "TokenizerFileError", "WeightsMismatchError", "__version__",
     "get_num_threads", "set_num_threads",
 ]

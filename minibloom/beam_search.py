@@ -24,6 +24,7 @@ import numpy as np
 from .cache import KVCache
 from .logits_process import repetition_penalty
 from .losses import log_softmax
+from .outputs import GenerateBeamDecoderOnlyOutput
 from .validation import check_allocation
 
 NEG = np.float32(-1.0e9)
@@ -91,8 +92,15 @@ def check_budget(B: int, nb: int, K: int, V: int, max_length: int) -> None:
                                          f"(beam search's sequences and per-step scores for {B} prompt(s))")
 
 
-def beam_search(model, ids: np.ndarray, mask: np.ndarray, max_length: int, gen) -> np.ndarray:
-    """Run beam search; returns the best `num_return_sequences` per prompt, [B * n, L0 + generated]."""
+def beam_search(model, ids: np.ndarray, mask: np.ndarray, max_length: int, gen) -> GenerateBeamDecoderOnlyOutput:
+    """Run beam search; returns, as transformers' `_beam_search` with return_dict_in_generate, the best
+    `num_return_sequences` per prompt, sequences [B * n, L0 + generated], with beam_indices [B * n,
+    generated] (the flat row, b * num_beams + beam, each token came from; -1 after the beam ended)
+    and the cache; with output_scores the sequences_scores [B * n] (sum of log-probs / length **
+    length_penalty) and scores (each step's processed log-probs [B * num_beams, V]); with
+    output_logits the raw logits; hidden_states / attentions per step when asked."""
+    from .generation import output_flags, step_outputs
+
     B, L0 = ids.shape
     nb, V = gen.num_beams, model.config.vocab_size
     eos = np.array(gen.eos_token_id, np.int64)
@@ -111,14 +119,22 @@ def beam_search(model, ids: np.ndarray, mask: np.ndarray, max_length: int, gen) 
     flat_mask = np.ones((B * nb, max_length), mask.dtype)
     flat_mask[:, :L0] = np.repeat(mask, nb, axis=0)
     cache = KVCache.for_config(model.config, B * nb, max_length)
-    logits = model(np.repeat(ids, nb, axis=0), attention_mask=flat_mask[:, :L0], past_key_values=cache,
-                   logits_to_keep=1).logits[:, -1]
+    extra = output_flags(gen)
+    out = model(np.repeat(ids, nb, axis=0), attention_mask=flat_mask[:, :L0], past_key_values=cache,
+                logits_to_keep=1, **extra)
     cur_len = L0
+    kept = {"scores": [], "logits": [], "hidden_states": [], "attentions": []}
     while True:
-        log_probs = log_softmax(logits.astype(np.float32))  # [B * nb, V]
+        logits = out.logits[:, -1].astype(np.float32)  # [B * nb, V]
+        log_probs = log_softmax(logits)  # [B * nb, V]
         if gen.repetition_penalty != 1.0:
             log_probs = repetition_penalty(running_sequences[:, :, :cur_len].reshape(B * nb, cur_len), log_probs,
                                            gen.repetition_penalty)
+        if gen.return_dict_in_generate:  # each kept only when asked: a step's scores are [B * nb, V]
+            kept["scores"].append(log_probs.copy() if gen.output_scores else None)
+            kept["logits"].append(logits.copy() if gen.output_logits else None)
+            for name, value in step_outputs(out, cur_len).items():
+                kept[name].append(value)
         log_probs = (log_probs.reshape(B, nb, V) + running_scores[:, :, None]).reshape(B, nb * V)
 
         # 2. top-K continuations over all beams
@@ -149,9 +165,15 @@ def beam_search(model, ids: np.ndarray, mask: np.ndarray, max_length: int, gen) 
         if not (state["improvable"].any() and not all_done and not hits.all()):
             break
         step_ids = running_sequences[:, :, cur_len - 1].reshape(B * nb, 1)  # [B * nb, 1]
-        logits = model(step_ids, attention_mask=flat_mask[:, :cur_len], past_key_values=cache).logits[:, -1]
+        out = model(step_ids, attention_mask=flat_mask[:, :cur_len], past_key_values=cache, **extra)
 
     n = gen.num_return_sequences
     sequences = state["sequences"][:, :n].reshape(B * n, max_length)
-    generated = (state["beam_indices"][:, :n].reshape(B * n, -1) != -1).sum(axis=1).max()
-    return sequences[:, :L0 + generated].copy()
+    beam_indices = state["beam_indices"][:, :n].reshape(B * n, -1)
+    generated = (beam_indices != -1).sum(axis=1).max()
+    wanted = {"scores": gen.output_scores, "logits": gen.output_logits,
+              "hidden_states": gen.output_hidden_states, "attentions": gen.output_attentions}
+    return GenerateBeamDecoderOnlyOutput(
+        sequences=sequences[:, :L0 + generated].copy(), beam_indices=beam_indices[:, :generated].copy(),
+        sequences_scores=state["beam_scores"][:, :n].reshape(B * n).copy() if gen.output_scores else None,
+        past_key_values=cache, **{k: tuple(v) if wanted[k] else None for k, v in kept.items()})

@@ -49,3 +49,18 @@ class MemoryBudgetError(InputError, MemoryError):
 
 class NonFiniteScoresError(InputError, ArithmeticError):
     """Sampling met NaN or infinite scores (a NaN weight, temperature near 0): no distribution to draw from."""
+
+
+def warn_at_caller(message: str, category: type[Warning] = UserWarning) -> None:
+    """`warnings.warn` at the first frame outside minibloom: the user's line, however deep inside the
+    library the warning was raised (a fixed stacklevel points at library internals when the call
+    path changes, e.g. a head's `from_pretrained` calling the base class's)."""
+    import os
+    import sys
+    import warnings
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 2  # stacklevel 2: the caller of warn_at_caller
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

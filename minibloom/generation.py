@@ -21,18 +21,18 @@ import copy
 import json
 import os
 import sys
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
 
 from .cache import KVCache
-from .errors import CheckpointError, InputError, NonFiniteScoresError
+from .errors import CheckpointError, InputError, NonFiniteScoresError, warn_at_caller
 from .functional import softmax
 from .logits_process import process_scores
-from .outputs import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput
-from .validation import check_attention_mask, check_ids
+from .losses import log_softmax
+from .outputs import GenerateDecoderOnlyOutput
+from .validation import as_array, check_attention_mask, check_ids
 
 
 GENERATION_CONFIG_NAME = "generation_config.json"
@@ -77,6 +77,8 @@ class GenerationConfig:
     return_dict_in_generate: bool = False
     output_scores: bool = False
     output_logits: bool = False
+    output_hidden_states: bool = False
+    output_attentions: bool = False
     bos_token_id: int | None = None
     eos_token_id: list[int] = field(default_factory=list)
     pad_token_id: int | None = None
@@ -96,7 +98,8 @@ class GenerationConfig:
         self.no_repeat_ngram_size = check_int("no_repeat_ngram_size", self.no_repeat_ngram_size, 0, optional=True) or 0
         self.num_beams = check_int("num_beams", self.num_beams, 1)
         self.num_return_sequences = check_int("num_return_sequences", self.num_return_sequences, 1)
-        for name in ("do_sample", "return_dict_in_generate", "output_scores", "output_logits"):
+        for name in ("do_sample", "return_dict_in_generate", "output_scores", "output_logits", "output_hidden_states",
+                     "output_attentions"):
             setattr(self, name, check_bool(name, getattr(self, name)))
         for name in ("temperature", "top_p", "repetition_penalty", "length_penalty"):
             setattr(self, name, check_float(name, getattr(self, name)))
@@ -140,17 +143,22 @@ class GenerationConfig:
                   if getattr(self, name) is not None and getattr(self, name) != neutral}
         if issues:
             details = "".join(f"\n- `{name}`: {text}" for name, text in issues.items())
-            warnings.warn(f"The following generation flags are not valid and may be ignored: {list(issues)}."
-                          + details, UserWarning, stacklevel=5)  # the caller of generate (via plan, validate)
+            warn_at_caller(f"The following generation flags are not valid and may be ignored: {list(issues)}."
+                           + details)  # at the caller of generate, however deep this runs
 
     # ------------------------------------------------------------------ construction
 
     @classmethod
     def from_model_config(cls, config) -> "GenerationConfig":
-        """The defaults a model config implies: its bos, eos and pad ids (what transformers does when a
-        checkpoint has no generation_config.json)."""
-        return cls(bos_token_id=config.bos_token_id, eos_token_id=eos_list(config.eos_token_id),
-                   pad_token_id=config.pad_token_id)
+        """The defaults a model config implies (what transformers does when a checkpoint has no
+        generation_config.json): its bos, eos and pad ids, and any generation setting the config
+        holds (an old config.json's max_length, num_beams, ...). Marked as made from the model
+        config, with its state at creation, for `make_config`'s legacy rule."""
+        data = {k: v for k, v in config.to_dict().items() if k in cls.__dataclass_fields__ and v is not None}
+        gen = cls.from_dict(data)
+        gen.from_model_config_ = True
+        gen.original_state = gen.to_json_string()
+        return gen
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "GenerationConfig":
@@ -161,6 +169,9 @@ class GenerationConfig:
             known["eos_token_id"] = eos_list(known["eos_token_id"])
         config = cls(**known)
         config.unread = {k: v for k, v in data.items() if k in UNSUPPORTED_FIELDS}
+        config.from_model_config_ = data.get("_from_model_config") is True
+        config.original_state = config.to_json_string()
+        config.transformers_version = data.get("transformers_version")
         return config
 
     def unsupported(self) -> dict[str, Any]:
@@ -285,14 +296,78 @@ def eos_list(eos: Any) -> list[int]:
     return [eos]
 
 
+# transformers' `PretrainedConfig._get_global_generation_defaults` (those minibloom implements): a model
+# config.json holding one of these at another value asks, in the legacy way, to control generation.
+CONFIG_GENERATION_DEFAULTS = {"max_length": 20, "min_length": 0, "do_sample": False, "early_stopping": False,
+                              "num_beams": 1, "temperature": 1.0, "top_k": 50, "top_p": 1.0,
+                              "repetition_penalty": 1.0, "length_penalty": 1.0, "no_repeat_ngram_size": 0,
+                              "bad_words_ids": None, "num_return_sequences": 1, "output_scores": False,
+                              "return_dict_in_generate": False}
+
+
+def model_generation_config(model) -> GenerationConfig:
+    """`model.generation_config`, after transformers' legacy rule (`_prepare_generation_config`): when
+    it was made from the model config and never changed since, and the config now holds a generation
+    setting at a non-default value (config.max_length = 30), it is made again from the config --
+    picking up config.eos_token_id too -- with transformers' deprecation warning. Otherwise a change
+    to `model.config` does not reach generate: change `model.generation_config` instead."""
+    gen = getattr(model, "generation_config", None)
+    if gen is None:
+        return GenerationConfig.from_model_config(model.config)
+    settings = model.config.to_dict()
+    if getattr(gen, "from_model_config_", False) and getattr(gen, "original_state", None) == gen.to_json_string() \
+            and any(settings.get(k, v) is not None and settings.get(k, v) != v
+                    for k, v in CONFIG_GENERATION_DEFAULTS.items()):
+        fresh = GenerationConfig.from_model_config(model.config)
+        if fresh.to_json_string() != gen.to_json_string():
+            warn_at_caller("You have modified the pretrained model configuration to control generation. This is a "
+                           "deprecated strategy to control generation and will be removed in v5. Please use and "
+                           "modify the model generation configuration (see https://huggingface.co/docs/transformers/"
+                           "generation_strategies#default-text-generation-configuration )")
+            model.generation_config = gen = fresh
+    return gen
+
+
+def with_model_defaults(passed: GenerationConfig, model_gen: GenerationConfig) -> GenerationConfig:
+    """A caller's generation_config, completed as transformers (>= 4.50) completes it: each setting
+    left at its global default takes the model's non-default one (a checkpoint written by an older
+    transformers gives only its token ids)."""
+    new = copy.deepcopy(passed)
+    version = getattr(model_gen, "transformers_version", None)
+    if isinstance(version, str) and _version_tuple(version) < (4, 50):
+        for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
+            if getattr(new, name) in (None, []):
+                setattr(new, name, copy.deepcopy(getattr(model_gen, name)))
+        return new
+    default = GenerationConfig()
+    for name in GenerationConfig.__dataclass_fields__:
+        if getattr(new, name) == getattr(default, name) and getattr(model_gen, name) != getattr(default, name):
+            setattr(new, name, copy.deepcopy(getattr(model_gen, name)))
+    if new.temperature == 0.0:
+        new.do_sample = False
+    return new
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for part in version.split(".")[:2]:
+        digits = "".join(c for c in part if c.isdigit()) or "0"
+        parts.append(int(digits[:6]))
+    return tuple(parts)
+
+
 def make_config(model, generation_config: GenerationConfig | None = None, **kwargs: Any) -> GenerationConfig:
-    """The settings of one generate call: `generation_config` (default: the model's, read from its
-    generation_config.json, else its config's ids), updated with the caller's keyword arguments."""
+    """The settings of one generate call, as transformers' `_prepare_generation_config`: the model's
+    `generation_config` (`model_generation_config`), or the caller's `generation_config` with the
+    model's non-default settings filling its defaults (`with_model_defaults`); then the keyword
+    arguments over it."""
     if generation_config is not None and not isinstance(generation_config, GenerationConfig):
         raise InputError(f"generation_config must be a GenerationConfig, got {type(generation_config).__name__}")
-    base = generation_config or getattr(model, "generation_config", None) or \
-        GenerationConfig.from_model_config(model.config)
+    base = model_generation_config(model)
+    if generation_config is not None:
+        base = with_model_defaults(generation_config, base)
     gen = base.update(**kwargs)
+    gen.max_length_is_default = kwargs.get("max_length") is None  # not the caller's: see prepare_inputs
     gen.eos_token_id = eos_list(gen.eos_token_id)
     if gen.pad_token_id is None and gen.eos_token_id:
         gen.pad_token_id = gen.eos_token_id[0]  # transformers does the same: finished rows are filled with EOS
@@ -316,10 +391,11 @@ def prepare_inputs(input_ids: Any, attention_mask: Any, gen: GenerationConfig,
     else:
         mask = np.ones((B, L0), np.int64)
     if gen.pad_token_id is not None and B > 1 and (ids[:, -1] == gen.pad_token_id).any():
-        warnings.warn("A decoder-only architecture is being used, but right-padding was detected! For correct "
-                      "generation results, please set `padding_side='left'` when initializing the tokenizer.",
-                      UserWarning, stacklevel=5)  # the caller of generate (via plan)
+        warn_at_caller("A decoder-only architecture is being used, but right-padding was detected! For correct "
+                       "generation results, please set `padding_side='left'` when initializing the tokenizer.")
     max_length = L0 + gen.max_new_tokens if gen.max_new_tokens is not None else gen.max_length
+    if gen.max_new_tokens is None and getattr(gen, "max_length_is_default", False) and gen.max_length == 20:
+        max_length = L0 + 20  # subtle: transformers' "by default let's always generate 20 new tokens"
     if L0 >= max_length:
         raise InputError(f"the prompt has {L0} tokens but max_length is {max_length}: set max_new_tokens "
                          "to the number of tokens to generate")
@@ -391,9 +467,10 @@ class StopStrings:
 
 def decode_steps(model, ids: np.ndarray, mask: np.ndarray, max_length: int, gen: GenerationConfig,
                  rng: np.random.Generator, cache: KVCache | None = None, stop: StopStrings | None = None,
-                 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any]]:
     """Greedy or sampled decoding; yields (next tokens [B], all tokens [B, L], processed scores
-    [B, V], raw logits [B, V]) once per step.
+    [B, V], raw logits [B, V], the model's output of the step) once per step. The output holds
+    hidden_states / attentions when gen.output_hidden_states / output_attentions ask for them.
 
     cache: a KVCache already holding the first P tokens of `ids` (continuing an earlier generate):
     the prefill then runs only the P..L0 rest.
@@ -411,7 +488,9 @@ def decode_steps(model, ids: np.ndarray, mask: np.ndarray, max_length: int, gen:
     # subtle: as in transformers, min_new_tokens (0 included) replaces min_length when given
     min_length = gen.min_length if gen.min_new_tokens is None else gen.min_new_tokens + L0
     P = cache.length
-    logits = model(ids[:, P:], attention_mask=mask, past_key_values=cache, logits_to_keep=1).logits[:, -1]  # [B, V]
+    extra = output_flags(gen)
+    out = model(ids[:, P:], attention_mask=mask, past_key_values=cache, logits_to_keep=1, **extra)
+    logits = out.logits[:, -1]  # [B, V]
     while True:
         logits = logits.astype(np.float32)
         scores = process_scores(tokens[:, :L], logits, gen.do_sample, gen.repetition_penalty, gen.temperature,
@@ -424,14 +503,32 @@ def decode_steps(model, ids: np.ndarray, mask: np.ndarray, max_length: int, gen:
             next_tokens = np.where(unfinished, next_tokens, gen.pad_token_id)
         tokens[:, L] = next_tokens
         L += 1
-        yield next_tokens, tokens[:, :L], scores, logits
+        yield next_tokens, tokens[:, :L], scores, logits, out
         if eos.size:
             unfinished &= ~np.isin(next_tokens, eos)
         if stop is not None:
             unfinished &= ~stop.matches(tokens[:, :L])
         if L >= max_length or not unfinished.any():
             return
-        logits = model(next_tokens[:, None], attention_mask=full_mask[:, :L], past_key_values=cache).logits[:, -1]
+        out = model(next_tokens[:, None], attention_mask=full_mask[:, :L], past_key_values=cache, **extra)
+        logits = out.logits[:, -1]
+
+
+def output_flags(gen: GenerationConfig) -> dict[str, bool]:
+    """The forward's output_hidden_states / output_attentions arguments a generate call asks for
+    (only those set: a model without them, the GPU one, is called as before)."""
+    return {name: True for name in ("output_hidden_states", "output_attentions")
+            if getattr(gen, name) and gen.return_dict_in_generate}
+
+
+def step_outputs(out: Any, length: int) -> dict[str, tuple[np.ndarray, ...] | None]:
+    """One step's hidden_states and attentions as transformers' generate keeps them: the model's
+    tuples as they are, attentions cut to the `length` keys seen so far ([B, N, T, length]; the
+    preallocated cache has room for more)."""
+    attentions = getattr(out, "attentions", None)
+    if attentions is not None:
+        attentions = tuple(np.ascontiguousarray(a[..., :length]) for a in attentions)
+    return {"hidden_states": getattr(out, "hidden_states", None), "attentions": attentions}
 
 
 def progress_bar(total: int, show: bool | None):
@@ -480,9 +577,7 @@ def plan(model, input_ids: Any, attention_mask: Any = None, generation_config: G
     cfg, rows = model.config, ids.shape[0] * (gen.num_beams if gen.num_beams > 1 else gen.num_return_sequences)
     if gen.num_beams > 1:
         unsupported = [name for name, value in (("past_key_values", past_key_values), ("streamer", streamer),
-                                                ("stop_strings", stop), ("output_scores", gen.output_scores),
-                                                ("output_logits", gen.output_logits),
-                                                ("no_repeat_ngram_size", gen.no_repeat_ngram_size),
+                                                ("stop_strings", stop), ("no_repeat_ngram_size", gen.no_repeat_ngram_size),
                                                 ("bad_words_ids", gen.bad_words_ids), ("min_length", gen.min_length),
                                                 ("min_new_tokens", gen.min_new_tokens)) if value]
         if unsupported:
@@ -507,7 +602,10 @@ def generate(model, input_ids: Any, attention_mask: Any = None, generation_confi
     max_new_tokens, max_length, min_length, min_new_tokens, do_sample, temperature, top_k, top_p,
     repetition_penalty, no_repeat_ngram_size, bad_words_ids, stop_strings (needs `tokenizer`),
     num_beams, length_penalty, early_stopping, num_return_sequences, eos_token_id (an id or a list),
-    pad_token_id, return_dict_in_generate, output_scores, output_logits.
+    pad_token_id, return_dict_in_generate, output_scores, output_logits, output_hidden_states and
+    output_attentions (with return_dict_in_generate: one entry per generated token, each the
+    model's tuple for that step: the prompt's [B, L0, H] / [B, N, L0, L0] first, then [B, 1, H] /
+    [B, N, 1, L] with the cache, as transformers gives them).
 
     streamer: an object with transformers' put/end protocol (`streamers.TextStreamer`): put(prompt
     [B, L0]), put(tokens [B]) per step, end(); or a callable given each step's tokens [B].
@@ -519,8 +617,8 @@ def generate(model, input_ids: Any, attention_mask: Any = None, generation_confi
     gen, stop, ids, mask, max_length = plan(model, input_ids, attention_mask, generation_config, streamer, seed,
                                             past_key_values, tokenizer, **kwargs)
     if gen.num_beams > 1:
-        sequences = beam_search(model, ids, mask, max_length, gen)
-        return GenerateBeamDecoderOnlyOutput(sequences=sequences) if gen.return_dict_in_generate else sequences
+        result = beam_search(model, ids, mask, max_length, gen)
+        return result if gen.return_dict_in_generate else result.sequences
     if gen.num_return_sequences > 1:  # sampling several continuations of each prompt
         ids, mask = (np.repeat(a, gen.num_return_sequences, axis=0) for a in (ids, mask))
     cache = continue_cache(model, past_key_values, ids, max_length) or \
@@ -528,15 +626,18 @@ def generate(model, input_ids: Any, attention_mask: Any = None, generation_confi
     put = streamer.put if hasattr(streamer, "put") else streamer
     if hasattr(streamer, "put"):
         streamer.put(ids.copy())
-    tokens, scores, logits = ids, [], []
+    tokens, scores, logits, hidden, attentions = ids, [], [], [], []
     steps = decode_steps(model, ids, mask, max_length, gen, as_generator(seed), cache, stop)
     with progress_bar(max_length - ids.shape[1], progress) as bar:
-        for next_tokens, tokens, step_scores, step_logits in steps:
+        for next_tokens, tokens, step_scores, step_logits, out in steps:
             bar.update(1)
             if gen.output_scores:
                 scores.append(step_scores.copy())
             if gen.output_logits:
                 logits.append(step_logits.copy())
+            kept = step_outputs(out, tokens.shape[1] - 1)  # the keys of this step: every token but the new one
+            hidden.append(kept["hidden_states"])
+            attentions.append(kept["attentions"])
             if put is not None:
                 put(next_tokens.copy())
     if hasattr(streamer, "end"):
@@ -545,6 +646,8 @@ def generate(model, input_ids: Any, attention_mask: Any = None, generation_confi
         return tokens.copy()
     return GenerateDecoderOnlyOutput(sequences=tokens.copy(), scores=tuple(scores) if gen.output_scores else None,
                                      logits=tuple(logits) if gen.output_logits else None,
+                                     hidden_states=tuple(hidden) if gen.output_hidden_states else None,
+                                     attentions=tuple(attentions) if gen.output_attentions else None,
                                      past_key_values=cache)
 
 
@@ -560,3 +663,47 @@ def stream(model, input_ids: Any, attention_mask: Any = None, seed: int | np.ran
         ids, mask = (np.repeat(a, gen.num_return_sequences, axis=0) for a in (ids, mask))
     for next_tokens, *_ in decode_steps(model, ids, mask, max_length, gen, as_generator(seed), stop=stop):
         yield next_tokens.copy()
+
+
+def compute_transition_scores(sequences: Any, scores: Any, beam_indices: Any = None, normalize_logits: bool = False,
+                              vocab_size: int | None = None) -> np.ndarray:
+    """The score of each generated token, [B, steps], as transformers' `compute_transition_scores`.
+
+    sequences [B, L] and scores (one [rows, V] per step) from generate with output_scores=True;
+    the generated tokens are the last `steps` columns. Without beam_indices (greedy, sampling) row
+    b's token at step t is scored by scores[t][b]; with beam search's beam_indices [B, steps] by
+    the row of the beam it came from, and steps after a beam finished (index -1) score 0.
+    normalize_logits: log-softmax the scores over the vocabulary first (sampling's processed
+    scores are not log-probabilities).
+    """
+    if not isinstance(scores, (tuple, list)) or not scores:
+        raise InputError("scores must be generate's non-empty tuple of per-step [rows, V] arrays "
+                         "(output_scores=True, return_dict_in_generate=True)")
+    stacked = np.stack([np.asarray(x, np.float32) for x in scores])  # [steps, rows, V]
+    if stacked.ndim != 3 or (vocab_size is not None and stacked.shape[2] != vocab_size):
+        raise InputError(f"scores: expected arrays [rows, {vocab_size or 'V'}], got {stacked.shape[1:]}")
+    steps, rows, V = stacked.shape
+    sequences = as_array(sequences, "sequences")
+    if sequences.ndim != 2 or sequences.dtype.kind not in "iu":
+        raise InputError(f"sequences must be integer token ids [B, L], got {sequences.dtype} {sequences.shape}")
+    if not isinstance(normalize_logits, bool):
+        raise InputError(f"normalize_logits must be True or False, got {normalize_logits!r}")
+    if beam_indices is None:
+        beam_indices = np.broadcast_to(np.arange(rows)[:, None], (rows, steps))
+    beam_indices = np.asarray(beam_indices)
+    if beam_indices.ndim != 2 or beam_indices.dtype.kind not in "iu" or beam_indices.shape[0] != sequences.shape[0] \
+            or beam_indices.shape[1] > steps or (beam_indices >= rows).any():
+        raise InputError(f"beam_indices: expected integers [{sequences.shape[0]}, <= {steps}] below {rows}, "
+                         f"got {beam_indices.dtype} {beam_indices.shape}")
+    if normalize_logits:
+        stacked = log_softmax(stacked)
+    finished = beam_indices < 0  # [B, steps]: the beam had ended
+    length = int((~finished).sum(axis=-1).max())
+    beam_indices, finished = np.where(finished, 0, beam_indices)[:, :length], finished[:, :length]
+    if sequences.shape[1] < length:
+        raise InputError(f"sequences has {sequences.shape[1]} columns, fewer than the {length} generated steps")
+    tokens = np.where(finished, 0, sequences[:, sequences.shape[1] - length:])  # [B, length]
+    if ((tokens < 0) | (tokens >= V)).any():
+        raise InputError(f"sequences: a generated token is outside the scores' vocabulary [0, {V})")
+    picked = stacked[np.arange(length)[None, :], beam_indices, tokens]  # [B, length]
+    return np.where(finished, np.float32(0), picked).astype(np.float32)

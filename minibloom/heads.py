@@ -91,19 +91,15 @@ class BloomForCausalLM(BloomWithHead):
 
     __call__ = forward
 
-    @property
-    def generation_config(self):
-        """The model's default `GenerationConfig`: generation_config.json of its checkpoint, else the
-        ids of its config (transformers' `model.generation_config`). Assignable."""
-        if self.__dict__.get("_generation_config") is None:
-            from .generation import GenerationConfig
+    def __init__(self, config: BloomConfig, params: dict[str, np.ndarray] | None = None, seed: int = 0,
+                 backend: str = "numpy", storage: str = "auto", threads: int | None = None):
+        from .generation import GenerationConfig
 
-            self._generation_config = GenerationConfig.from_model_config(self.config)
-        return self._generation_config
-
-    @generation_config.setter
-    def generation_config(self, value) -> None:
-        self._generation_config = value
+        super().__init__(config, params, seed, backend, storage, threads)
+        # subtle: made now, from the config as it is (transformers does the same in __init__): a later
+        # change to config.eos_token_id does not reach generate, unless the config also sets a
+        # generation setting such as max_length (transformers' legacy path, `generation.make_config`).
+        self.generation_config = GenerationConfig.from_model_config(config)
 
     @classmethod
     def from_pretrained(cls, directory, seed: int = 0, backend: str = "numpy", storage: str = "auto",
@@ -155,6 +151,15 @@ class BloomForCausalLM(BloomWithHead):
         from .generation import generate
 
         return generate(self, input_ids, attention_mask, **kwargs)
+
+    def compute_transition_scores(self, sequences: Any, scores: Any, beam_indices: Any = None,
+                                  normalize_logits: bool = False) -> np.ndarray:
+        """The score of each generated token, [B, generated] (transformers' method): from generate's
+        `sequences` and `scores` (output_scores=True), and `beam_indices` after beam search. See
+        `minibloom.generation.compute_transition_scores`."""
+        from .generation import compute_transition_scores
+
+        return compute_transition_scores(sequences, scores, beam_indices, normalize_logits, self.config.vocab_size)
 
     def stream(self, input_ids: Any, attention_mask: Any = None, **kwargs: Any):
         """Yield each step's new tokens [B] as they are chosen (greedy or sampling)."""

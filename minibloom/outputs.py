@@ -113,6 +113,9 @@ class GenerateDecoderOnlyOutput(ModelOutput):
     - scores: one [B, V] float32 array per generated token, the *processed* scores the token was
       chosen from (after repetition penalty, temperature, top-k/p, ...); with output_scores=True.
     - logits: one [B, V] per step, the raw logits of the model; with output_logits=True.
+    - hidden_states / attentions: with output_hidden_states / output_attentions, one entry per
+      step, the model's tuple: [B, L0, H] / [B, N, L0, L0] for the prompt, then [B, 1, H] /
+      [B, N, 1, L] for each new token.
     - past_key_values: the KV cache, holding every token but the last; pass it back to `generate`
       with `sequences` to continue.
     """
@@ -127,7 +130,15 @@ class GenerateDecoderOnlyOutput(ModelOutput):
 
 @dataclass
 class GenerateBeamDecoderOnlyOutput(ModelOutput):
-    """`generate(..., num_beams > 1, return_dict_in_generate=True)`: sequences only, so far."""
+    """`generate(..., num_beams > 1, return_dict_in_generate=True)`, as transformers fills it.
+
+    - sequences [B * n, L]: the best n = num_return_sequences hypotheses of each prompt.
+    - beam_indices [B * n, generated]: the flat beam row (b * num_beams + beam) each token came
+      from, -1 after the hypothesis ended (for `compute_transition_scores`); always set.
+    - sequences_scores [B * n]: sum of log-probs / generated length ** length_penalty; with
+      output_scores, as scores: each step's processed log-probs [B * num_beams, V].
+    - logits (output_logits), hidden_states / attentions (per step, the model's tuples).
+    """
 
     sequences: np.ndarray | None = None
     sequences_scores: np.ndarray | None = None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import warnings
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -19,7 +18,7 @@ from . import hub
 from .atomic import reading, transaction
 from .backends import get_backend
 from .config import CONFIG_NAME, BloomConfig
-from .errors import CheckpointError, InputError
+from .errors import CheckpointError, InputError, warn_at_caller
 from .int8_io import is_int8_checkpoint, load_int8, save_int8
 from .storage import STORAGE_DTYPES, as_array, check_storage, resolve_storage, storage_of, store, to_float32
 from .threads import set_num_threads, use_default_threads
@@ -31,6 +30,24 @@ from .weights import (BASE_PREFIX, SAFE_WEIGHTS_NAME, bloom_param_shapes, check_
 HEAD_TENSORS = ("lm_head.weight", "score.weight", "classifier.weight", "classifier.bias",
                 "qa_outputs.weight", "qa_outputs.bias")
 SAVE_DTYPES = ("float32", "float16", "bfloat16")
+# Files some class writes beside config.json and the weights (`_extra_files`): a save of a class
+# that does not write one removes it, so the directory never mixes two saves' files.
+EXTRA_FILES = ("generation_config.json",)
+
+
+def _is_dtype_name(value: str) -> bool:
+    return value in ("float32", "float16", "bfloat16", "float64", "int8", "half", "float")
+
+
+def _as_dtype(value) -> np.dtype | str:
+    """A NumPy dtype, or torch's dtype by name (torch.float32 -> "float32"), without importing torch."""
+    name = str(value).removeprefix("torch.")
+    if type(value).__name__ == "dtype" and type(value).__module__ == "torch" or isinstance(value, str):
+        return np.dtype("float32") if name in ("float32", "float") else name
+    try:
+        return np.dtype(value)
+    except TypeError:
+        raise InputError(f"to({value!r}): not a device or dtype") from None
 
 
 class PreTrainedBloom:
@@ -125,17 +142,16 @@ class PreTrainedBloom:
         fresh = {n: s for n, s in cls.head_shapes(config).items() if n not in state}
         if fresh:
             check_allocation(4 * sum(math.prod(s) for s in fresh.values()), f"the new head {sorted(fresh)}")
-            warnings.warn(f"{cls.__name__}: {sorted(fresh)} not in {os.fspath(directory)}; newly initialised "
-                          "(train them before use)", stacklevel=2)
+            warn_at_caller(f"{cls.__name__}: {sorted(fresh)} not in {os.fspath(directory)}; newly initialised "
+                           "(train them before use)")
             state.update(init_params(fresh, config.initializer_range, seed))
         ignored = tuple(name for name in HEAD_TENSORS if name not in shapes)
         where = os.fspath(directory) + (f" with {config_overrides}" if config_overrides else "")
         check_state_dict(state, shapes, ignored=ignored, where=where)
         stored = storage_of(state["word_embeddings.weight"])
         if storage not in ("auto", stored):
-            warnings.warn(f"{os.fspath(directory)}: converting the {stored} weights to {storage} while loading "
-                          f"(storage='auto' keeps {stored}; save_pretrained(dtype=...) once to skip this)",
-                          stacklevel=2)
+            warn_at_caller(f"{os.fspath(directory)}: converting the {stored} weights to {storage} while loading "
+                           f"(storage='auto' keeps {stored}; save_pretrained(dtype=...) once to skip this)")
         return cls(config, {name: state[name] for name in shapes}, backend=backend, storage=storage, threads=threads)
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -175,14 +191,78 @@ class PreTrainedBloom:
         with transaction(directory) as txn:
             write_weights(txn)
             txn.write_bytes(CONFIG_NAME, config.to_json_string().encode("utf-8"))
-            for name, data in self._extra_files().items():
+            extra = self._extra_files()
+            for name, data in extra.items():
                 txn.write_bytes(name, data)
+            for name in EXTRA_FILES:
+                if name not in extra:  # a causal LM's generation_config.json, left by the save this replaces
+                    txn.remove(name)
 
     def _extra_files(self) -> dict[str, bytes]:
-        """Files a class saves beside config.json and the weights, in the same transaction."""
+        """Files a class saves beside config.json and the weights, in the same transaction (names
+        from EXTRA_FILES; those the class does not write are removed by the save)."""
         return {}
 
     # ----------------------------------------------------- transformers' PreTrainedModel helpers
+
+    training = False  # transformers' nn.Module flag; from_pretrained models start in eval mode, as there
+
+    def eval(self) -> "PreTrainedBloom":
+        """Inference mode (the default); returns self, as transformers' `model.eval()`."""
+        return self.train(False)
+
+    def train(self, mode: bool = True) -> "PreTrainedBloom":
+        """Set the `training` flag; returns self.
+
+        subtle: minibloom implements no dropout, so the forward is the same in both modes. With
+        BLOOM's dropout probabilities at 0.0 (every released checkpoint) that *is* transformers'
+        training forward; with a non-zero one it is not, and train(True) says so in a warning.
+        Training itself is `minibloom.training` (value_and_grad, fit), which needs no flag."""
+        if not isinstance(mode, bool):
+            raise InputError(f"train(mode): mode must be True or False, got {mode!r}")
+        if mode:
+            rates = {k: getattr(self.config, k, None) for k in ("hidden_dropout", "attention_dropout",
+                                                                "classifier_dropout")}
+            rates = {k: v for k, v in rates.items() if v}
+            if rates:
+                warn_at_caller(f"{type(self).__name__}.train(): dropout is not implemented, so {rates} are "
+                               "ignored: the training-mode forward is the eval forward")
+        self.training = mode
+        for part in (getattr(self, "transformer", None),):
+            if part is not None:
+                part.training = mode
+        return self
+
+    @property
+    def device(self) -> str:
+        """Where the arrays live: "cpu" (NumPy; the GPU model is `minibloom.cuda.CudaBloomForCausalLM`)."""
+        return "cpu"
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The compute dtype, float32 (transformers' `model.dtype`); weights may be *held* in fewer
+        bytes, see `storage`."""
+        return np.dtype(np.float32)
+
+    def to(self, *args, **kwargs) -> "PreTrainedBloom":
+        """transformers' `model.to(device / dtype)`: returns self for "cpu" and float32, the only place
+        and dtype these NumPy models compute in. Anything else is an `InputError` saying what to use
+        instead: `minibloom.cuda.CudaBloomForCausalLM` for a GPU, `from_pretrained(storage=...)` for
+        weights held as float16/bfloat16/int8."""
+        unknown = set(kwargs) - {"device", "dtype", "non_blocking", "copy"}
+        if unknown:
+            raise InputError(f"to(): unknown arguments {sorted(unknown)}")
+        for value in (*args, kwargs.get("device"), kwargs.get("dtype")):
+            if value is None:
+                continue
+            if isinstance(value, str) and not _is_dtype_name(value) or type(value).__name__ == "device":
+                if str(value).split(":")[0] != "cpu":
+                    raise InputError(f"to({value!r}): this model computes with NumPy on the CPU; for a GPU load "
+                                     "minibloom.cuda.CudaBloomForCausalLM.from_pretrained(...)")
+            elif _as_dtype(value) != np.float32:
+                raise InputError(f"to({value!r}): compute is float32; to hold the weights in fewer bytes load "
+                                 "with from_pretrained(..., storage='float16' | 'bfloat16' | 'int8')")
+        return self
 
     @classmethod
     def can_generate(cls) -> bool:

@@ -7,6 +7,8 @@ word by word; a plain callable is also accepted and gets each step's tokens [B] 
 
 from __future__ import annotations
 
+from queue import Queue
+
 import numpy as np
 
 from .errors import InputError
@@ -70,6 +72,44 @@ class TextStreamer(BaseStreamer):
     def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
         """Print the new text (override to send it elsewhere)."""
         print(text, flush=True, end=None if stream_end else "")
+
+
+class TextIteratorStreamer(TextStreamer):
+    """`TextStreamer` whose text goes to a queue, read by iterating (transformers' TextIteratorStreamer):
+    run generate in a thread and consume the text as it comes.
+
+        streamer = TextIteratorStreamer(tok, skip_prompt=True)
+        threading.Thread(target=lm.generate, args=(ids,), kwargs=dict(streamer=streamer)).start()
+        for text in streamer: ...
+
+    Each put's printable text is one item (possibly ""), the prompt's included unless skip_prompt;
+    iteration stops at end(). timeout: seconds each get (and put) may wait, then `queue.Empty` (or
+    `queue.Full`); None waits forever -- so if generate fails in its thread, only a timeout ends the loop.
+    """
+
+    def __init__(self, tokenizer, skip_prompt: bool = False, timeout: float | None = None, **decode_kwargs):
+        super().__init__(tokenizer, skip_prompt, **decode_kwargs)
+        if timeout is not None and not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
+                                        and timeout >= 0):
+            raise InputError(f"timeout must be None or a number of seconds >= 0, got {timeout!r}")
+        self.text_queue: Queue = Queue()
+        self.stop_signal = None
+        self.timeout = timeout
+
+    def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+        """Queue the new text; at the end, also the stop signal."""
+        self.text_queue.put(text, timeout=self.timeout)
+        if stream_end:
+            self.text_queue.put(self.stop_signal, timeout=self.timeout)
+
+    def __iter__(self) -> "TextIteratorStreamer":
+        return self
+
+    def __next__(self) -> str:
+        value = self.text_queue.get(timeout=self.timeout)  # queue.Empty after `timeout` seconds
+        if value == self.stop_signal:
+            raise StopIteration()
+        return value
 
 
 def is_cjk(cp: int) -> bool:

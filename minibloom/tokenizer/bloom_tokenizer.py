@@ -33,7 +33,6 @@ SPACE = "Ġ"  # the byte-level stand-in of " "
 
 
 SPECIAL_NAMES = ("unk_token", "bos_token", "eos_token", "pad_token")
-BYTE_LEVEL_CHARS = {chr(c) for c in range(33, 127)}  # ASCII characters that are their own byte-level form
 
 
 class BatchEncoding(dict):
@@ -44,7 +43,17 @@ class BatchEncoding(dict):
         try:
             return self[name]
         except KeyError:
-            raise AttributeError(name) from None
+            raise AttributeError(f"'BatchEncoding' object has no attribute {name!r} "
+                                 f"(its keys: {sorted(self)})") from None
+
+    def to(self, device: Any, non_blocking: bool = False) -> "BatchEncoding":
+        """transformers' `enc.to(device)`: returns self for "cpu", where NumPy arrays and lists live.
+        Another device is an `InputError`: the GPU model (`minibloom.cuda`) takes host arrays."""
+        if str(device).split(":")[0] != "cpu":
+            raise InputError(f"BatchEncoding.to({device!r}): minibloom's encodings are NumPy arrays or lists on "
+                             "the CPU; pass them as they are (minibloom.cuda.CudaBloomForCausalLM copies them "
+                             "to the GPU itself)")
+        return self
 
 
 class BloomTokenizer:
@@ -84,10 +93,28 @@ class BloomTokenizer:
         contents = sorted((a.content for a in self.pipeline.added_tokens), key=len, reverse=True)
         self.added_re = regex.compile("|".join(map(regex.escape, contents))) if contents else None
         self.added_first_chars = {c[0] for c in contents}  # a cheap test before the regex search
+        self.added_contents = contents  # longest first
+        self.sticky_special: set[str] = set()
+        self._build_added_passes()
         names = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>",
                  **(special_tokens or {})}
         for name, token in names.items():
             setattr(self, name, token if token in self.token_to_id else None)
+
+    def _build_added_passes(self) -> None:
+        """The added-token matchers, in tokenizers' order.
+
+        subtle: tokenizers matches in two passes, the tokens with "normalized": false (special ones)
+        first, then the others in the text between them; one pass would let "xa" win over a special
+        "ab" in "xab". A token once added as special stays special (`sticky_special`: matched in the
+        first pass, skipped by skip_special_tokens), even re-added as a plain one."""
+        normalized = {e.get("id"): e.get("normalized", not e.get("special")) for e in self.data.get("added_tokens") or []
+                      if isinstance(e, dict)}
+        self.special_ids |= {self.token_to_id[c] for c in self.sticky_special}
+        first = [c for c in self.added_contents if not normalized.get(self.token_to_id[c], False)
+                 or c in self.sticky_special]
+        self.added_passes = [regex.compile("|".join(map(regex.escape, group))) for group in
+                             (first, [c for c in self.added_contents if c not in first]) if group]
 
     # ----------------------------------------------------------------------------------- loading
 
@@ -153,17 +180,23 @@ class BloomTokenizer:
 
     def _segments(self, text: str) -> Iterable[tuple[str | int, int]]:
         """(text stretch or added-token id, start offset), in order."""
-        if self.added_re is None:
-            yield text, 0
-            return
-        pos = 0
-        for m in self.added_re.finditer(text):
-            if m.start() > pos:
-                yield text[pos:m.start()], pos
-            yield self.token_to_id[m.group()], m.start()
-            pos = m.end()
-        if pos < len(text):
-            yield text[pos:], pos
+        segments: list[tuple[str | int, int]] = [(text, 0)]
+        for pattern in self.added_passes:  # leftmost-longest within each pass
+            split: list[tuple[str | int, int]] = []
+            for stretch, start in segments:
+                if isinstance(stretch, int):
+                    split.append((stretch, start))
+                    continue
+                pos = 0
+                for m in pattern.finditer(stretch):
+                    if m.start() > pos:
+                        split.append((stretch[pos:m.start()], start + pos))
+                    split.append((self.token_to_id[m.group()], start + m.start()))
+                    pos = m.end()
+                if pos < len(stretch):
+                    split.append((stretch[pos:], start + pos))
+            segments = split
+        yield from segments
 
     def _pieces(self, stretch: str) -> list[str]:
         pieces = PIECE_RE.findall(stretch)
@@ -445,30 +478,43 @@ class BloomTokenizer:
         return b"".join(from_byte_level(t) for t in tokens).decode("utf-8", errors="replace")
 
     def add_tokens(self, new_tokens: str | Sequence[str], special_tokens: bool = False) -> int:
-        """Add tokens matched whole in the text (before pre-tokenization), with new ids after the last;
-        returns how many were new (transformers' `add_tokens`). Resize the model's embeddings to
-        `len(tokenizer)` to use them."""
+        """Add tokens matched whole in the text (before pre-tokenization), any text (spaces, non-ASCII);
+        returns how many were added (transformers' `add_tokens`, with tokenizers' rules: a text already
+        in the vocabulary keeps its id, one already added with the same flags is not counted, empty
+        ones are skipped). special_tokens: matched before the others, dropped by
+        skip_special_tokens. Resize the model's embeddings to `len(tokenizer)` to use new ids."""
         new_tokens = [new_tokens] if isinstance(new_tokens, str) else list(new_tokens)
-        if not all(isinstance(t, str) and t for t in new_tokens):
-            raise InputError("new_tokens must be non-empty strings")
-        bad = next((t for t in new_tokens if any(c not in BYTE_LEVEL_CHARS for c in t)), None)
-        if bad is not None:
-            raise InputError(f"new_tokens: {ascii(bad)[:60]} is not printable ASCII (other characters have no "
-                             "byte-level form here)")
-        fresh = [t for t in dict.fromkeys(new_tokens) if t not in self.token_to_id]
-        if not fresh:
+        if not all(isinstance(t, str) for t in new_tokens):
+            raise InputError("new_tokens must be strings")
+        for t in new_tokens:
+            check_unicode(t, "new_tokens")  # a lone surrogate has no UTF-8 bytes: InputError naming it
+        added = [dict(e) for e in self.data.get("added_tokens") or []]
+        count, next_id, sticky = 0, self.n_ids, set(self.sticky_special)
+        for content in new_tokens:
+            entry = {"content": content, "single_word": False, "lstrip": False, "rstrip": False,
+                     "normalized": not special_tokens, "special": special_tokens}
+            if not content or any({k: e.get(k) for k in entry} == entry for e in added):
+                continue  # empty, or already added exactly so: not counted (tokenizers' rule)
+            # subtle: as in tokenizers, a text already in the vocabulary keeps its id (and is then
+            # matched whole before BPE, like any added token); only a new text gets the next id
+            token_id = self.token_to_id.get(content)
+            token_id = next((e["id"] for e in added if e.get("content") == content), token_id)
+            if token_id is None:
+                token_id, next_id = next_id, next_id + 1
+            count += 1
+            sticky |= {e["content"] for e in added if e.get("content") == content and e.get("special")}
+            added = [e for e in added if e.get("id") != token_id] + [{"id": token_id, **entry}]
+        if not count:
             return 0
-        added = list(self.data.get("added_tokens") or [])
-        next_id = self.n_ids
-        for k, content in enumerate(fresh):
-            added.append({"id": next_id + k, "content": content, "single_word": False, "lstrip": False,
-                          "rstrip": False, "normalized": not special_tokens, "special": special_tokens})
+        added.sort(key=lambda e: e["id"])
         settings = dict(padding_side=self.padding_side, model_max_length=self.model_max_length,
                         special_tokens={k: getattr(self, k) for k in SPECIAL_NAMES if getattr(self, k)})
         truncation_side, clean = self.truncation_side, self.clean_up_tokenization_spaces
         self.__init__({**self.data, "added_tokens": added}, self.pipeline_path, **settings)
         self.truncation_side, self.clean_up_tokenization_spaces = truncation_side, clean
-        return len(fresh)
+        self.sticky_special = sticky  # once special, always special (tokenizers' special set only grows)
+        self._build_added_passes()
+        return count
 
 
 def _with_prefix_space(component: Any) -> Any:

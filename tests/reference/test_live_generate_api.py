@@ -303,7 +303,10 @@ def test_cli_generate_on_generation_configs_transformers_writes(tmp_path, capsys
     lm = minibloom.BloomForCausalLM.from_pretrained(target)
     keep = {k: v for k, v in settings.items() if k in ("stop_strings", "no_repeat_ngram_size", "bad_words_ids",
                                                          "min_new_tokens")}
+    # the CLI's flags are keyword arguments: they win over the file (a generation_config= argument
+    # would take the file's do_sample / num_beams for its default-valued fields, as in transformers)
     ids = lm.generate(tok("ROMEO.", return_tensors="np")["input_ids"], max_new_tokens=5, tokenizer=tok,
+                      do_sample=False, num_beams=1, num_return_sequences=1, return_dict_in_generate=False,
                       generation_config=minibloom.generation.GenerationConfig(bos_token_id=1, eos_token_id=[2],
                                                                               pad_token_id=3, **keep))
     assert out == tok.decode(ids[0], skip_special_tokens=True) + "\n"

@@ -148,3 +148,28 @@ def test_pad_passes_one_label_per_row_through_as_the_collator():
         for name in expected:
             np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
             assert got[name].dtype.kind == expected[name].dtype.kind, name
+
+
+# Added tokens of any text transformers accepts: non-ASCII (a character of the byte-level table such
+# as "é" decodes as its byte, one outside it as its own UTF-8, as tokenizers' ByteLevel decoder does),
+# spaces inside, overlapping contents, special or not; the texts are built around them.
+token_texts = st.text(st.sampled_from("ab é日☃ Ġ\n<>s"), min_size=1, max_size=4)
+
+
+@given(new=st.lists(st.tuples(token_texts, st.booleans()), min_size=1, max_size=4),
+       parts=st.lists(st.one_of(token_texts, st.integers(0, 3)), max_size=8))
+def test_add_tokens_of_any_text_encode_offset_and_decode_as_transformers(new, parts):
+    theirs = transformers.BloomTokenizerFast.from_pretrained(DIR)
+    ours = BloomTokenizer.from_pretrained(DIR)
+    for content, special in new:
+        assert ours.add_tokens(content, special_tokens=special) == theirs.add_tokens(content, special_tokens=special)
+    assert len(ours) == len(theirs) and ours.get_vocab() == theirs.get_vocab()
+    text = "".join(new[p % len(new)][0] if isinstance(p, int) else p for p in parts)
+    expected = theirs(text, return_offsets_mapping=True)
+    got = ours(text, return_offsets_mapping=True)
+    assert got["input_ids"] == expected["input_ids"], text
+    assert got["offset_mapping"] == expected["offset_mapping"], text
+    ids = expected["input_ids"]
+    for skip in (False, True):
+        assert ours.decode(ids, skip_special_tokens=skip) == theirs.decode(ids, skip_special_tokens=skip), text
+    assert ours.convert_ids_to_tokens(ids) == theirs.convert_ids_to_tokens(ids)

@@ -353,3 +353,16 @@ def test_token_classification_reports_accuracy_and_f1_and_maps_tag_names(tiny, t
     assert "accuracy" in printed and "F1" in printed
     metrics = json.load(open(out / "history.json"))["metrics"]
     assert set(metrics[-1][1]) == {"accuracy", "f1"} and 0 <= metrics[-1][1]["accuracy"] <= 1
+
+
+def test_resuming_a_head_does_not_warn_that_it_is_newly_initialised(tiny, tmp_path, capsys):
+    """A fresh head warns (as transformers does) on the first run; a resumed run restores the head
+    from its checkpoint, so the warning would be false there."""
+    rows = write_rows(tmp_path / "rows.jsonl", [{"text": f"act {i}", "label": i % 2} for i in range(8)])
+    argv = ["train", str(tmp_path / "out"), "--rows", rows, "--checkpoint", tiny, "--task", "seq-cls",
+            "--eval-fraction", "0.5", *COMMON]
+    assert main([*argv, "--steps", "1"]) == 0
+    assert "newly initialised" in capsys.readouterr().err
+    assert main([*argv, "--steps", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "resuming from step 1" in captured.out and "warning" not in captured.err

@@ -143,8 +143,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         cls = getattr(minibloom, HEADS[args.task])
         overrides = ({} if args.task == "qa" else {"num_labels": num_labels} if id2label is None else
                      {"id2label": id2label, "label2id": {name: i for i, name in id2label.items()}})
-        model = cls.from_pretrained(args.checkpoint, backend=args.backend, storage="float32", threads=args.threads, seed=args.seed,
-                                    **overrides)
+        with warnings.catch_warnings():
+            if not args.no_resume and read_latest(args.out) is not None:  # the head comes from the checkpoint
+                warnings.filterwarnings("ignore", message=r".*; newly initialised")
+            model = cls.from_pretrained(args.checkpoint, backend=args.backend, storage="float32", threads=args.threads,
+                                        seed=args.seed, **overrides)
         pad = model.config.pad_token_id if model.config.pad_token_id is not None else 0
 
         def next_batch(step: int) -> dict:

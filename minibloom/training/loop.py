@@ -290,8 +290,11 @@ def load_checkpoint(out_dir: str, model, opt: AdamW) -> dict[str, Any] | None:
         return None
     path, state = checked
     saved = BloomConfig.from_pretrained(path)
+    # subtle: problem_type is None until the first loss sets it (as in transformers), so a run's
+    # checkpoint holds it and the freshly loaded model may not yet: None matches any
     differ = [f"{f} {getattr(saved, f)!r} (the model: {getattr(model.config, f)!r})" for f in RESUME_FIELDS
-              if getattr(saved, f) != getattr(model.config, f)]
+              if getattr(saved, f) != getattr(model.config, f)
+              and not (f == "problem_type" and getattr(model.config, f) is None)]
     arch = saved.to_dict().get("architectures")
     if arch != [type(model).__name__]:
         differ.append(f"architectures {arch} (the model: {type(model).__name__})")
@@ -307,6 +310,7 @@ def load_checkpoint(out_dir: str, model, opt: AdamW) -> dict[str, Any] | None:
         raise CheckpointError(f"{os.path.join(path, OPTIMIZER)}: {e}") from None
     for name, p in model.params.items():
         p[...] = weights[name]  # in place: the optimizer and the layer views keep their arrays
+    model.config.problem_type = saved.problem_type
     opt.m, opt.v, opt.t = fresh.m, fresh.v, fresh.t
     return state
 

@@ -36,11 +36,16 @@ from .safe_read import read_json
 from .safetensors_io import save_file
 from .trace import Trace
 
-__all__ = ["BASE_TOLERANCE", "DEPTH_SCALE", "FORMAT", "FORMAT_VERSION", "MODEL_CLASSES", "GoldenFile", "Report",
+__all__ = ["BASE_TOLERANCE", "C_WRITER_HEADER", "DEPTH_SCALE", "FORMAT", "FORMAT_VERSION", "MODEL_CLASSES", "GoldenFile", "Report",
            "TensorDiff", "axes_of", "capture", "check_tolerance", "checkpoint_storage", "compare", "compile_globs",
            "config_sha256", "default_tolerance", "unknown_names",
            "diff_tensor", "dump", "format_report", "live_run", "load", "parse_layers", "plot_errors",
            "read_tolerances"]
+
+
+# The single-file C99 header a port includes to write its tensors as one safetensors file
+# (docs/golden-format.md, "Writing from C"); shipped with the package.
+C_WRITER_HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "golden_writer.h")
 
 
 def config_sha256(config) -> str:

@@ -556,7 +556,9 @@ def cmd_info(args: argparse.Namespace) -> None:
         check_state_dict(stored, BloomModel.param_shapes(config), ignored=HEAD_TENSORS, where=directory)
     summary = {"directory": os.path.abspath(directory), "vocab_size": config.vocab_size,
                "hidden_size": config.hidden_size, "n_layer": config.n_layer, "n_head": config.n_head,
-               "head_dim": config.head_dim, "pretraining_tp": config.pretraining_tp,
+               "head_dim": config.head_dim, "layer_norm_epsilon": config.layer_norm_epsilon,
+               "apply_residual_connection_post_layernorm": config.apply_residual_connection_post_layernorm,
+               "pretraining_tp": config.pretraining_tp,
                "slow_but_exact": config.slow_but_exact, "parameters": param_count(config),
                "weight_files": [os.path.basename(f) for f in files],
                "weight_dtypes": {k: dtypes[k] for k in sorted(dtypes)},

@@ -140,11 +140,24 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("-o", "--output", default="golden.safetensors")
     dump.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
                       help="compute (and store) the golden as transformers does in this dtype")
+    tokz = gsub.add_parser("tokenize", help="write a tokenizer golden (JSON Lines: ids, offsets, decoded text)",
+                           description="Tokenize a built-in corpus of hard cases (every split class, white space "
+                                       "runs, emoji sequences, special-token strings, non-Latin scripts, long "
+                                       "runs) and the --texts, one JSON record per text: {\"name\", \"text\", "
+                                       "\"ids\", \"offsets\", \"decoded\", \"tokens\"}. Compare a port's records "
+                                       "with `golden compare GOLDEN.jsonl PORT.jsonl` (docs/golden-format.md).")
+    tokz.add_argument("--checkpoint", default=EMBEDDED_CHECKPOINT, metavar="DIR",
+                      help="a directory holding tokenizer.json (default: the embedded model's)")
+    tokz.add_argument("--texts", metavar="FILE", help="more texts: one per line, or a JSON list if FILE ends in .json")
+    tokz.add_argument("--no-builtin", action="store_true", help="only the --texts, without the built-in corpus")
+    tokz.add_argument("-o", "--output", required=True, metavar="OUT.jsonl")
     cmp = gsub.add_parser("compare", help="compare two golden files, or a golden file and a live run",
                           description="Compare every tensor of EXPECTED with ACTUAL (a golden file: safetensors, "
                                       ".npz or a directory of NAME.npy; or a checkpoint directory run on EXPECTED's "
                                       "inputs) in forward order. Exit 0 when all pass, 1 with the first divergent "
                                       "op and the position of its worst element, 2 when a file cannot be read. "
+                                      "An EXPECTED ending in .jsonl is a tokenizer golden: ACTUAL is the port's "
+                                      "records, and the first differing record and token are named. "
                                       "The format and every option: docs/golden-format.md.")
     cmp.add_argument("expected")
     cmp.add_argument("actual")
@@ -543,7 +556,9 @@ def cmd_info(args: argparse.Namespace) -> None:
         check_state_dict(stored, BloomModel.param_shapes(config), ignored=HEAD_TENSORS, where=directory)
     summary = {"directory": os.path.abspath(directory), "vocab_size": config.vocab_size,
                "hidden_size": config.hidden_size, "n_layer": config.n_layer, "n_head": config.n_head,
-               "head_dim": config.head_dim, "pretraining_tp": config.pretraining_tp,
+               "head_dim": config.head_dim, "layer_norm_epsilon": config.layer_norm_epsilon,
+               "apply_residual_connection_post_layernorm": config.apply_residual_connection_post_layernorm,
+               "pretraining_tp": config.pretraining_tp,
                "slow_but_exact": config.slow_but_exact, "parameters": param_count(config),
                "weight_files": [os.path.basename(f) for f in files],
                "weight_dtypes": {k: dtypes[k] for k in sorted(dtypes)},
@@ -592,6 +607,10 @@ def cmd_golden(args: argparse.Namespace) -> int:
     from . import golden
     from .heads import BloomForCausalLM
 
+    if args.golden_command == "tokenize":
+        return _golden_tokenize(args)
+    if args.golden_command == "compare" and (args.expected.endswith(".jsonl") or args.actual.endswith(".jsonl")):
+        return _golden_compare_tokens(args)
     if args.golden_command == "dump":
         directory = check_checkpoint(args.checkpoint)  # a mistyped path says so, before any work
         ids, mask, text = _golden_inputs(args)
@@ -620,6 +639,42 @@ def cmd_golden(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
     else:
         print(golden.format_report(report, failures_only=args.failures_only))
+    return 0 if report.ok else 1
+
+
+def _golden_tokenize(args: argparse.Namespace) -> int:
+    from . import golden_tokens
+
+    if not args.output.endswith(".jsonl"):
+        raise UsageError(f"-o {args.output}: a tokenizer golden is named *.jsonl (compare tells it by the suffix)")
+    texts = golden_tokens.read_texts(args.texts) if args.texts else []
+    tok = _tokenizer(check_checkpoint(args.checkpoint, need_config=False))
+    records = golden_tokens.dump_tokens(tok, args.output, texts, builtin=not args.no_builtin)
+    print(f"wrote {len(records)} records ({sum(len(r['ids']) for r in records)} tokens) to {args.output}")
+    return 0
+
+
+# the tensor compare's options, which mean nothing for a tokenizer golden
+_TENSOR_OPTIONS = ("atol", "rtol", "tolerances", "layers", "port_dtype", "plot")
+_TENSOR_FLAGS = ("only", "logits_only", "allow_unknown", "ignore_padding", "scores_up_to_row_constant")
+
+
+def _golden_compare_tokens(args: argparse.Namespace) -> int:
+    from . import golden_tokens
+
+    if not (args.expected.endswith(".jsonl") and args.actual.endswith(".jsonl")):
+        raise UsageError(f"a tokenizer golden is compared with a port's records: both files *.jsonl, got "
+                         f"{args.expected} and {args.actual}")
+    used = [o for o in _TENSOR_OPTIONS if getattr(args, o) is not None] + [o for o in _TENSOR_FLAGS if getattr(args, o)]
+    if used:
+        raise UsageError(f"--{used[0].replace('_', '-')} applies to tensor goldens, not to a tokenizer golden (.jsonl)")
+    expected = golden_tokens.read_records(args.expected, golden=True)
+    actual = golden_tokens.read_records(args.actual)
+    report = golden_tokens.compare_tokens(expected, actual, skip_missing=args.skip_missing)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(golden_tokens.format_token_report(report, failures_only=args.failures_only))
     return 0 if report.ok else 1
 
 

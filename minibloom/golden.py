@@ -36,11 +36,16 @@ from .safe_read import read_json
 from .safetensors_io import save_file
 from .trace import Trace
 
-__all__ = ["BASE_TOLERANCE", "DEPTH_SCALE", "FORMAT", "FORMAT_VERSION", "MODEL_CLASSES", "GoldenFile", "Report",
+__all__ = ["BASE_TOLERANCE", "C_WRITER_HEADER", "DEPTH_SCALE", "FORMAT", "FORMAT_VERSION", "MODEL_CLASSES", "GoldenFile", "Report",
            "TensorDiff", "axes_of", "capture", "check_tolerance", "checkpoint_storage", "compare", "compile_globs",
            "config_sha256", "default_tolerance", "unknown_names",
            "diff_tensor", "dump", "format_report", "live_run", "load", "parse_layers", "plot_errors",
            "read_tolerances"]
+
+
+# The single-file C99 header a port includes to write its tensors as one safetensors file
+# (docs/golden-format.md, "Writing from C"); shipped with the package.
+C_WRITER_HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "golden_writer.h")
 
 
 def config_sha256(config) -> str:
@@ -178,6 +183,14 @@ class TensorDiff:
     compared: int = 0          # how many elements were compared
     skipped: bool = False      # not recorded by the port (--skip-missing)
     padding: str = ""          # "query" / "key" when the worst position is padding
+    allowed: float = 0.0       # the bound applied at the worst element: |diff| there <= allowed passes
+    diff: float = 0.0          # |actual - expected| at the worst element
+    rms: float = 0.0           # rms(expected) over the compared elements (the scale-aware bound's scale)
+    scale_aware: bool = False  # allowed = atol * rms + rtol * |expected| (the defaults), else atol + rtol * |e|
+    masked: bool = False       # the worst element is a masked score entry (the golden holds finfo.min)
+    precision: str = ""        # the precision the port is assumed to compute in (sets the default budget)
+    precision_from: str = ""   # why: "--port-dtype", or "stored" (the dtype the port stored it in)
+    stored: str = ""           # the dtype the port stored the tensor in
 
     def where(self) -> str:
         where = ", ".join(f"{axis} {i}" for axis, i in self.position.items() if axis != "_")
@@ -293,7 +306,8 @@ def padding_masks(name: str, shape: tuple[int, ...], axes: list[str], mask: np.n
 
 def diff_tensor(name: str, expected: np.ndarray, actual: np.ndarray, axes: list[str], atol: float,
                 rtol: float, scale_aware: bool = False, port_dtype: str = "float32", mask: np.ndarray | None = None,
-                ignore_padding: bool = False, row_constant: bool = False, golden_dtype: str = "float32") -> TensorDiff:
+                ignore_padding: bool = False, row_constant: bool = False, golden_dtype: str = "float32",
+                storage_dtype: str | None = None) -> TensorDiff:
     """Differences of one tensor: max abs / rel / ULPs, relative-norm error, cosine, headroom and the
     position of its worst element (the largest |diff| / allowed).
 
@@ -303,6 +317,8 @@ def diff_tensor(name: str, expected: np.ndarray, actual: np.ndarray, axes: list[
     half the dtype's finfo.min). ignore_padding: padded queries/tokens and masked query/key pairs
     are not compared. row_constant: the differences along the last axis (keys) are compared after
     removing their mean over the compared keys, so scores that differ by a per-row constant pass.
+    storage_dtype: a port computing in `port_dtype` stored the tensor in this narrower dtype; each
+    element is allowed the half ULP of that rounding on top.
     """
     expected = np.asarray(expected)
     if row_constant and axes[-1:] == ["key"] and actual.ndim == expected.ndim == 4 and expected.shape[2] == 1:
@@ -323,12 +339,15 @@ def diff_tensor(name: str, expected: np.ndarray, actual: np.ndarray, axes: list[
         diff = without_row_shift(e, a, diff, compared)
     if not compared.any():
         return TensorDiff(name, True, atol=atol, rtol=rtol, note="nothing to compare")
-    row = summarise(e, a, diff, compared, atol, rtol, scale_aware, port_dtype)
+    row = summarise(e, a, diff, compared, atol, rtol, scale_aware, port_dtype, storage_dtype)
     worst = np.unravel_index(row.pop("worst"), e.shape)
     padding = ("query" if "key" in axes else "token") if pad_query is not None and pad_query[worst] else \
         "key" if pad_key is not None and pad_key[worst] else ""
+    allowed = row.pop("allowed")[worst]
     return TensorDiff(name, row["headroom"] <= 1.0, position=dict(zip(axes, map(int, worst))),
-                      expected=float(e[worst]), actual=float(a[worst]), atol=atol, rtol=rtol, padding=padding, **row)
+                      expected=float(e[worst]), actual=float(a[worst]), atol=atol, rtol=rtol, padding=padding,
+                      allowed=float(allowed), diff=float(diff[worst]), scale_aware=scale_aware,
+                      masked=bool(masked is not None and masked[worst]), **row)
 
 
 def element_diff(e: np.ndarray, a: np.ndarray, masked: np.ndarray | None, golden_dtype: str,
@@ -357,13 +376,15 @@ def without_row_shift(e: np.ndarray, a: np.ndarray, diff: np.ndarray, compared: 
 
 
 def summarise(e: np.ndarray, a: np.ndarray, diff: np.ndarray, compared: np.ndarray, atol: float, rtol: float,
-              scale_aware: bool, port_dtype: str) -> dict:
-    """The metrics over the compared elements (masked scores, |e| >= 1e30, left out of the norms) and
-    the flat index of the worst element."""
+              scale_aware: bool, port_dtype: str, storage_dtype: str | None = None) -> dict:
+    """The metrics over the compared elements (masked scores, |e| >= 1e30, left out of the norms),
+    the flat index of the worst element and the bound applied to each element."""
     real = compared & np.isfinite(e) & (np.abs(e) < 1e30)
     ref = np.where(real, e, 0.0)
     rms = float(np.sqrt(np.mean(ref[compared] ** 2)))
     allowed = (atol * rms if scale_aware else atol) + rtol * np.abs(np.nan_to_num(e, posinf=0, neginf=0))
+    if storage_dtype is not None:  # the port's own rounding to its storage dtype, half an ULP
+        allowed = allowed + 0.5 * ulp_spacing(np.where(real, e, 0.0), storage_dtype)
     with np.errstate(divide="ignore", invalid="ignore"):
         badness = np.where(compared, np.where(diff == 0, 0.0, diff / allowed), -1.0)  # 0/0 passes; x/0 is inf
     with np.errstate(invalid="ignore"):
@@ -380,7 +401,8 @@ def summarise(e: np.ndarray, a: np.ndarray, diff: np.ndarray, compared: np.ndarr
     return {"max_abs": float(cdiff.max()), "max_rel": float(rel.max()), "max_ulp": float(np.nanmax(ulp)),
             "rel_norm": norm_d / norm_e if norm_e > 0 else (np.inf if norm_d > 0 else 0.0),
             "cosine": float(np.sum(ref * act) / (norm_e * norm_a)) if both else float(norm_e == norm_a),
-            "headroom": float(badness.max()), "compared": int(compared.sum()), "worst": int(np.argmax(badness))}
+            "headroom": float(badness.max()), "compared": int(compared.sum()), "worst": int(np.argmax(badness)),
+            "rms": rms, "allowed": np.broadcast_to(allowed, e.shape)}
 
 
 def compare(expected: GoldenFile, actual: GoldenFile | dict[str, np.ndarray], atol: float | None = None,
@@ -424,8 +446,9 @@ def compare(expected: GoldenFile, actual: GoldenFile | dict[str, np.ndarray], at
             rows.append(TensorDiff(name, skip_missing or inputs, note="not recorded" if skip_missing or inputs
                                    else "missing", skipped=skip_missing or inputs))
             continue
-        dtype = port_dtype or port.dtype_of(name)
-        dtype = dtype if dtype in PORT_DTYPES else "float32"
+        stored = port.dtype_of(name)
+        dtype = port_dtype or stored
+        dtype = dtype if dtype in PORT_DTYPES else "float32"  # integer tensors: the inputs
         rule = next(((a, r) for (_, a, r), g in zip(rules, rule_globs) if g.match(name)), None)
         if rule is not None:
             a_tol, r_tol, scaled = rule[0], rule[1], False
@@ -439,7 +462,9 @@ def compare(expected: GoldenFile, actual: GoldenFile | dict[str, np.ndarray], at
         rows.append(diff_tensor(name, expected.tensors[name], np.asarray(port.tensors[name]), axes.get(name, []),
                                 a_tol, r_tol, scaled, dtype, mask, ignore_padding,
                                 scores_up_to_row_constant and name.rsplit(".", 1)[-1] in ("scores", "alibi"),
-                                expected.dtype_of(name)))
+                                expected.dtype_of(name), _narrower(stored, dtype)))
+        rows[-1].precision, rows[-1].stored = dtype, stored
+        rows[-1].precision_from = "--port-dtype" if port_dtype else "stored"
     report = Report(rows, atol, rtol, allow_unknown=allow_unknown)
     report.unknown = unknown_names(expected, port)
     if report.unknown and not allow_unknown:
@@ -456,6 +481,39 @@ def compare(expected: GoldenFile, actual: GoldenFile | dict[str, np.ndarray], at
     else:
         report.problems.extend(empty)
     return report
+
+
+_MANTISSA_BITS = {"float64": 52, "float32": 23, "float16": 10, "bfloat16": 7}
+
+
+def _narrower(stored: str, precision: str) -> str | None:
+    """The stored dtype when it keeps fewer bits than the precision the port computes in (its rounding
+    is then allowed on top of the budget), else None."""
+    if stored in _MANTISSA_BITS and _MANTISSA_BITS[stored] < _MANTISSA_BITS.get(precision, 0):
+        return stored
+    return None
+
+
+def precision_lines(report: "Report") -> list[str]:
+    """Which precision each compared tensor's default budget assumed, and why: a port that stores
+    float16 is budgeted as a float16 port unless --port-dtype says otherwise, and the report says so."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for r in report.rows:
+        if r.precision and r.name not in INPUTS and not r.skipped:
+            groups.setdefault((r.precision, r.precision_from, r.stored), []).append(r.name)
+    lines = []
+    for (precision, source, stored), names in groups.items():
+        what = f"{len(names)} tensor{'s' if len(names) > 1 else ''}" + (
+            f" ({_some(names, 2)})" if precision in ("float16", "bfloat16") else "")
+        if source == "--port-dtype":
+            extra = f"; stored as {stored}: half its ULP allowed on top" if _narrower(stored, precision) else ""
+            lines.append(f"precision: {precision} for {what}, as --port-dtype says{extra}")
+        else:
+            lines.append(f"precision: {precision} for {what}, because the port stored them as {stored}"
+                         + (f" (budget {BASE_TOLERANCE[precision]:g}, float32's is {BASE_TOLERANCE['float32']:g}; "
+                            "a port computing in float32 that stores half precision: --port-dtype float32)"
+                            if precision in ("float16", "bfloat16") else ""))
+    return lines
 
 
 def unknown_names(expected: GoldenFile, port: GoldenFile) -> list[str]:
@@ -541,6 +599,8 @@ def format_report(report: Report, limit: int | None = None, failures_only: bool 
                          f"({g['worst']}), rel norm {g['rel_norm']:.3g}, cosine {g['cosine']:.7f}")
     first = report.first_divergence
     skipped = sum(r.skipped for r in report.rows)
+    if report.atol is None and report.rtol is None:
+        lines += precision_lines(report)
     if report.unknown and report.allow_unknown:
         lines.append(f"not compared (--allow-unknown): {len(report.unknown)} names the golden does not hold: "
                      f"{_some(report.unknown)}")
@@ -553,10 +613,30 @@ def format_report(report: Report, limit: int | None = None, failures_only: bool 
     if first is not None and first.note:
         lines.append(f"FAIL: first divergence at {first.name}: {first.note}")
     elif first is not None:
-        lines.append(f"FAIL: first divergence at {first.name} ({first.where()}): expected {first.expected:.9g}, "
-                     f"got {first.actual:.9g} (atol={first.atol:g}, rtol={first.rtol:g}, "
-                     f"headroom {first.headroom:.3g})")
+        lines.append(f"FAIL: first divergence at {first.name} ({first.where()}): expected {_value(first, first.expected)}, "
+                     f"got {_value(first, first.actual)}: {bound_text(first)}")
     return "\n".join(lines)
+
+
+def _value(row: TensorDiff, value: float) -> str:
+    """A value as printed: "masked" for a mask value (at most -1e30) in a masked score entry."""
+    return "masked" if row.masked and value <= -1e30 else f"{value:.9g}"
+
+
+def bound_text(row: TensorDiff) -> str:
+    """The bound actually applied at the worst element, with its terms, so the headroom can be
+    recomputed from the printed numbers."""
+    if row.masked and row.expected <= -1e30:
+        return "a masked score entry holds a mask value: -inf, or at most half the port dtype's finfo.min"
+    if row.scale_aware:
+        terms = f"{row.atol:.3g} * (rms {row.rms:.6g} + |expected| {abs(row.expected):.6g})"
+    else:
+        terms = f"atol {row.atol:g} + rtol {row.rtol:g} * |expected| {abs(row.expected):.6g}"
+    storage = " + half a storage ULP" if row.precision_from == "--port-dtype" and _narrower(row.stored, row.precision) \
+        else ""
+    prec = f", {row.precision} budget" if row.scale_aware and row.precision else ""
+    return (f"|diff| {row.diff:.6g} > allowed {row.allowed:.6g} = {terms}{storage}{prec} "
+            f"(headroom {row.headroom:.3g})")
 
 
 def plot_errors(report: Report, path: str | os.PathLike) -> None:

@@ -71,3 +71,78 @@ def test_a_c_port_that_ignores_the_padding_is_caught(writer, golden_path, tmp_pa
     done = cli(golden_path, tmp_path, "--only", "*.alibi")
     assert done.returncode == 1
     assert "FAIL: first divergence at h.0.self_attention.alibi (batch 1," in done.stdout
+
+
+# --- minibloom/data/golden_writer.h: the single-file header a C port includes ---------------------
+
+CHECK_SOURCE = os.path.join(ROOT, "tests", "golden_writer_check.c")
+
+
+@pytest.fixture(scope="module")
+def header_check(tmp_path_factory):
+    if COMPILER is None:
+        pytest.skip("no C compiler (cc, gcc, clang or $CC) on this machine: golden_writer.h cannot be built")
+    if sys.byteorder != "little":
+        pytest.skip("golden_writer.h writes little-endian safetensors and refuses big-endian machines")
+    exe = str(tmp_path_factory.mktemp("h") / "golden_writer_check")
+    subprocess.run([COMPILER, "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic",
+                    "-I", os.path.dirname(golden.C_WRITER_HEADER), "-o", exe, CHECK_SOURCE, "-lm"], check=True)
+    return exe
+
+
+def bf16_round(x):
+    from minibloom.golden_lowp import rounder
+    return rounder("bfloat16")(x)
+
+
+def test_the_header_writes_every_dtype_as_numpy_rounds_it(header_check, tmp_path):
+    from safetensors import safe_open
+
+    rng = np.random.default_rng(0)
+    special = [0.0, -0.0, 1.0, -1.0, 65504.0, 65519.99, 65520.0, -70000.0, 6.1e-5, 6.0e-5, 5.96e-8, 2.98e-8,
+               2.99e-8, 1e-10, 3.4e38, -3.4e38, np.inf, -np.inf, 1.00048828125, 1.00146484375, 0.1]
+    values = np.r_[special, rng.standard_normal(1000) * 10.0 ** rng.integers(-9, 6, 1000)].astype(np.float32)
+    raw = tmp_path / "values.f32"
+    values.tofile(raw)
+    out = tmp_path / "port.safetensors"
+    subprocess.run([header_check, "values", str(out), str(raw)], check=True)
+    with safe_open(str(out), framework="np") as f:  # the reference reader accepts the file (NumPy has no bf16)
+        got = {k: f.get_tensor(k) for k in f.keys() if k != "bf16"}
+    np.testing.assert_array_equal(got["f32"], values)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(got["f16"], values.astype(np.float16))  # nearest even, overflow to inf
+    np.testing.assert_array_equal(got["f64"], values.astype(np.float64))
+    mine = golden.load(out)  # and so does minibloom, recording each stored dtype
+    np.testing.assert_array_equal(mine.tensors["bf16"], bf16_round(values))
+    assert [mine.dtype_of(n) for n in ("f32", "f16", "bf16", "f64")] == ["float32", "float16", "bfloat16", "float64"]
+    np.testing.assert_array_equal(got["input_ids"], [[0, 1, 2], [250679, -1, 2 ** 63 - 1]])
+    assert got["i32"].tolist() == [7, -7, 0] and got["scalar"].shape == () and got["empty"].shape == (0,)
+    assert got['odd "name"\\with\ttab'] == values[0]
+    with open(out, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+    assert n % 8 == 0 and not os.path.exists(str(out) + ".tmp")
+
+
+def test_the_header_nan_is_a_nan_in_every_dtype(header_check, tmp_path):
+    raw = tmp_path / "nan.f32"
+    np.array([np.nan, -np.nan], np.float32).tofile(raw)
+    subprocess.run([header_check, "values", str(tmp_path / "p.safetensors"), str(raw)], check=True)
+    got = golden.load(tmp_path / "p.safetensors").tensors
+    assert all(np.isnan(got[k]).all() for k in ("f32", "f16", "bf16", "f64"))
+
+
+@pytest.mark.parametrize("dtype", ["F32", "F16", "BF16"])
+def test_a_c_port_using_the_header_passes_compare(header_check, golden_path, tmp_path, dtype):
+    out = tmp_path / "port.safetensors"
+    subprocess.run([header_check, "alibi", str(out), dtype, str(N_HEAD), str(N_LAYER), *map(str, MASK.shape),
+                    *map(str, MASK.ravel())], check=True)
+    done = cli(golden_path, out, "--only", "*.alibi", "--only", "attention_mask")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PASS: 3 tensors" in done.stdout
+
+
+def test_the_header_refuses_a_name_given_twice(header_check, tmp_path):
+    out = tmp_path / "twice.safetensors"
+    done = subprocess.run([header_check, "twice", str(out)], capture_output=True, text=True)
+    assert done.returncode == 1 and "name given twice: logits" in done.stderr
+    assert not out.exists()

@@ -134,33 +134,40 @@ def attention_scores_backward(d_scores: np.ndarray, q: np.ndarray, k: np.ndarray
 
 def self_attention_backward(d_out: np.ndarray, rec: dict[str, np.ndarray], p: dict[str, np.ndarray],
                             spec: AttentionSpec, bops: ModuleType, raw_probs: np.ndarray | None = None,
-                            head_mask: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                            head_mask: np.ndarray | None = None, trace: Trace = NO_TRACE,
+                            ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Backward of `self_attention`'s output projection, probs @ v, softmax and QKV projection.
 
     d_out [B, T, H]: gradient of the attention output (the residual is handled by the block).
     rec: what the forward kept: `input_layernorm` (the input x), `qkv`, `probs` (after head_mask),
     `context`. raw_probs: the probs *before* head_mask (needed only when head_mask is given, since a
     head switched off keeps no probs). Returns (d_x [B, T, H], grads by `self_attention.*` names).
-    `bops` is the backward-ops module (NumPy reference or Numba kernels).
+    `bops` is the backward-ops module (NumPy reference or Numba kernels). `trace` records the gradient
+    arriving at each intermediate under its forward name (`d.h.{i}.self_attention.*`; the ALiBi bias,
+    a constant, gets none).
     """
     x, probs, context = rec["input_layernorm"], rec["probs"], rec["context"]
     grads = {}
+    trace.record("dense", d_out)
     if spec.pretraining_tp > 1 and spec.slow_but_exact:
         d_context, grads["dense.weight"] = bops.linear_tp_backward(d_out, context, p["dense.weight"],
                                                                    spec.pretraining_tp)
         grads["dense.bias"] = np.zeros_like(p["dense.bias"])  # unused by slow_but_exact's projection
     else:
         d_context, grads["dense.weight"], grads["dense.bias"] = bops.linear_backward(d_out, context, p["dense.weight"])
+    trace.record("context", d_context)
     q, k, v = split_heads(rec["qkv"], spec.n_head)  # 3 x [B, N, T, D]
     d_ctx = merge_heads_backward(d_context, spec.n_head)  # [B, T, H] -> [B, N, T, D]
-    d_probs = d_ctx @ v.transpose(0, 1, 3, 2)  # [B, N, T, D] @ [B, N, D, S] -> [B, N, T, S]
+    d_probs = trace.record("probs", d_ctx @ v.transpose(0, 1, 3, 2))  # [B, N, T, D] @ [B, N, D, S] -> [B, N, T, S]
     d_v = probs.transpose(0, 1, 3, 2) @ d_ctx  # [B, N, S, T] @ [B, N, T, D] -> [B, N, S, D]
     if head_mask is not None:  # probs_out = probs * head_mask[n]: scale the gradient the same way
         d_probs *= head_mask.astype(np.float32)[None, :, None, None]
         probs = raw_probs
-    d_scores = bops.softmax_backward(d_probs, probs)  # [B, N, T, S]
+    d_scores = trace.record("scores", bops.softmax_backward(d_probs, probs))  # [B, N, T, S]
     d_q, d_k = attention_scores_backward(d_scores, q, k)  # [B, N, T, D] each
-    d_fused = split_heads_backward(d_q, d_k, d_v)  # [B, T, 3H]
+    for name, d in (("v", d_v), ("k", d_k), ("q", d_q)):
+        trace.record(name, d)
+    d_fused = trace.record("qkv", split_heads_backward(d_q, d_k, d_v))  # [B, T, 3H]
     d_x, grads["query_key_value.weight"], grads["query_key_value.bias"] = bops.linear_backward(
         d_fused, x, p["query_key_value.weight"])  # [B, T, H]
     return d_x, grads

@@ -78,13 +78,15 @@ def bloom_block(x: np.ndarray, p: dict[str, np.ndarray], alibi: np.ndarray, mask
 
 
 def mlp_backward(d_out: np.ndarray, rec: dict[str, np.ndarray], p: dict[str, np.ndarray], spec: AttentionSpec,
-                 bops: ModuleType) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                 bops: ModuleType, trace: Trace = NO_TRACE) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Backward of `mlp`: d_out [B, T, H] -> (d_x [B, T, H], grads by `mlp.*` names).
 
     rec holds the MLP's input (`post_attention_layernorm`), the pre-GELU values (`dense_h_to_4h`)
-    and the GELU output (`gelu`), each [B, T, H] or [B, T, 4H].
+    and the GELU output (`gelu`), each [B, T, H] or [B, T, 4H]. `trace` records the gradient arriving
+    at each of them (`d.h.{i}.mlp.*` in a training golden).
     """
     grads = {}
+    trace.record("dense_4h_to_h", d_out)
     if spec.pretraining_tp > 1 and spec.slow_but_exact:
         d_hidden, grads["dense_4h_to_h.weight"] = bops.linear_tp_backward(d_out, rec["gelu"], p["dense_4h_to_h.weight"],
                                                                          spec.pretraining_tp)
@@ -92,14 +94,15 @@ def mlp_backward(d_out: np.ndarray, rec: dict[str, np.ndarray], p: dict[str, np.
     else:
         d_hidden, grads["dense_4h_to_h.weight"], grads["dense_4h_to_h.bias"] = bops.linear_backward(
             d_out, rec["gelu"], p["dense_4h_to_h.weight"])  # [B, T, 4H]
-    d_pre = bops.bloom_gelu_backward(d_hidden, rec["dense_h_to_4h"])  # [B, T, 4H]
+    trace.record("gelu", d_hidden)
+    d_pre = trace.record("dense_h_to_4h", bops.bloom_gelu_backward(d_hidden, rec["dense_h_to_4h"]))  # [B, T, 4H]
     d_x, grads["dense_h_to_4h.weight"], grads["dense_h_to_4h.bias"] = bops.linear_backward(
         d_pre, rec["post_attention_layernorm"], p["dense_h_to_4h.weight"])  # [B, T, H]
     return d_x, grads
 
 
 def bloom_block_backward(d_out: np.ndarray, rec: dict[str, np.ndarray], p: dict[str, np.ndarray], spec: BlockSpec,
-                         bops: ModuleType, head_mask: np.ndarray | None = None,
+                         bops: ModuleType, head_mask: np.ndarray | None = None, trace: Trace = NO_TRACE,
                          ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Backward of `bloom_block`: d_out [B, T, H] -> (d_x [B, T, H], grads by the layer's names).
 
@@ -109,13 +112,16 @@ def bloom_block_backward(d_out: np.ndarray, rec: dict[str, np.ndarray], p: dict[
     With `residual_post_layernorm` the straight path starts at the LN output instead:
         d_x1 = LN2'(d_out + mlp'(d_out));   d_x = LN1'(d_x1 + attn'(d_x1))
     rec: the layer's record (`input`, the LN outputs, `qkv`, `probs`, `context`, `dense`, the MLP's).
+    `trace` records the gradient arriving at each intermediate, under the forward's names.
     """
     eps, post_ln = spec.layer_norm_epsilon, spec.residual_post_layernorm
     grads = {}
-    d_ln2, g = mlp_backward(d_out, rec, sub_params(p, "mlp."), spec.attention, bops)  # [B, T, H]
+    trace.record("output", d_out)
+    d_ln2, g = mlp_backward(d_out, rec, sub_params(p, "mlp."), spec.attention, bops, trace.scope("mlp"))  # [B, T, H]
     grads.update({"mlp." + k: v for k, v in g.items()})
     if post_ln:
         d_ln2 = d_ln2 + d_out
+    trace.record("post_attention_layernorm", d_ln2)
     residual1 = rec["input_layernorm"] if post_ln else rec["input"]
     x1 = residual1 + rec["dense"]  # the post-attention LN input, recomputed: [B, T, H]
     d_x1, grads["post_attention_layernorm.weight"], grads["post_attention_layernorm.bias"] = bops.layer_norm_backward(
@@ -123,10 +129,11 @@ def bloom_block_backward(d_out: np.ndarray, rec: dict[str, np.ndarray], p: dict[
     if not post_ln:
         d_x1 = d_x1 + d_out
     d_ln1, g = self_attention_backward(d_x1, rec, sub_params(p, "self_attention."), spec.attention, bops,
-                                       rec.get("raw_probs"), head_mask)  # [B, T, H]
+                                       rec.get("raw_probs"), head_mask, trace.scope("self_attention"))  # [B, T, H]
     grads.update({"self_attention." + k: v for k, v in g.items()})
     if post_ln:
         d_ln1 = d_ln1 + d_x1
+    trace.record("input_layernorm", d_ln1)
     d_x, grads["input_layernorm.weight"], grads["input_layernorm.bias"] = bops.layer_norm_backward(
         d_ln1, rec["input"], p["input_layernorm.weight"], eps)
     if not post_ln:

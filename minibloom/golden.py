@@ -30,8 +30,9 @@ import numpy as np
 
 from . import __version__
 from .errors import CheckpointError, InputError
-from .golden_format import (FORMAT, FORMAT_VERSION, HEAD_OUTPUTS, INPUTS, MODEL_CLASSES, GoldenFile, axes_of,
-                            compile_globs, conform, is_documented, layer_of, read, select)
+from .golden_format import (ALL_INPUTS, FORMAT, FORMAT_VERSION, HEAD_OUTPUTS, MODEL_CLASSES, GoldenFile, axes_of,
+                            compile_globs, conform, is_documented, layer_of, read, select, split_phase,
+                            step_of)
 from .safe_read import read_json
 from .safetensors_io import save_file
 from .trace import Trace
@@ -79,16 +80,21 @@ def dump(model, path: str | os.PathLike, input_ids: Any, attention_mask: Any = N
 
         ids = np.asarray(input_ids)
         record = capture_lowp(model, ids, np.ones_like(ids) if attention_mask is None else attention_mask, dtype)
+    save_file(record, path, dtype=dtype, metadata=metadata_of(model, record, dtype, text))
+    return record
+
+
+def metadata_of(model, record: dict[str, np.ndarray], dtype: str = "float32", text: str | None = None) -> dict:
+    """A golden file's `__metadata__` (docs/golden.md): the names of `record` in its order, their axes."""
     cls = type(model).__name__
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "minibloom_version": __version__,
                 "model_class": cls, "config": json.dumps(model.config.to_dict(), sort_keys=True),
                 "config_sha256": config_sha256(model.config), "dtype": dtype,
                 "order": json.dumps(list(record)),
-                "axes": json.dumps({k: axes_of(k, v.ndim, cls) for k, v in record.items()})}
+                "axes": json.dumps({k: axes_of(k, np.ndim(v), cls) for k, v in record.items()})}
     if text is not None:
         metadata["text"] = text
-    save_file(record, path, dtype=dtype, metadata=metadata)
-    return record
+    return metadata
 
 
 def checkpoint_storage(directory: str | os.PathLike) -> str:
@@ -151,11 +157,16 @@ def read_tolerances(path: str | os.PathLike) -> list[tuple[str, float, float]]:
 
 
 def depth_of(name: str, n_layer: int) -> int:
-    """0 for the embeddings, i + 1 for layer i, n_layer + 1 for ln_f and the heads."""
-    i = layer_of(name)
-    if i is not None:
-        return i + 1
-    return 0 if name.startswith("embeddings") or name in ("input_ids", "attention_mask") else n_layer + 1
+    """0 for the embeddings, i + 1 for layer i, n_layer + 1 for ln_f and the heads. A training golden's
+    backward goes on from there in reverse (`d.` / `grad.` of layer i: 2 n_layer + 1 - i, the
+    embeddings' 2 n_layer + 2) and each optimizer step s adds s."""
+    phase, base = split_phase(name)
+    i = layer_of(base)
+    forward = i + 1 if i is not None else 0 if base.startswith(("embeddings", "word_embeddings")) or \
+        base in ALL_INPUTS else n_layer + 1
+    if phase.startswith("step."):
+        return 2 * (n_layer + 1) + step_of(name)
+    return 2 * (n_layer + 1) - forward if phase else forward
 
 
 def default_tolerance(name: str, n_layer: int, port_dtype: str) -> float:
@@ -214,7 +225,7 @@ class Report:
     @property
     def compared(self) -> int:
         """How many tensors were compared: recorded by both sides, not the inputs, at least one element."""
-        return sum(1 for r in self.rows if r.compared and r.name not in INPUTS)
+        return sum(1 for r in self.rows if r.compared and r.name not in ALL_INPUTS)
 
     @property
     def ok(self) -> bool:
@@ -224,15 +235,29 @@ class Report:
     def first_divergence(self) -> TensorDiff | None:
         return next((r for r in self.rows if not r.ok), None)
 
+    def phases(self) -> dict[str, TensorDiff | None]:
+        """For a training golden: the first failing row of the forward, the backward (walked from the
+        loss back to the embeddings) and the optimizer (step by step), each None when it passes;
+        empty for a forward golden."""
+        groups: dict[str, list[TensorDiff]] = {"forward": [], "backward": [], "optimizer": []}
+        for r in self.rows:
+            phase = split_phase(r.name)[0]
+            groups["forward" if not phase else "optimizer" if phase.startswith("step.") else "backward"].append(r)
+        if not groups["backward"] and not groups["optimizer"]:
+            return {}
+        return {k: next((r for r in rows if not r.ok), None) for k, rows in groups.items() if rows}
+
     def layers(self) -> list[dict]:
         """One summary per layer (and 'embeddings' / 'head' around them): the worst headroom, which
         tensor has it, the largest relative-norm error and the lowest cosine."""
         groups: dict[str, list[TensorDiff]] = {}
         for r in self.rows:
-            if r.skipped or r.name in ("input_ids", "attention_mask"):
+            if r.skipped or r.name in ALL_INPUTS:
                 continue
-            i = layer_of(r.name)
-            key = f"h.{i}" if i is not None else ("embeddings" if r.name.startswith("embeddings") else "head")
+            i, (phase, base) = layer_of(r.name), split_phase(r.name)
+            key = f"h.{i}" if i is not None else ("embeddings" if base.startswith(("embeddings", "word_embeddings"))
+                                                  else "head")
+            key = {"": "", "d": "backward ", "grad": "backward "}.get(phase, phase.replace(".", " ") + " ") + key
             groups.setdefault(key, []).append(r)
         out = []
         for key, rows in groups.items():
@@ -247,6 +272,7 @@ class Report:
         return _json_safe({"ok": self.ok, "atol": self.atol, "rtol": self.rtol, "compared": self.compared,
                            "problems": self.problems, "unknown": self.unknown,
                            "first_divergence": None if first is None else first.__dict__,
+                           "phases": {k: None if r is None else r.name for k, r in self.phases().items()},
                            "layers": self.layers(), "tensors": [r.__dict__ for r in self.rows]})
 
 
@@ -442,7 +468,7 @@ def compare(expected: GoldenFile, actual: GoldenFile | dict[str, np.ndarray], at
     rows = []
     for name in select(expected.order, only, layers, logits_only):
         if name not in port.tensors:
-            inputs = name in INPUTS
+            inputs = name in ALL_INPUTS
             rows.append(TensorDiff(name, skip_missing or inputs, note="not recorded" if skip_missing or inputs
                                    else "missing", skipped=skip_missing or inputs))
             continue
@@ -457,7 +483,7 @@ def compare(expected: GoldenFile, actual: GoldenFile | dict[str, np.ndarray], at
         else:
             tol = default_tolerance(name, n_layer, dtype)
             a_tol, r_tol, scaled = tol, tol, True
-        if name in INPUTS:
+        if name in ALL_INPUTS:
             a_tol, r_tol = 0.0, 0.0  # the inputs are equal or the comparison means nothing
         rows.append(diff_tensor(name, expected.tensors[name], np.asarray(port.tensors[name]), axes.get(name, []),
                                 a_tol, r_tol, scaled, dtype, mask, ignore_padding,
@@ -499,7 +525,7 @@ def precision_lines(report: "Report") -> list[str]:
     float16 is budgeted as a float16 port unless --port-dtype says otherwise, and the report says so."""
     groups: dict[tuple[str, str, str], list[str]] = {}
     for r in report.rows:
-        if r.precision and r.name not in INPUTS and not r.skipped:
+        if r.precision and r.name not in ALL_INPUTS and not r.skipped:
             groups.setdefault((r.precision, r.precision_from, r.stored), []).append(r.name)
     lines = []
     for (precision, source, stored), names in groups.items():
@@ -530,7 +556,7 @@ def _in_layers(i: int, layers: tuple[int | None, int | None]) -> bool:
 
 
 def _why_nothing(rows: list[TensorDiff]) -> str:
-    others = [r for r in rows if r.name not in INPUTS]
+    others = [r for r in rows if r.name not in ALL_INPUTS]
     if not others:
         return "the selection holds no tensor of the golden but the inputs, which say nothing of a port" if rows \
             else "the selection holds no tensor of the golden"
@@ -607,6 +633,7 @@ def format_report(report: Report, limit: int | None = None, failures_only: bool 
     if report.ok:
         lines.append(f"PASS: {len(report.rows) - skipped} tensors within {_tol_text(report)}"
                      + (f"; {skipped} not recorded" if skipped else ""))
+    lines += phase_lines(report)
     lines += [f"FAIL: {problem}" for problem in report.problems]
     if first is None and not report.ok and not report.problems:
         lines.append("FAIL: nothing compared")
@@ -616,6 +643,20 @@ def format_report(report: Report, limit: int | None = None, failures_only: bool 
         lines.append(f"FAIL: first divergence at {first.name} ({first.where()}): expected {_value(first, first.expected)}, "
                      f"got {_value(first, first.actual)}: {bound_text(first)}")
     return "\n".join(lines)
+
+
+def phase_lines(report: Report) -> list[str]:
+    """A training golden's verdict per phase: the first divergent forward op, backward op (walking the
+    layers in reverse) and optimizer step; each phase is checked even when an earlier one fails."""
+    lines = []
+    for phase, r in report.phases().items():
+        step = step_of(r.name) if r is not None else None
+        where = "" if r is None or r.note else f" ({r.where()})" if r.where() else ""
+        what = "ok" if r is None else (f"first divergent step {step}, at {r.name}" if step is not None
+                                       else f"first divergence at {r.name}") + where + (
+            f": {r.note}" if r.note else f", headroom {r.headroom:.3g}")
+        lines.append(f"{phase}: {what}")
+    return lines
 
 
 def _value(row: TensorDiff, value: float) -> str:

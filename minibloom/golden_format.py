@@ -46,6 +46,41 @@ LAYER_OPS = ("input_layernorm", "self_attention.qkv", "self_attention.q", "self_
 BEFORE_LAYERS = (*INPUTS, "embeddings", "embeddings_layernorm")
 AFTER_LAYERS = ("ln_f", "last_hidden_state", *HEAD_OUTPUTS)
 LAYER_NAME = re.compile(r"h\.(0|[1-9][0-9]*)\.(.+)")  # canonical ASCII indices: h.01.output is no name
+# A training golden (golden_train.py) adds the targets, the loss, `d.<name>` (the gradient arriving at
+# an intermediate), `grad.<parameter>` and the optimizer's `step.<s>.<kind>.<parameter>` / `step.<s>.loss`.
+TRAIN_INPUTS = ("labels",)
+ALL_INPUTS = (*INPUTS, *TRAIN_INPUTS)
+LAYER_PARAMS = ("input_layernorm.weight", "input_layernorm.bias", "self_attention.query_key_value.weight",
+                "self_attention.query_key_value.bias", "self_attention.dense.weight", "self_attention.dense.bias",
+                "post_attention_layernorm.weight", "post_attention_layernorm.bias", "mlp.dense_h_to_4h.weight",
+                "mlp.dense_h_to_4h.bias", "mlp.dense_4h_to_h.weight", "mlp.dense_4h_to_h.bias")
+OUTER_PARAMS = ("word_embeddings.weight", "word_embeddings_layernorm.weight", "word_embeddings_layernorm.bias",
+                "ln_f.weight", "ln_f.bias", "lm_head.weight")
+STEP_NAME = re.compile(r"step\.([1-9][0-9]*)\.(?:loss|(?:grad|param|m|v)\.(.+))")
+
+
+def split_phase(name: str) -> tuple[str, str]:
+    """(phase, base name): ("", name) for the forward, ("d", x) for `d.x`, ("grad", p) for `grad.p`,
+    ("step.<s>", p) for `step.<s>.<kind>.p` and ("step.<s>", "loss") for `step.<s>.loss`."""
+    if name.startswith(("d.", "grad.")):
+        phase, _, base = name.partition(".")
+        return phase, base
+    m = STEP_NAME.fullmatch(name)
+    if m:
+        return f"step.{m.group(1)}", m.group(2) or "loss"
+    return "", name
+
+
+def step_of(name: str) -> int | None:
+    """The optimizer step s of `step.<s>.*`, None for any other name."""
+    m = STEP_NAME.fullmatch(name)
+    return int(m.group(1)) if m else None
+
+
+def is_param(name: str) -> bool:
+    """A parameter's checkpoint name without `transformer.` (BloomForCausalLM's)."""
+    m = LAYER_NAME.fullmatch(name)
+    return (m.group(2) in LAYER_PARAMS) if m else name in OUTER_PARAMS
 # `--only` / `--tolerances` globs: a glob's match costs its length times the name's, and thousands of
 # distinct globs thrash the regex cache (40,000 took 48 s on a 66-tensor golden); the longest name is
 # under 40 characters and a port's tolerances file holds a handful of globs
@@ -54,8 +89,8 @@ MAX_GLOB_CHARS = 256
 
 
 def layer_of(name: str) -> int | None:
-    """The layer index of `h.{i}.<op>`, None for the tensors outside the layers."""
-    m = LAYER_NAME.fullmatch(name)
+    """The layer index of `h.{i}.<op>` (and of its `d.` / `grad.` / `step.` names), None outside the layers."""
+    m = LAYER_NAME.fullmatch(split_phase(name)[1])
     return int(m.group(1)) if m else None
 
 
@@ -63,8 +98,20 @@ def is_documented(name: str) -> bool:
     """Whether `name` is one the format defines (docs/golden.md); compare fails on any other."""
     if not isinstance(name, str):
         return False
+    phase, base = split_phase(name)
+    if phase == "d":  # every recorded intermediate but the inputs and the ALiBi bias (a constant)
+        return is_documented(base) and base not in INPUTS and not base.endswith(".alibi") and not phase_of_base(base)
+    if phase:
+        return base == "loss" or is_param(base)
+    if name in ("loss", *TRAIN_INPUTS):
+        return True
     m = LAYER_NAME.fullmatch(name)
     return (m.group(2) in LAYER_OPS) if m else name in BEFORE_LAYERS + AFTER_LAYERS
+
+
+def phase_of_base(base: str) -> bool:
+    """Whether a `d.` name's base is itself a training name (`d.d.x`, `d.grad.p`: no name)."""
+    return bool(split_phase(base)[0]) or base in ("loss", *TRAIN_INPUTS)
 
 
 def forward_order(names) -> list[str]:
@@ -95,6 +142,14 @@ def guess_model_class(names) -> str:
 
 def axes_of(name: str, ndim: int, model_class: str) -> list[str]:
     """Names of the axes of tensor `name`, for reporting positions."""
+    phase, base = split_phase(name)
+    if phase == "d":
+        return axes_of(base, ndim, model_class)
+    if base == "loss":
+        return ["_"] * ndim
+    if phase:  # a parameter (its gradient, its value or moment after a step), or a loss
+        vocab = base in ("word_embeddings.weight", "lm_head.weight")
+        return (["vocab", "channel"] if vocab else ["out", "in"]) if ndim == 2 else ["channel"][:ndim]
     leaf = name.rsplit(".", 1)[-1]
     if leaf in ("scores", "probs"):
         return ["batch", "head", "token", "key"]

@@ -134,18 +134,20 @@ class BloomModel(HookedRun, PreTrainedBloom):
 
 def bloom_model_backward(model: BloomModel, d_last_hidden: np.ndarray, layers: list[dict[str, np.ndarray]],
                          embeddings: np.ndarray, input_ids: np.ndarray | None, attention_mask: np.ndarray,
-                         head_mask: np.ndarray | None, bops: Any) -> dict[str, np.ndarray]:
+                         head_mask: np.ndarray | None, bops: Any, trace: Trace = NO_TRACE) -> dict[str, np.ndarray]:
     """Walk the model backwards: d last_hidden_state [B, T, H] -> gradients of every base tensor.
 
     layers[i]: block i's forward record (its `input`, its `output`, and what `bloom_block_backward`
     reads); embeddings: the gathered rows [B, T, H] before the embedding LN. The order is the
     forward's reversed: ln_f, blocks L-1 .. 0, the embedding LN, then the gather's scatter-add.
     A head_mask [L, N] needs each layer's probs before it was applied; they are recomputed here
-    from q, k and the mask rather than kept by every forward.
+    from q, k and the mask rather than kept by every forward. `trace` records the gradient arriving at
+    each intermediate under its golden name (a training golden's `d.*`, `golden_train.py`).
     """
     cfg, spec, params = model.config, block_spec(model.config), model.params
     eps = cfg.layer_norm_epsilon
     grads = {}
+    trace.record("ln_f", d_last_hidden)
     d_h, grads["ln_f.weight"], grads["ln_f.bias"] = bops.layer_norm_backward(
         d_last_hidden, layers[-1]["output"], params["ln_f.weight"], eps)  # [B, T, H]
     if head_mask is not None:
@@ -157,10 +159,12 @@ def bloom_model_backward(model: BloomModel, d_last_hidden: np.ndarray, layers: l
             q, k, _ = split_heads(rec["qkv"], cfg.n_head)  # [B, N, T, D] each
             rec = {**rec, "raw_probs": model.ops.attention_probs(q, k, alibi, mask_bias)}  # [B, N, T, S]
         d_h, layer_grads = bloom_block_backward(d_h, rec, model.layer_params(i), spec, bops,
-                                                None if head_mask is None else head_mask[i])
+                                                None if head_mask is None else head_mask[i], trace.scope(f"h.{i}"))
         grads.update({f"h.{i}.{k}": v for k, v in layer_grads.items()})
+    trace.record("embeddings_layernorm", d_h)
     d_x, grads["word_embeddings_layernorm.weight"], grads["word_embeddings_layernorm.bias"] = bops.layer_norm_backward(
         d_h, embeddings, params["word_embeddings_layernorm.weight"], eps)  # [B, T, H]
+    trace.record("embeddings", d_x)
     if input_ids is None:  # inputs_embeds were given: the table was not used by the gather
         grads["word_embeddings.weight"] = np.zeros(params["word_embeddings.weight"].shape, np.float32)
     else:

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import InputError
 from ..heads import BloomWithHead
 from ..model import bloom_model_backward
-from ..trace import Trace
+from ..trace import NO_TRACE, Trace
 from ..validation import check_attention_mask, check_head_mask, check_ids
 
 # The forward intermediates backward reads, by their trace names (per layer unless noted).
@@ -69,12 +69,15 @@ def backward_ops(backend: str) -> ModuleType:
     return numpy_backward
 
 
-def value_and_grad(model: BloomWithHead, **batch: Any) -> tuple[np.float32, dict[str, np.ndarray]]:
+def value_and_grad(model: BloomWithHead, *, backward_trace: Trace = NO_TRACE,
+                   **batch: Any) -> tuple[np.float32, dict[str, np.ndarray]]:
     """(loss, grads) for one batch; `batch` holds the model's forward arguments with the targets
     (`labels`, or `start_positions` and `end_positions` for question answering).
 
     grads has exactly the keys of `model.params`, each float32 of the parameter's shape. Dropout is
-    not modelled (BLOOM's configs set it to 0), and no KV cache is used.
+    not modelled (BLOOM's configs set it to 0), and no KV cache is used. `backward_trace` records the
+    gradient arriving at each intermediate of the base model under its golden name (from `ln_f` back
+    to `embeddings`; a training golden's `d.*`, `golden_train.py`).
     """
     check_trainable(model, batch)
     record = GradRecord()
@@ -93,7 +96,7 @@ def value_and_grad(model: BloomWithHead, **batch: Any) -> tuple[np.float32, dict
     mask = np.ones((B, T), np.int64) if mask is None else check_attention_mask(mask, B, T)
     heads = check_head_mask(batch.get("head_mask"), cfg.n_layer, cfg.n_head)  # [L, N] or None
     grads = bloom_model_backward(model.transformer, d_hidden, record.layers(cfg.n_layer), record.store["embeddings"],
-                                 ids, mask, heads, bops)
+                                 ids, mask, heads, bops, backward_trace)
     for name, g in head_grads.items():  # tied: the LM head's use of word_embeddings adds to the gather's
         grads[name] = grads[name] + g if name in grads else g
     return loss, {name: grads[name] for name in model.params}

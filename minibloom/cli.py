@@ -140,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("-o", "--output", default="golden.safetensors")
     dump.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
                       help="compute (and store) the golden as transformers does in this dtype")
+    train = dump.add_argument_group("training golden (docs/golden.md): the backward and AdamW steps too")
+    train.add_argument("--train", action="store_true", help="also record the loss (labels = the ids, -100 on "
+                       "padding), d.<name>, grad.<parameter> and --steps AdamW steps on the same batch")
+    train.add_argument("--steps", type=int, help="AdamW steps to record (default 2)")
+    train.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
+    train.add_argument("--betas", type=float, nargs=2, metavar=("B1", "B2"), help="default 0.9 0.999")
+    train.add_argument("--eps", type=float, help="default 1e-8")
+    train.add_argument("--weight-decay", type=float, help="decoupled weight decay (default 0.01)")
     tokz = gsub.add_parser("tokenize", help="write a tokenizer golden (JSON Lines: ids, offsets, decoded text)",
                            description="Tokenize a built-in corpus of hard cases (every split class, white space "
                                        "runs, emoji sequences, special-token strings, non-Latin scripts, long "
@@ -614,6 +622,8 @@ def cmd_golden(args: argparse.Namespace) -> int:
     if args.golden_command == "dump":
         directory = check_checkpoint(args.checkpoint)  # a mistyped path says so, before any work
         ids, mask, text = _golden_inputs(args)
+        if args.train or any(getattr(args, o) is not None for o in _TRAIN_OPTIONS):
+            return _golden_dump_train(args, directory, ids, mask, text)
         model = BloomForCausalLM.from_pretrained(directory, backend=args.backend, threads=args.threads,
                                                  storage=args.storage or "auto")  # auto: memory-mapped as on disk
         record = golden.dump(model, args.output, ids, mask, text=text, dtype=args.dtype)
@@ -640,6 +650,29 @@ def cmd_golden(args: argparse.Namespace) -> int:
     else:
         print(golden.format_report(report, failures_only=args.failures_only))
     return 0 if report.ok else 1
+
+
+_TRAIN_OPTIONS = ("steps", "lr", "betas", "eps", "weight_decay")
+
+
+def _golden_dump_train(args: argparse.Namespace, directory: str, ids: np.ndarray, mask: np.ndarray,
+                       text: str | None) -> int:
+    from . import golden_train
+    from .heads import BloomForCausalLM
+
+    given = [o for o in _TRAIN_OPTIONS if getattr(args, o) is not None]
+    if not args.train:
+        raise UsageError(f"--{given[0].replace('_', '-')} applies to a training golden: add --train")
+    if args.dtype != "float32":
+        raise UsageError("--train records float32 gradients: leave out --dtype")
+    options = {o: tuple(getattr(args, o)) if o == "betas" else getattr(args, o) for o in given}
+    golden_train.check_options(**options)  # before the model is loaded
+    model = BloomForCausalLM.from_pretrained(directory, backend=args.backend, threads=args.threads,
+                                             storage="float32")  # the optimizer moves the weights in place
+    record = golden_train.dump_train(model, args.output, ids, mask, text=text, **options)
+    print(f"wrote {len(record)} tensors (forward, backward, {options.get('steps', 2)} AdamW steps) for "
+          f"{ids.shape[0]} x {ids.shape[1]} tokens to {args.output}")
+    return 0
 
 
 def _golden_tokenize(args: argparse.Namespace) -> int:

@@ -630,10 +630,10 @@ def format_report(report: Report, limit: int | None = None, failures_only: bool 
     if report.unknown and report.allow_unknown:
         lines.append(f"not compared (--allow-unknown): {len(report.unknown)} names the golden does not hold: "
                      f"{_some(report.unknown)}")
+    lines += phase_lines(report)
     if report.ok:
         lines.append(f"PASS: {len(report.rows) - skipped} tensors within {_tol_text(report)}"
                      + (f"; {skipped} not recorded" if skipped else ""))
-    lines += phase_lines(report)
     lines += [f"FAIL: {problem}" for problem in report.problems]
     if first is None and not report.ok and not report.problems:
         lines.append("FAIL: nothing compared")

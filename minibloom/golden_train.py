@@ -35,7 +35,7 @@ from .heads import BloomForCausalLM, causal_lm_loss_with_grad
 from .safetensors_io import save_file
 from .trace import Trace
 
-__all__ = ["IGNORE", "backward_order", "dump_train", "train_record"]
+__all__ = ["IGNORE", "backward_order", "check_options", "dump_train", "train_record"]
 
 IGNORE = -100  # a label the loss skips (transformers' ignore_index)
 # the per-layer intermediates in the order backward reaches them, each followed by the parameters
@@ -72,6 +72,18 @@ def default_labels(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndar
     return np.where(attention_mask == 1, input_ids, IGNORE).astype(np.int64)
 
 
+def check_options(steps: int = 2, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                  weight_decay: float = 0.01) -> None:
+    """Refuse, before any work, what the optimizer would refuse (or a golden of no step)."""
+    from .training import AdamW
+
+    if not isinstance(steps, int) or not 1 <= steps <= 100:
+        raise InputError(f"steps must be an integer from 1 to 100, got {steps!r}")
+    if not all(np.isfinite([lr, eps, weight_decay, *betas])):
+        raise InputError(f"lr, betas, eps and weight_decay must be finite, got {lr}, {betas}, {eps}, {weight_decay}")
+    AdamW({}, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)  # its own checks, on no parameter
+
+
 def train_record(model: BloomForCausalLM, input_ids: Any, attention_mask: Any = None, labels: Any = None,
                  steps: int = 2, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.01) -> tuple[dict[str, np.ndarray], dict]:
@@ -82,8 +94,7 @@ def train_record(model: BloomForCausalLM, input_ids: Any, attention_mask: Any = 
 
     if not isinstance(model, BloomForCausalLM):
         raise InputError(f"a training golden needs a BloomForCausalLM, got {type(model).__name__}")
-    if not isinstance(steps, int) or not 1 <= steps <= 100:
-        raise InputError(f"steps must be an integer from 1 to 100, got {steps!r}")
+    check_options(steps, lr, betas, eps, weight_decay)
     ids = np.asarray(input_ids)
     mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask)
     labels = default_labels(ids, mask) if labels is None else np.asarray(labels, np.int64)

@@ -239,13 +239,16 @@ class Report:
         """For a training golden: the first failing row of the forward, the backward (walked from the
         loss back to the embeddings) and the optimizer (step by step), each None when it passes;
         empty for a forward golden."""
+        groups = self.phase_rows()
+        return {k: next((r for r in rows if not r.ok), None) for k, rows in groups.items() if rows}
+
+    def phase_rows(self) -> dict[str, list[TensorDiff]]:
+        """The rows of each phase of a training golden (forward, backward, optimizer); {} otherwise."""
         groups: dict[str, list[TensorDiff]] = {"forward": [], "backward": [], "optimizer": []}
         for r in self.rows:
             phase = split_phase(r.name)[0]
             groups["forward" if not phase else "optimizer" if phase.startswith("step.") else "backward"].append(r)
-        if not groups["backward"] and not groups["optimizer"]:
-            return {}
-        return {k: next((r for r in rows if not r.ok), None) for k, rows in groups.items() if rows}
+        return groups if groups["backward"] or groups["optimizer"] else {}
 
     def layers(self) -> list[dict]:
         """One summary per layer (and 'embeddings' / 'head' around them): the worst headroom, which
@@ -648,11 +651,12 @@ def format_report(report: Report, limit: int | None = None, failures_only: bool 
 def phase_lines(report: Report) -> list[str]:
     """A training golden's verdict per phase: the first divergent forward op, backward op (walking the
     layers in reverse) and optimizer step; each phase is checked even when an earlier one fails."""
-    lines = []
+    lines, rows = [], report.phase_rows()
     for phase, r in report.phases().items():
         step = step_of(r.name) if r is not None else None
         where = "" if r is None or r.note else f" ({r.where()})" if r.where() else ""
-        what = "ok" if r is None else (f"first divergent step {step}, at {r.name}" if step is not None
+        compared = sum(1 for x in rows[phase] if x.compared and x.name not in ALL_INPUTS)
+        what = (f"ok ({compared} tensors)" if compared else "not recorded") if r is None else (f"first divergent step {step}, at {r.name}" if step is not None
                                        else f"first divergence at {r.name}") + where + (
             f": {r.note}" if r.note else f", headroom {r.headroom:.3g}")
         lines.append(f"{phase}: {what}")

@@ -140,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("-o", "--output", default="golden.safetensors")
     dump.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
                       help="compute (and store) the golden as transformers does in this dtype")
+    dump.add_argument("--generate", type=int, metavar="N", help="a generation golden instead: N greedy steps with "
+                      "the KV cache, each step's logits and cache rows (docs/golden.md)")
     train = dump.add_argument_group("training golden (docs/golden.md): the backward and AdamW steps too")
     train.add_argument("--train", action="store_true", help="also record the loss (labels = the ids, -100 on "
                        "padding), d.<name>, grad.<parameter> and --steps AdamW steps on the same batch")
@@ -622,6 +624,8 @@ def cmd_golden(args: argparse.Namespace) -> int:
     if args.golden_command == "dump":
         directory = check_checkpoint(args.checkpoint)  # a mistyped path says so, before any work
         ids, mask, text = _golden_inputs(args)
+        if args.generate is not None:
+            return _golden_dump_generate(args, directory, ids, mask, text)
         if args.train or any(getattr(args, o) is not None for o in _TRAIN_OPTIONS):
             return _golden_dump_train(args, directory, ids, mask, text)
         model = BloomForCausalLM.from_pretrained(directory, backend=args.backend, threads=args.threads,
@@ -653,6 +657,23 @@ def cmd_golden(args: argparse.Namespace) -> int:
 
 
 _TRAIN_OPTIONS = ("steps", "lr", "betas", "eps", "weight_decay")
+
+
+def _golden_dump_generate(args: argparse.Namespace, directory: str, ids: np.ndarray, mask: np.ndarray,
+                          text: str | None) -> int:
+    from . import golden_generate
+    from .heads import BloomForCausalLM
+
+    if args.train or args.dtype != "float32":
+        raise UsageError("--generate writes a float32 generation golden: leave out --train and --dtype")
+    if not 1 <= args.generate <= 1000:
+        raise UsageError(f"--generate must be from 1 to 1000, got {args.generate}")
+    model = BloomForCausalLM.from_pretrained(directory, backend=args.backend, threads=args.threads,
+                                             storage=args.storage or "auto")
+    record = golden_generate.dump_generate(model, args.output, ids, mask, steps=args.generate, text=text)
+    print(f"wrote {len(record)} tensors ({args.generate} greedy steps) for {ids.shape[0]} x {ids.shape[1]} "
+          f"prompt tokens to {args.output}")
+    return 0
 
 
 def _golden_dump_train(args: argparse.Namespace, directory: str, ids: np.ndarray, mask: np.ndarray,

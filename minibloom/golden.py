@@ -166,6 +166,8 @@ def depth_of(name: str, n_layer: int) -> int:
         base in ALL_INPUTS else n_layer + 1
     if phase.startswith("step."):
         return 2 * (n_layer + 1) + step_of(name)
+    if phase.startswith("gen."):  # decoding step s runs the layers once more on top of the cache
+        return forward + step_of(name)
     return 2 * (n_layer + 1) - forward if phase else forward
 
 
@@ -236,19 +238,21 @@ class Report:
         return next((r for r in self.rows if not r.ok), None)
 
     def phases(self) -> dict[str, TensorDiff | None]:
-        """For a training golden: the first failing row of the forward, the backward (walked from the
-        loss back to the embeddings) and the optimizer (step by step), each None when it passes;
-        empty for a forward golden."""
+        """For a training or generation golden: the first failing row of the forward, the backward
+        (walked from the loss back to the embeddings), the optimizer and the decoding (step by step),
+        each None when it passes; empty for a forward golden."""
         groups = self.phase_rows()
-        return {k: next((r for r in rows if not r.ok), None) for k, rows in groups.items() if rows}
+        return {k: next((r for r in rows if not r.ok), None) for k, rows in groups.items()
+                if any(r.name not in ALL_INPUTS for r in rows)}
 
     def phase_rows(self) -> dict[str, list[TensorDiff]]:
         """The rows of each phase of a training golden (forward, backward, optimizer); {} otherwise."""
-        groups: dict[str, list[TensorDiff]] = {"forward": [], "backward": [], "optimizer": []}
+        groups: dict[str, list[TensorDiff]] = {"forward": [], "backward": [], "optimizer": [], "decoding": []}
         for r in self.rows:
             phase = split_phase(r.name)[0]
-            groups["forward" if not phase else "optimizer" if phase.startswith("step.") else "backward"].append(r)
-        return groups if groups["backward"] or groups["optimizer"] else {}
+            groups["forward" if not phase else "optimizer" if phase.startswith("step.") else
+                   "decoding" if phase.startswith("gen.") else "backward"].append(r)
+        return groups if groups["backward"] or groups["optimizer"] or groups["decoding"] else {}
 
     def layers(self) -> list[dict]:
         """One summary per layer (and 'embeddings' / 'head' around them): the worst headroom, which

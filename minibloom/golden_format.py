@@ -48,7 +48,7 @@ AFTER_LAYERS = ("ln_f", "last_hidden_state", *HEAD_OUTPUTS)
 LAYER_NAME = re.compile(r"h\.(0|[1-9][0-9]*)\.(.+)")  # canonical ASCII indices: h.01.output is no name
 # A training golden (golden_train.py) adds the targets, the loss, `d.<name>` (the gradient arriving at
 # an intermediate), `grad.<parameter>` and the optimizer's `step.<s>.<kind>.<parameter>` / `step.<s>.loss`.
-TRAIN_INPUTS = ("labels",)
+TRAIN_INPUTS = ("labels", "gen.tokens")
 ALL_INPUTS = (*INPUTS, *TRAIN_INPUTS)
 LAYER_PARAMS = ("input_layernorm.weight", "input_layernorm.bias", "self_attention.query_key_value.weight",
                 "self_attention.query_key_value.bias", "self_attention.dense.weight", "self_attention.dense.bias",
@@ -56,6 +56,9 @@ LAYER_PARAMS = ("input_layernorm.weight", "input_layernorm.bias", "self_attentio
                 "mlp.dense_h_to_4h.bias", "mlp.dense_4h_to_h.weight", "mlp.dense_4h_to_h.bias")
 OUTER_PARAMS = ("word_embeddings.weight", "word_embeddings_layernorm.weight", "word_embeddings_layernorm.bias",
                 "ln_f.weight", "ln_f.bias", "lm_head.weight")
+# a generation golden (golden_generate.py): the chosen tokens, and per decoding step s the cache rows
+# each layer wrote and the last position's logits
+GEN_NAME = re.compile(r"gen\.(0|[1-9][0-9]*)\.(logits|h\.(?:0|[1-9][0-9]*)\.[kv])")
 STEP_NAME = re.compile(r"step\.([1-9][0-9]*)\.(?:loss|(?:grad|param|m|v)\.(.+))")
 
 
@@ -68,12 +71,15 @@ def split_phase(name: str) -> tuple[str, str]:
     m = STEP_NAME.fullmatch(name)
     if m:
         return f"step.{m.group(1)}", m.group(2) or "loss"
+    m = GEN_NAME.fullmatch(name)
+    if m:
+        return f"gen.{m.group(1)}", m.group(2)
     return "", name
 
 
 def step_of(name: str) -> int | None:
-    """The optimizer step s of `step.<s>.*`, None for any other name."""
-    m = STEP_NAME.fullmatch(name)
+    """The optimizer step s of `step.<s>.*` (the decoding step of `gen.<s>.*`), None for any other name."""
+    m = STEP_NAME.fullmatch(name) or GEN_NAME.fullmatch(name)
     return int(m.group(1)) if m else None
 
 
@@ -101,6 +107,8 @@ def is_documented(name: str) -> bool:
     phase, base = split_phase(name)
     if phase == "d":  # every recorded intermediate but the inputs and the ALiBi bias (a constant)
         return is_documented(base) and base not in INPUTS and not base.endswith(".alibi") and not phase_of_base(base)
+    if phase.startswith("gen."):
+        return True  # GEN_NAME matched it whole
     if phase:
         return base == "loss" or is_param(base)
     if name in ("loss", *TRAIN_INPUTS):
@@ -147,6 +155,8 @@ def axes_of(name: str, ndim: int, model_class: str) -> list[str]:
         return axes_of(base, ndim, model_class)
     if base == "loss":
         return ["_"] * ndim
+    if phase.startswith("gen."):
+        return ["batch", "vocab"] if base == "logits" else ["batch", "head", "token", "dim"]
     if phase:  # a parameter (its gradient, its value or moment after a step), or a loss
         vocab = base in ("word_embeddings.weight", "lm_head.weight")
         return (["vocab", "channel"] if vocab else ["out", "in"]) if ndim == 2 else ["channel"][:ndim]

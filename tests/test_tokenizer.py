@@ -286,3 +286,13 @@ def test_a_lone_surrogate_in_tokenizer_data_is_a_typed_error():
         BloomTokenizer({**data, "model": {**data["model"], "vocab": {**data["model"]["vocab"], "\udc80": n}}})
     with pytest.raises(InputError, match="new_tokens"):
         TOK.add_tokens(["a\ud800"])
+
+
+def test_two_added_tokens_with_one_id_are_a_typed_error():
+    """Found by the fuzz suite (a KeyError while building the added-token matchers)."""
+    data = load_json("tokenizer.json")
+    n = len(TOK)
+    added = [{"id": n, "content": c, "special": False, "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": True} for c in ("00", "0")]
+    with pytest.raises(TokenizerFileError, match="'00' has id .*also has"):
+        BloomTokenizer({**data, "added_tokens": list(data["added_tokens"]) + added})

@@ -81,6 +81,10 @@ class BloomTokenizer:
         self.id_to_token = {i: t for t, i in self.bpe.vocab.items()}
         self.id_to_token.update({a.id: a.content for a in self.pipeline.added_tokens})
         self.token_to_id = {t: i for i, t in self.id_to_token.items()}
+        shared = next((a for a in self.pipeline.added_tokens if self.token_to_id.get(a.content) != a.id), None)
+        if shared is not None:  # tokenizers renumbers such a file; transformers never writes one
+            raise TokenizerFileError(f"{path}: added token {shared.content!r} has id {shared.id}, which another "
+                                     f"added token ({self.id_to_token[shared.id]!r}) also has: each id once")
         self.special_ids = {a.id for a in self.pipeline.added_tokens if a.special}
         self.n_ids = max(self.id_to_token) + 1
         self.token_nbytes = np.zeros(self.n_ids, np.int64)  # bytes of text each token stands for

@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../minibloom/data/golden_writer.h"
+
 static void slopes(int n_head, float *out) {
     int p = 1;
     while (p * 2 <= n_head) p *= 2;
@@ -89,30 +91,18 @@ int main(int argc, char **argv) {
             snprintf(path, sizeof path, "%s/h.%d.self_attention.alibi.npy", out, i);
             failed |= write_npy(path, "<f4", ashape, 3, alibi, abytes);
         }
-    } else {
-        /* safetensors: u64 header length, a JSON header {name: {dtype, shape, data_offsets}}, the bytes */
-        size_t cap = 256 + (size_t)L * 160, len = 0, offset = mbytes;
-        char *header = malloc(cap);
-        len += (size_t)snprintf(header + len, cap - len,
-                                "{\"attention_mask\":{\"dtype\":\"I64\",\"shape\":[%d,%d],\"data_offsets\":[0,%zu]}",
-                                B, T, mbytes);
-        for (int i = 0; i < L; i++, offset += abytes)
-            len += (size_t)snprintf(header + len, cap - len,
-                                    ",\"h.%d.self_attention.alibi\":{\"dtype\":\"F32\",\"shape\":[%d,1,%d],"
-                                    "\"data_offsets\":[%zu,%zu]}", i, B * N, T, offset, offset + abytes);
-        len += (size_t)snprintf(header + len, cap - len, "}");
-        while (len % 8) header[len++] = ' ';
-        FILE *f = fopen(out, "wb");
-        if (!f) { perror(out); return 1; }
-        uint64_t n = len;
-        unsigned char le[8];
-        for (int i = 0; i < 8; i++) le[i] = (unsigned char)(n >> (8 * i));
-        fwrite(le, 1, 8, f);
-        fwrite(header, 1, len, f);
-        fwrite(mask, 1, mbytes, f);
-        for (int i = 0; i < L; i++) fwrite(alibi, 1, abytes, f);
-        failed |= fclose(f) != 0;
-        free(header);
+    } else {  /* safetensors, through minibloom's one-header writer (minibloom/data/golden_writer.h) */
+        gw_writer *w = gw_open();
+        int64_t mshape[2] = {B, T}, ashape[3] = {B * N, 1, T};
+        char name[64];
+        failed |= gw_add(w, "attention_mask", GW_I64, mask, 2, mshape) != 0;
+        for (int i = 0; i < L && !failed; i++) {
+            snprintf(name, sizeof name, "h.%d.self_attention.alibi", i);
+            failed |= gw_add(w, name, GW_F32, alibi, 3, ashape) != 0;
+        }
+        if (!failed) failed |= gw_save(w, out) != 0;
+        if (failed) fprintf(stderr, "%s\n", gw_error(w));
+        gw_free(w);
     }
     free(mask); free(slope); free(alibi);
     return failed;

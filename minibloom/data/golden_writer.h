@@ -44,34 +44,34 @@ typedef struct {
     char error[256];
 } gw_writer;
 
-static const char *gw_dtype_name(gw_dtype d) {
+static inline const char *gw_dtype_name(gw_dtype d) {
     static const char *names[] = {"F32", "F16", "BF16", "F64", "I64", "I32"};
     return names[d];
 }
 
-static size_t gw_itemsize(gw_dtype d) {
+static inline size_t gw_itemsize(gw_dtype d) {
     static const size_t sizes[] = {4, 2, 2, 8, 8, 4};
     return sizes[d];
 }
 
-static gw_writer *gw_open(void) { return (gw_writer *)calloc(1, sizeof(gw_writer)); }
+static inline gw_writer *gw_open(void) { return (gw_writer *)calloc(1, sizeof(gw_writer)); }
 
-static const char *gw_error(const gw_writer *w) { return w ? w->error : "out of memory"; }
+static inline const char *gw_error(const gw_writer *w) { return w ? w->error : "out of memory"; }
 
-static void gw_free(gw_writer *w) {
+static inline void gw_free(gw_writer *w) {
     if (!w) return;
     for (int i = 0; i < w->count; i++) { free(w->tensors[i].name); free(w->tensors[i].data); }
     free(w->tensors);
     free(w);
 }
 
-static int gw_fail(gw_writer *w, const char *what, const char *name) {
+static inline int gw_fail(gw_writer *w, const char *what, const char *name) {
     snprintf(w->error, sizeof w->error, "golden_writer: %s%s%.160s", what, name ? ": " : "", name ? name : "");
     return -1;
 }
 
 /* Copy one tensor (row-major, `ndim` <= 8 dimensions) into the writer under `name`. 0 or -1. */
-static int gw_add(gw_writer *w, const char *name, gw_dtype dtype, const void *data, int ndim, const int64_t *shape) {
+static inline int gw_add(gw_writer *w, const char *name, gw_dtype dtype, const void *data, int ndim, const int64_t *shape) {
     if (!w) return -1;
     if ((unsigned)dtype > GW_I32) return gw_fail(w, "unknown dtype", name);
     if (ndim < 0 || ndim > 8) return gw_fail(w, "a tensor has 0 to 8 dimensions", name);
@@ -103,7 +103,7 @@ static int gw_add(gw_writer *w, const char *name, gw_dtype dtype, const void *da
 }
 
 /* Append `s` to the growing header, JSON-escaped when `quote`; returns the new length or 0 when out of memory. */
-static size_t gw_put(char **buf, size_t *cap, size_t len, const char *s, int quote) {
+static inline size_t gw_put(char **buf, size_t *cap, size_t len, const char *s, int quote) {
     for (; *s; s++) {
         char esc[8] = {0};
         unsigned char c = (unsigned char)*s;
@@ -122,7 +122,7 @@ static size_t gw_put(char **buf, size_t *cap, size_t len, const char *s, int quo
 }
 
 /* Write every tensor added so far to `path` (via path.tmp, renamed). 0 or -1 (see gw_error). */
-static int gw_save(gw_writer *w, const char *path) {
+static inline int gw_save(gw_writer *w, const char *path) {
     if (!w) return -1;
     const uint16_t probe = 1;
     if (*(const unsigned char *)&probe != 1) return gw_fail(w, "safetensors is little-endian; this machine is not", NULL);
@@ -167,7 +167,7 @@ static int gw_save(gw_writer *w, const char *path) {
 }
 
 /* float -> bfloat16 bits, round to nearest even (NaN stays a quiet NaN). */
-static uint16_t gw_bf16_from_f32(float x) {
+static inline uint16_t gw_bf16_from_f32(float x) {
     uint32_t u;
     memcpy(&u, &x, 4);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
@@ -175,7 +175,7 @@ static uint16_t gw_bf16_from_f32(float x) {
 }
 
 /* float -> IEEE half bits, round to nearest even: overflow to inf, subnormals kept, NaN quiet. */
-static uint16_t gw_f16_from_f32(float x) {
+static inline uint16_t gw_f16_from_f32(float x) {
     uint32_t u;
     memcpy(&u, &x, 4);
     uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);

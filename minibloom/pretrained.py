@@ -66,7 +66,8 @@ class PreTrainedBloom:
         less RAM and fewer bytes read per decoded token. Or
         "auto": as the given tensors are (float32 for random weights).
         threads: compute threads for this process (`minibloom.set_num_threads`); None keeps the
-        current setting, one thread unless something set it (see `minibloom.threads` for why).
+        current setting, the cores this process may run on unless something set it
+        (`minibloom.threads` says why; 1 on a machine other programs keep busy).
         """
         config.validate()
         if params is None:  # check before work: a huge config is refused before any table is built

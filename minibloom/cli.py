@@ -530,8 +530,10 @@ def model_files(directory: str) -> list[str]:
 
 
 def cmd_init(args: argparse.Namespace) -> None:
+    from .atomic import transaction
+    from .config import CONFIG_NAME
     from .model import BloomModel
-    from .weights import save_state_dict
+    from .weights import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, SHARD_NAME, write_random_weights
 
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
@@ -542,15 +544,20 @@ def cmd_init(args: argparse.Namespace) -> None:
     sizes = dict(TINY, vocab_size=250880, **BLOOM_FAMILY[args.like]) if args.like else dict(TINY)
     sizes.update({k: getattr(args, k) for k in TINY if getattr(args, k) is not None})
     config = BloomConfig(**sizes)
-    model = BloomModel(config, seed=args.seed)
-
-    def write_weights(txn) -> None:  # in the save's transaction: the stale files go when the new ones come
-        save_state_dict(model.state_dict(), args.directory, dtype=args.dtype, txn=txn)
+    config.validate()
+    config.architectures = ["BloomModel"]
+    with transaction(args.directory) as txn:  # config, weights and the stale files switch together
+        # streamed: the random weights are drawn and written a few MB at a time (issue 24: the
+        # whole model and its converted copy made `--like bloom-560m` peak at 5.6 GB)
+        write_random_weights(txn.path(SAFE_WEIGHTS_NAME), BloomModel.param_shapes(config), args.dtype,
+                             config.initializer_range, args.seed)
+        for name in os.listdir(txn.directory):  # a sharded layout's files, as save_state_dict removes them
+            if name == SAFE_WEIGHTS_INDEX_NAME or SHARD_NAME.match(name):
+                txn.remove(name)
+        txn.write_bytes(CONFIG_NAME, config.to_json_string().encode("utf-8"))
         for name in REPLACED_WITH_THE_MODEL:
             if name in existing:
                 txn.remove(name)
-
-    model._save(args.directory, write_weights)
     print(f"wrote a random BLOOM ({param_count(config):,} parameters) to {args.directory}"
           + (" (replacing the model there)" if existing else ""))
 

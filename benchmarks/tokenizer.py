@@ -134,6 +134,17 @@ def main() -> None:
               f"{t_encode / t_ours:>9.2f}x {t_batch / t_ours:>8.2f}x   (vs HF's best: {best_hf / t_ours:.2f}x)")
         print(f"{'':>5} whole text: minibloom {megabytes / t_whole:.2f} MB/s, tiktoken {megabytes / t_tik:.2f} MB/s "
               f"-> minibloom / tiktoken speed {t_tik / t_whole:.2f}x; line by line vs tiktoken {t_tik / t_ours:.2f}x")
+    # The cliff of issue 24: one added-token string anywhere used to send the whole text down the
+    # slow path. `<s>` in the middle: minibloom splits there; tiktoken (no special tokens given)
+    # encodes it as text, which costs it nothing.
+    marked = text[:len(text) // 2] + "<s>" + text[len(text) // 2:]
+    assert ours.encode_ids(marked) == hf.encode(marked).ids
+    t_marked = min(seconds(lambda: ours.encode_ids(marked)) for _ in range(2))
+    t_tik_marked = min(seconds(lambda: enc.encode_ordinary(marked)) for _ in range(2))
+    print(f"whole text with one <s> in the middle (warm): minibloom {megabytes / t_marked:.2f} MB/s, tiktoken "
+          f"{megabytes / t_tik_marked:.2f} MB/s -> minibloom / tiktoken speed {t_tik_marked / t_marked:.2f}x")
+    t_general = seconds(lambda: ours._encode_ids_general(marked))  # the path it took before issue 24
+    print(f"  (the general path it took before: {megabytes / t_general:.2f} MB/s, {t_tik_marked / t_general:.2f}x tiktoken)")
 
 
 if __name__ == "__main__":

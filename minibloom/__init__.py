@@ -9,7 +9,13 @@ losses: `heads.py`, `losses.py`. Generation: `cache.py`, `generation.py`, `logit
 __version__ = "0.1.0"
 
 import importlib
+import os
 from typing import TYPE_CHECKING
+
+# Waiting threads sleep instead of spinning (why: `minibloom.threads`). Read once, when NumPy's
+# OpenBLAS and Numba's OpenMP layer load, so set here, first; a value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 # Public names -> the module that defines them. Imported on first use (PEP 562), so `import
 # minibloom` costs milliseconds and the `minibloom` command can catch a Ctrl-C while the heavy

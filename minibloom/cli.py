@@ -37,7 +37,7 @@ import warnings
 import numpy as np
 
 from . import __version__
-from .backends import BACKENDS
+from .backends import BACKEND_CHOICES, BACKENDS
 from .config import BLOOM_FAMILY, BloomConfig
 from .embedded import EMBEDDED_CHECKPOINT
 from .errors import MinibloomError
@@ -212,14 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _backend_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=BACKENDS, default="numpy",
-                   help="numpy: the readable reference; numba: compiled kernels (faster)")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                   help="auto (default): numba where it is installed, else numpy; numba: compiled kernels; "
+                        "numpy: the readable reference (slower)")
     p.add_argument("--storage", choices=STORAGES, default="auto",
                    help="how weight matrices are held (compute stays float32); auto: as the checkpoint "
                         "stores them, others convert while loading and say so")
     p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="compute threads (default 1: holds up when the cores are shared; more helps "
-                        "prefill on idle cores)")
+                   help="compute threads (default: the cores this process may run on; 1 on a machine "
+                        "other programs keep busy)")
 
 
 def _checkpoint_args(p: argparse.ArgumentParser) -> None:
@@ -354,20 +355,26 @@ class Timer:
     def mark(self, name: str) -> None:
         self.marks[name] = time.perf_counter()
 
-    def summary(self, prompt_tokens: int, new_tokens: int) -> str:
+    def summary(self, prompt_tokens: int, new_tokens: int, setup: str = "") -> str:
+        """The llama.cpp-style line; `setup` (backend, storage, threads) ends it. A first run's
+        kernel compilation (between "loaded" and "ready") is named there, not billed to prompt eval."""
         load = self.marks["loaded"] - self.marks["start"]
+        ready = self.marks.get("ready", self.marks["loaded"])
+        if ready - self.marks["loaded"] >= 1.0:  # a compile; loading cached kernels takes ~0.1 s
+            setup += f", kernels compiled in {ready - self.marks['loaded']:.1f} s"
         line = f"[load {load:.2f} s"
         if self.steps:
-            prompt = self.steps[0] - self.marks["loaded"]  # the prefill, plus choosing the first token
+            prompt = self.steps[0] - ready  # the prefill, plus choosing the first token
             rest = np.diff(self.steps)
             line += f" | prompt eval {prompt_tokens} tokens in {prompt:.3f} s ({prompt_tokens / max(prompt, 1e-9):.1f} " \
                     "tokens/s)"
             if rest.size:
                 per = float(rest.mean())
                 line += f" | eval {rest.size} tokens, {1000 * per:.1f} ms per token ({1 / max(per, 1e-9):.1f} tokens/s)"
-        total = self.marks["done"] - self.marks["loaded"]
+        total = self.marks["done"] - ready
         n = new_tokens  # beam search streams nothing, so count the output, not the steps seen
-        return line + f" | {n} tokens in {total:.2f} s: {n / max(total, 1e-9):.1f} tokens/s]"
+        return line + f" | {n} tokens in {total:.2f} s: {n / max(total, 1e-9):.1f} tokens/s" + \
+            (f" | {setup}]" if setup else "]")
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -395,6 +402,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
     if prompt.size == 0:
         raise UsageError("the prompt encodes to no tokens; give some text to continue")
     check_generation(model, directory, prompt, seed, tok, settings, beams=args.num_beams > 1)
+    warm_up(model)
+    timer.mark("ready")
     if settings["do_sample"]:
         print(f"seed: {seed}", file=sys.stderr)  # rerun with --seed to get the same text
     printer = TokenPrinter(tok)
@@ -413,7 +422,45 @@ def cmd_generate(args: argparse.Namespace) -> None:
             printer.add(int(t))
     printer.flush()
     print()
-    print(timer.summary(prompt.shape[1], out.shape[1] - prompt.shape[1]), file=sys.stderr)
+    print(timer.summary(prompt.shape[1], out.shape[1] - prompt.shape[1], setup_line(model)), file=sys.stderr)
+
+
+def setup_line(model) -> str:
+    """What the speed depends on, for the timing line: "numba, bfloat16 weights, 2 threads"."""
+    from .threads import get_num_threads
+
+    threads = get_num_threads()
+    return f"{model.backend}, {model.storage} weights, {threads} thread{'s' if threads > 1 else ''}"
+
+
+def warm_up(model) -> None:
+    """Compile the Numba kernels before the clock starts (a first run: 8-17 s; later runs load them
+    from Numba's cache in milliseconds) by running a tiny model of the same storage and layout: a
+    9-token prefill (the BLAS path) and one cached decode step (the GEMV path). A terminal is told
+    when this takes over a second, instead of a silence."""
+    if model.backend != "numba":
+        return
+    import copy
+    import threading
+
+    from .backends.numba_backend import GEMV_MAX_ROWS
+
+    config = copy.deepcopy(model.config)
+    config.vocab_size, config.hidden_size, config.n_head, config.n_layer = 16, 16, 2, 1
+    config.pretraining_tp = min(config.pretraining_tp, 2)
+    tiny = type(model)(config, backend="numba", storage=model.storage)
+    for name, array in tiny.params.items():  # read-only (memory-mapped) weights compile separately
+        array.setflags(write=model.params[name].flags.writeable and array.flags.writeable)
+    notice = threading.Timer(1.0, lambda: print("compiling the kernels (first run only, ~10 s)...",
+                                                file=sys.stderr, flush=True))
+    if sys.stderr.isatty():
+        notice.start()
+    try:
+        ids = np.zeros((1, GEMV_MAX_ROWS + 1), np.int64)  # [1, 9]
+        out = tiny(ids, use_cache=True)
+        tiny(ids[:, -1:], past_key_values=out.past_key_values)
+    finally:
+        notice.cancel()
 
 
 def check_generation(model, directory: str, prompt: np.ndarray, seed: int | None, tok, settings: dict,
@@ -506,8 +553,10 @@ def model_files(directory: str) -> list[str]:
 
 
 def cmd_init(args: argparse.Namespace) -> None:
+    from .atomic import transaction
+    from .config import CONFIG_NAME
     from .model import BloomModel
-    from .weights import save_state_dict
+    from .weights import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, SHARD_NAME, write_random_weights
 
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
@@ -518,15 +567,20 @@ def cmd_init(args: argparse.Namespace) -> None:
     sizes = dict(TINY, vocab_size=250880, **BLOOM_FAMILY[args.like]) if args.like else dict(TINY)
     sizes.update({k: getattr(args, k) for k in TINY if getattr(args, k) is not None})
     config = BloomConfig(**sizes)
-    model = BloomModel(config, seed=args.seed)
-
-    def write_weights(txn) -> None:  # in the save's transaction: the stale files go when the new ones come
-        save_state_dict(model.state_dict(), args.directory, dtype=args.dtype, txn=txn)
+    config.validate()
+    config.architectures = ["BloomModel"]
+    with transaction(args.directory) as txn:  # config, weights and the stale files switch together
+        # streamed: the random weights are drawn and written a few MB at a time (issue 24: the
+        # whole model and its converted copy made `--like bloom-560m` peak at 5.6 GB)
+        write_random_weights(txn.path(SAFE_WEIGHTS_NAME), BloomModel.param_shapes(config), args.dtype,
+                             config.initializer_range, args.seed)
+        for name in os.listdir(txn.directory):  # a sharded layout's files, as save_state_dict removes them
+            if name == SAFE_WEIGHTS_INDEX_NAME or SHARD_NAME.match(name):
+                txn.remove(name)
+        txn.write_bytes(CONFIG_NAME, config.to_json_string().encode("utf-8"))
         for name in REPLACED_WITH_THE_MODEL:
             if name in existing:
                 txn.remove(name)
-
-    model._save(args.directory, write_weights)
     print(f"wrote a random BLOOM ({param_count(config):,} parameters) to {args.directory}"
           + (" (replacing the model there)" if existing else ""))
 

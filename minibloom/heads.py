@@ -43,10 +43,10 @@ class BloomWithHead(HookedRun, PreTrainedBloom):
     save_prefix = True
 
     def __init__(self, config: BloomConfig, params: dict[str, np.ndarray] | None = None, seed: int = 0,
-                 backend: str = "numpy", storage: str = "auto", threads: int | None = None):
+                 backend: str = "auto", storage: str = "auto", threads: int | None = None):
         super().__init__(config, params, seed, backend, storage, threads)
         base = {name: self.params[name] for name in bloom_param_shapes(config)}  # shared, not copied
-        self.transformer = BloomModel(config, base, backend=backend, storage=self.storage)
+        self.transformer = BloomModel(config, base, backend=self.backend, storage=self.storage)
 
 
 class BloomForCausalLM(BloomWithHead):
@@ -92,7 +92,7 @@ class BloomForCausalLM(BloomWithHead):
     __call__ = forward
 
     def __init__(self, config: BloomConfig, params: dict[str, np.ndarray] | None = None, seed: int = 0,
-                 backend: str = "numpy", storage: str = "auto", threads: int | None = None):
+                 backend: str = "auto", storage: str = "auto", threads: int | None = None):
         from .generation import GenerationConfig
 
         super().__init__(config, params, seed, backend, storage, threads)
@@ -102,7 +102,7 @@ class BloomForCausalLM(BloomWithHead):
         self.generation_config = GenerationConfig.from_model_config(config)
 
     @classmethod
-    def from_pretrained(cls, directory, seed: int = 0, backend: str = "numpy", storage: str = "auto",
+    def from_pretrained(cls, directory, seed: int = 0, backend: str = "auto", storage: str = "auto",
                         threads: int | None = None, **config_overrides: Any) -> "BloomForCausalLM":
         """As `PreTrainedBloom.from_pretrained` (a checkpoint directory or a hub name; see there), plus
         the checkpoint's generation_config.json, if any, as `generation_config`."""

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from . import hub
 from .atomic import reading, transaction
-from .backends import get_backend
+from .backends import get_backend, resolve_backend
 from .config import CONFIG_NAME, BloomConfig
 from .errors import CheckpointError, InputError, warn_at_caller
 from .int8_io import is_int8_checkpoint, load_int8, save_int8
@@ -56,16 +56,18 @@ class PreTrainedBloom:
     save_prefix = False  # head classes save the base model's tensors as `transformer.*`
 
     def __init__(self, config: BloomConfig, params: dict[str, np.ndarray] | None = None, seed: int = 0,
-                 backend: str = "numpy", storage: str = "auto", threads: int | None = None):
+                 backend: str = "auto", storage: str = "auto", threads: int | None = None):
         """Build from a config and tensors (checkpoint names); random weights when `params` is None.
 
-        backend: "numpy" (the readable reference) or "numba" (compiled kernels), see `backends`.
+        backend: "numpy" (the readable reference), "numba" (compiled kernels, the same arithmetic
+        faster), or "auto" (the default): "numba" where it imports, else "numpy" (`backends`).
         storage: how weight matrices are held, "float32", "float16", "bfloat16" or "int8" (per-row
         absmax codes, `storage.Int8Matrix`); compute is float32 either way, and fewer bytes mean
         less RAM and fewer bytes read per decoded token. Or
         "auto": as the given tensors are (float32 for random weights).
         threads: compute threads for this process (`minibloom.set_num_threads`); None keeps the
-        current setting, one thread unless something set it (see `minibloom.threads` for why).
+        current setting, the cores this process may run on unless something set it
+        (`minibloom.threads` says why; 1 on a machine other programs keep busy).
         """
         config.validate()
         if params is None:  # check before work: a huge config is refused before any table is built
@@ -80,8 +82,11 @@ class PreTrainedBloom:
         check_state_dict(params, shapes, where=f"{type(self).__name__} parameters")
         self.config = config
         storage = resolve_storage(storage, params)
-        self.backend, self.storage = backend, storage
-        self.ops = get_backend(backend, checked=False)  # the model builds every argument itself
+        self.backend, self.storage = resolve_backend(backend), storage
+        self.ops = get_backend(self.backend, checked=False)  # the model builds every argument itself
+        if self.backend == "numpy" and storage != "float32":  # same message twice (a head's base): shown once
+            warn_at_caller(f"backend='numpy' widens the {storage} weights to float32 in every product (1.1-10x "
+                           "float32's time); backend='numba' reads them as stored, storage='float32' widens once")
         dtype = STORAGE_DTYPES[storage]
         if threads is not None:
             set_num_threads(threads)
@@ -106,7 +111,7 @@ class PreTrainedBloom:
         return {}
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, seed: int = 0, backend: str = "numpy",
+    def from_pretrained(cls, directory: str | os.PathLike, seed: int = 0, backend: str = "auto",
                         storage: str = "auto", threads: int | None = None, **config_overrides):
         """Load config.json and the safetensors weights of a local checkpoint directory, or of a hub
         name ("bigscience/bloom-560m", through huggingface_hub and its cache: see `hub.py`).
@@ -123,7 +128,7 @@ class PreTrainedBloom:
         weights tensor by tensor while loading, and says so with a warning.
         """
         check_storage(storage)  # the arguments first: before a download or a read
-        get_backend(backend)
+        backend = resolve_backend(backend)
         if threads is not None:
             set_num_threads(threads)
         directory = hub.resolve(directory)  # a hub name -> its snapshot in the HF cache

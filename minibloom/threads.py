@@ -1,13 +1,17 @@
 """How many threads minibloom computes on: Numba's parallel kernels and NumPy's BLAS, together.
 
-Default: one. Decoding is bound by memory bandwidth, and on the 2-core development machine one
-core already reads memory about as fast as two; prefill is compute-bound and gains from more
-threads on idle cores. But a parallel region ends only when its slowest thread does, and BLAS's
-and OpenMP's threads spin between calls: when other processes share the cores, a thread that lost
-its core stalls every call (measured: 24 decode-sized products at 1.0 GB/s on two threads against
-6.6 GB/s on one; the CLI ran 4-5x slower with OpenBLAS's two threads). One thread is never far
-from the best and never collapses; ask for more with `threads=` / `--threads` when the cores are
-yours. docs/performance.md ("Threads") has the figures.
+Default: the cores this process may run on (`os.sched_getaffinity`), as torch and llama.cpp do:
+prefill is compute-bound and scales with cores, and decode gains too on a quiet machine. What
+used to make more threads dangerous is waiting, not threads: a parallel region ends only when its
+slowest thread does, and OpenBLAS's threads and Numba's OpenMP threads *spin* between calls, so on
+shared cores a waiting thread burns the core the working one needs (measured on 2 cores with one
+busy rival: 2 spinning threads decoded 7.6x and prefilled 11x slower than 1). Told to sleep
+instead (OMP_WAIT_POLICY=PASSIVE, OPENBLAS_THREAD_TIMEOUT=4: `minibloom/__init__.py` sets both
+before NumPy or Numba load, unless the user set them), 2 threads beside the rival decode at 1.0x
+and prefill at 1.4x one thread's time, and alone at 0.87x and 0.54x: more threads now degrade
+gracefully. docs/performance.md ("Threads") has the figures; benchmarks/threads.py repeats them.
+Where NumPy was imported before minibloom its BLAS already spins: `threads=1` / `--threads 1`
+is the safe choice on a machine other programs keep busy.
 
 The setting is process-wide, like `torch.set_num_threads`: BLAS through threadpoolctl (it finds
 the BLAS NumPy loaded, whichever it is), Numba through `numba.set_num_threads`, applied again by
@@ -16,13 +20,14 @@ each parallel kernel's caller because Numba keeps that setting per calling threa
 
 from __future__ import annotations
 
+import os
 import sys
 
 from threadpoolctl import threadpool_limits
 
 from .errors import InputError
 
-DEFAULT_THREADS = 1
+DEFAULT_THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 _threads: int | None = None  # None until the first model (or the user) sets it
 
 

@@ -95,6 +95,46 @@ def init_params(shapes: dict[str, tuple[int, ...]], initializer_range: float = 0
     return params
 
 
+INIT_BLOCK = 2**20  # elements drawn, narrowed and written at a time by `write_random_weights` (~16 MB)
+
+
+def write_random_weights(path: str, shapes: dict[str, tuple[int, ...]], dtype: str = "float32",
+                         initializer_range: float = 0.02, seed: int = 0) -> None:
+    """Write `init_params(shapes, initializer_range, seed)` to one .safetensors file, byte for byte
+    as `save_file` writes them, without holding them: a few MB at a time, not the model.
+
+    The file lists tensors by sorted name, with their offsets in the header; the random stream runs
+    in `shapes` order. So the header is written first, then each tensor is drawn in `shapes` order,
+    INIT_BLOCK elements at a time (a Generator's stream does not depend on how the draws are
+    split), and written at its own offset."""
+    from .atomic import atomic_open
+    from .safetensors_io import DTYPE_CODES, encode
+
+    itemsize = 4 if dtype == "float32" else 2
+    header: dict[str, object] = {"__metadata__": {"format": "pt"}}
+    offsets, offset = {}, 0
+    for name in sorted(shapes):
+        size = itemsize * int(np.prod(shapes[name]))
+        header[name] = {"dtype": DTYPE_CODES[dtype], "shape": list(shapes[name]), "data_offsets": [offset, offset + size]}
+        offsets[name], offset = offset, offset + size
+    raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)  # as save_file: the data region starts 8-byte aligned
+    rng = np.random.default_rng(seed)
+    with atomic_open(path) as f:
+        f.write(len(raw).to_bytes(8, "little"))
+        f.write(raw)
+        start = f.tell()
+        for name, shape in shapes.items():  # init_params' order, so its random stream
+            f.seek(start + offsets[name])
+            if len(shape) != 2:  # vectors: as init_params makes them
+                f.write(encode(init_params({name: shape})[name], dtype))
+                continue
+            rows = max(1, INIT_BLOCK // shape[1])
+            for r in range(0, shape[0], rows):
+                block = rng.normal(0.0, initializer_range, size=(min(rows, shape[0] - r), shape[1]))
+                f.write(encode(block.astype(np.float32), dtype))
+
+
 # -- reading -----------------------------------------------------------------------------------
 def checkpoint_files(directory: str | os.PathLike | Snapshot) -> dict[str, str]:
     """Map each tensor name to the file that holds it, from the single file or the shard index.

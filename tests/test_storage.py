@@ -21,6 +21,9 @@ CHILD = """
 import json, sys
 import numpy as np
 from minibloom import BloomForCausalLM
+from minibloom.backends import resolve_backend
+
+resolve_backend("auto")  # the default backend's import (Numba's LLVM, ~55 MB) is not the conversion's
 
 def status(key):
     with open("/proc/self/status") as f:

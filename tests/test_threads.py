@@ -24,11 +24,28 @@ def restore():
     minibloom.set_num_threads(threads_module.get_num_threads())
 
 
-def test_a_model_applies_the_default_of_one_thread_unless_set():
+def test_a_model_applies_the_default_of_the_cores_it_may_run_on_unless_set():
+    import os
+
     threads_module._threads = None
     BloomForCausalLM(BloomConfig(vocab_size=16, hidden_size=8, n_head=2, n_layer=1), backend="numba")
-    assert minibloom.get_num_threads() == threads_module.DEFAULT_THREADS == 1
-    assert blas_threads() == {1}
+    assert minibloom.get_num_threads() == threads_module.DEFAULT_THREADS == len(os.sched_getaffinity(0))
+    assert blas_threads() == {threads_module.DEFAULT_THREADS}
+
+
+def test_waiting_threads_sleep_instead_of_spinning():
+    """Set before NumPy's BLAS and Numba's OpenMP load (the `minibloom` package does it first)."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, minibloom, numpy; print(os.environ['OMP_WAIT_POLICY'], os.environ['OPENBLAS_THREAD_TIMEOUT'])"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["PASSIVE", "4"]
+    mine = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+                          capture_output=True, text=True, check=True)
+    assert mine.stdout.split() == ["ACTIVE", "4"]  # the user's choice stays
 
 
 def test_threads_sets_blas_and_numba_and_a_model_keeps_it():

@@ -296,3 +296,27 @@ def test_two_added_tokens_with_one_id_are_a_typed_error():
               "normalized": True} for c in ("00", "0")]
     with pytest.raises(TokenizerFileError, match="'00' has id .*also has"):
         BloomTokenizer({**data, "added_tokens": list(data["added_tokens"]) + added})
+
+
+# Texts with added-token strings at random places: short stretches (regex scan) and long ones
+# (>= SCAN_MIN_CHARS: the compiled scanner), plus a near miss ("<s" without ">").
+WITH_ADDED = st.lists(st.one_of(texts, texts.map(lambda t: (t + " ") * 40), st.sampled_from(
+    TOK.added_contents + ["<s", "s>", "</"])), min_size=1, max_size=7).map("".join)
+
+
+@given(WITH_ADDED)
+def test_a_text_with_added_tokens_takes_the_compiled_path_and_gives_the_general_paths_ids(text):
+    """encode_ids splits at the added tokens and encodes the rest as plain text (issue 24: one `<s>`
+    used to send a whole text down the slow path); the ids equal the general path's and the
+    offsets path's."""
+    ids = TOK.encode_ids(text)
+    assert ids == TOK._encode_ids_general(text)
+    assert ids == TOK.encode_with_offsets(text)[0]
+
+
+def test_an_added_token_in_a_long_text_no_longer_sends_it_to_the_slow_path(monkeypatch):
+    text = "ordinary words around it, " * 40 + "<s>" + " and after." * 40
+    expected = TOK._encode_ids_general(text)
+    monkeypatch.setattr(type(TOK), "_encode_ids_general", lambda self, t: pytest.fail("took the slow path"))
+    assert TOK.encode_ids(text) == expected
+    assert expected.count(TOK.token_to_id["<s>"]) == 1

@@ -44,9 +44,8 @@ WIDEN_BLOCK = 2048  # weight rows widened per BLAS call when more input rows com
 # launch). So the cheap element-wise kernels run on one thread (SERIAL) between BLAS calls, and
 # only the kernels that replace BLAS -- the matrix-vector products of decoding and the widening
 # of compact weights -- are parallel (PARALLEL), on as many threads as `minibloom.set_num_threads`
-# says: one by default, because one core already reads memory about as fast as two here and a
-# parallel kernel waits for its slowest thread, which on shared cores is one that lost its core
-# (see docs/performance.md, "Threads").
+# says: by default the cores this process may run on, with both libraries' waiting threads told to
+# sleep, not spin (`minibloom.threads`; docs/performance.md, "Threads").
 # error_model="numpy": a float division by zero gives inf/NaN, as in NumPy, instead of Python's
 # ZeroDivisionError; that check is a branch in every division and kept LLVM from vectorising any
 # loop that divides (the GELU's tanh, measured 2-4x slower).

@@ -212,9 +212,24 @@ class BloomTokenizer:
         """Token ids of one text: the fast path (no offsets). A long text (>= SCAN_MIN_CHARS) goes
         through compiled code from end to end: the scanner's piece bounds as UTF-8 offsets, then
         one merge call for all pieces (`BPE.encode_utf8`). A short one is a regex scan and, mostly,
-        a dict lookup per piece (the BPE cache); its unseen pieces merge in one call."""
-        if self.pipeline.add_prefix_space or (self.added_re is not None and self._may_hold_added(text)):
+        a dict lookup per piece (the BPE cache); its unseen pieces merge in one call. A text holding
+        added tokens (`<s>`) is split at them first, and the stretches between go the same way
+        (the pre-tokenizer never joins across an added token, so the ids are the same as the
+        general path's; one `<s>` in 1.5 MB used to send it all through the slow path)."""
+        if self.pipeline.add_prefix_space:
             return self._encode_ids_general(text)
+        if self.added_re is None or not self._may_hold_added(text):
+            return self._encode_plain(text)
+        out: list[int] = []
+        for stretch, _ in self._segments(text):
+            if isinstance(stretch, int):
+                out.append(stretch)
+            else:
+                out += self._encode_plain(stretch)
+        return out
+
+    def _encode_plain(self, text: str) -> list[int]:
+        """Ids of a text holding no added token, through the compiled scanner and merges."""
         if len(text) >= SCAN_MIN_CHARS:  # a long text: scan, map and merge it all in compiled code
             try:
                 ids = self.bpe.encode_utf8(text.encode("utf-8"), split_byte_starts(text))

@@ -31,6 +31,21 @@ def test_ids_offsets_and_decode_equal_hf(text, variant):
     assert ours.decode(ids) == theirs.decode(expected.ids, skip_special_tokens=False)
 
 
+WITH_ADDED = st.lists(st.one_of(texts, texts.map(lambda t: (t + " ") * 40), st.sampled_from(
+    ["<unk>", "<pad>", "</s>", "<s>", "<s", "s>"])), min_size=1, max_size=7).map("".join)
+
+
+@given(WITH_ADDED, st.sampled_from(VARIANTS))
+def test_texts_with_added_tokens_anywhere_equal_hf(text, variant):
+    """Added-token strings at random places, stretches long enough for the compiled scanner: the
+    split-then-compile path (issue 24), the general path and the offsets equal HF's."""
+    ours, theirs = PAIRS[variant]
+    expected = theirs.encode(text)
+    assert ours.encode_ids(text) == expected.ids
+    assert ours._encode_ids_general(text) == expected.ids
+    assert ours.encode_with_offsets(text) == (expected.ids, expected.offsets)
+
+
 @given(st.lists(st.integers(0, 8191), max_size=12), st.booleans())
 def test_decode_of_any_ids_equals_hf(ids, skip):
     """Arbitrary ids cut characters anywhere: invalid UTF-8 must be replaced exactly as HF does."""

@@ -59,6 +59,11 @@ class PreTrainedBloom:
                  backend: str = "auto", storage: str = "auto", threads: int | None = None):
         """Build from a config and tensors (checkpoint names); random weights when `params` is None.
 
+        The given tensors are never changed: those already in the chosen storage are shared, not
+        copied (a memory-mapped checkpoint is not read twice), and the others are converted into
+        new arrays. Shared means shared: training this model in place changes them for whoever
+        else holds them, so pass copies to train two models apart.
+
         backend: "numpy" (the readable reference), "numba" (compiled kernels, the same arithmetic
         faster), or "auto" (the default): "numba" where it imports, else "numpy" (`backends`).
         storage: how weight matrices are held, "float32", "float16", "bfloat16" or "int8" (per-row

@@ -28,6 +28,7 @@ import _thread
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -569,6 +570,7 @@ def cmd_init(args: argparse.Namespace) -> None:
     config = BloomConfig(**sizes)
     config.validate()
     config.architectures = ["BloomModel"]
+    check_disk_space(args.directory, param_count(config) * (4 if args.dtype == "float32" else 2))
     with transaction(args.directory) as txn:  # config, weights and the stale files switch together
         # streamed: the random weights are drawn and written a few MB at a time (issue 24: the
         # whole model and its converted copy made `--like bloom-560m` peak at 5.6 GB)
@@ -583,6 +585,20 @@ def cmd_init(args: argparse.Namespace) -> None:
                 txn.remove(name)
     print(f"wrote a random BLOOM ({param_count(config):,} parameters) to {args.directory}"
           + (" (replacing the model there)" if existing else ""))
+
+
+def check_disk_space(directory: str, nbytes: int) -> None:
+    """Refuse, before writing, a file larger than the free space where `directory` is (or would be):
+    streamed, init's weights take no memory, so the disk is what a huge --hidden-size exhausts."""
+    where = os.path.abspath(directory)
+    while not os.path.exists(where) and os.path.dirname(where) != where:
+        where = os.path.dirname(where)
+    try:
+        free = shutil.disk_usage(where).free
+    except OSError:
+        return  # cannot tell: the write itself reports a full disk
+    if nbytes > free:
+        raise UsageError(f"{directory}: the weights need {nbytes:,} bytes on disk, {free:,} are free there")
 
 
 def checkpoint_of(args: argparse.Namespace) -> str:

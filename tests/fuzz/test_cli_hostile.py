@@ -134,7 +134,7 @@ GOLDEN = os.path.join(REPO, "tests", "golden")
     (["forward", os.path.join(GOLDEN, "heads8"), "--ids", str(10**20)], "--ids"),
     (["forward", os.path.join(GOLDEN, "heads8"), "--ids", "-1"], "input_ids[0, 0] = -1 is outside"),
     (["init", "{tmp}/a", "--seed", "-1"], "--seed"),
-    (["init", "{tmp}/b", "--hidden-size", str(10**8), "--n-head", "1"], "memory budget"),
+    (["init", "{tmp}/b", "--hidden-size", str(10**8), "--n-head", "1"], "bytes on disk"),
     (["init", "{tmp}/c", "--n-layer", "0"], "n_layer"),
 ])
 def test_hostile_flags_are_one_line_and_exit_2_before_any_output(tmp_path, args, needle):

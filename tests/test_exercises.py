@@ -212,6 +212,11 @@ CORRECT = {
                 p = p - lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
             return p
     """,
+    "block": """
+        def block(x, ln1, attention, ln2, mlp):
+            after_attention = attention(ln1(x)) + x
+            return mlp(ln2(after_attention)) + after_attention
+    """,
 }
 
 # the typical mistake of each exercise, and what the report must say (case, position)
@@ -374,6 +379,13 @@ WRONG = {
                 p = p - lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
             return p
     """, "case 3 (five steps, weight decay 0.1): first difference at position [0, 0]"),
+    "block": ("""
+        def block(x, ln1, attention, ln2, mlp):  # adds to the normed copy (post-LN residual)
+            h = ln1(x)
+            x1 = h + attention(h)
+            h2 = ln2(x1)
+            return h2 + mlp(h2)
+    """, "case 1 (the embedded model's block 0): first difference at position [0, 0, 0]"),
 }
 
 
@@ -384,7 +396,7 @@ def load(source: str, name: str):
 
 
 def test_every_exercise_has_a_solution_and_a_mistake_here():
-    assert set(CORRECT) == set(WRONG) == set(EXERCISES) and len(EXERCISES) >= 19
+    assert set(CORRECT) == set(WRONG) == set(EXERCISES) and len(EXERCISES) >= 20
 
 
 @pytest.mark.parametrize("name", sorted(EXERCISES))
@@ -405,6 +417,19 @@ def test_the_typical_mistake_is_rejected_at_a_named_position(name):
     text = str(result)
     assert f"FAIL {name} {where}" in text, text
     assert "hint: " in text and "expected" in text
+
+
+def test_the_block_reference_is_what_the_model_computes():
+    """The block exercise's reference wires the embedded model's own sub-layers: it reproduces the
+    model's `h.{i}.output` golden tensor exactly."""
+    from minibloom import EMBEDDED_CHECKPOINT, BloomModel, BloomTokenizer
+    from minibloom.exercises.cases import embedded_sublayers, ref_block
+
+    tok = BloomTokenizer.from_pretrained(EMBEDDED_CHECKPOINT)
+    model = BloomModel.from_pretrained(EMBEDDED_CHECKPOINT)
+    for layer, text in ((0, "But soft"), (3, "Now is the winter")):
+        _, cache = model.run_with_cache(np.array([tok.encode(text)]), use_cache=False)
+        assert np.array_equal(ref_block(*embedded_sublayers(layer, text)), cache[f"h.{layer}.output"])
 
 
 def test_a_mistake_that_makes_nan_is_reported_with_the_value():

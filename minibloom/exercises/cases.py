@@ -439,6 +439,52 @@ def cases_adamw():
                  "weight_decay * p to the gradient is Adam with L2, not AdamW")]
 
 
+# ---- block -----------------------------------------------------------------------------------------
+
+def ref_block(x, ln1, attention, ln2, mlp):
+    x1 = x + attention(ln1(x))  # [B, T, H]: the wiring of minibloom.block.bloom_block
+    return x1 + mlp(ln2(x1))
+
+
+def embedded_sublayers(layer: int, text: str) -> tuple:
+    """The embedded model's stream entering block `layer` on `text` [1, T, H], and the block's four
+    sub-layers as functions [1, T, H] -> [1, T, H] (attention without its residual add)."""
+    from .. import EMBEDDED_CHECKPOINT, BloomModel, BloomTokenizer
+    from ..alibi import alibi_bias
+    from ..attention import self_attention
+    from ..block import mlp, sub_params
+    from ..masking import causal_padding_bias
+    from ..model import block_spec
+
+    tok = BloomTokenizer.from_pretrained(EMBEDDED_CHECKPOINT)
+    model = BloomModel.from_pretrained(EMBEDDED_CHECKPOINT)
+    ids = np.array([tok.encode(text)])
+    _, cache = model.run_with_cache(ids, use_cache=False)
+    x = cache["embeddings_layernorm" if layer == 0 else f"h.{layer - 1}.output"]
+    p, spec, mask = model.layer_params(layer), block_spec(model.config), np.ones(ids.shape, np.int64)
+    alibi, bias = alibi_bias(mask, spec.attention.n_head), causal_padding_bias(mask, ids.shape[1], 0)
+
+    def norm(name):
+        return lambda h: model.ops.layer_norm(h, p[f"{name}.weight"], p[f"{name}.bias"], spec.layer_norm_epsilon)
+
+    def attention(h):
+        return self_attention(h, np.zeros_like(h), sub_params(p, "self_attention."), alibi, bias, spec.attention,
+                              model.ops)[0]
+
+    def feed_forward(h):
+        return mlp(h, sub_params(p, "mlp."), spec.attention, model.ops)
+
+    return x, norm("input_layernorm"), attention, norm("post_attention_layernorm"), feed_forward
+
+
+def cases_block():
+    return [Case(embedded_sublayers(0, "But soft, what light"), "the embedded model's block 0",
+                 "pre-LN: each sub-layer reads a layer-normed copy and its output is added to the un-normed "
+                 "stream: x1 = x + attention(ln1(x))"),
+            Case(embedded_sublayers(2, "Now is the winter of our discontent"), "the embedded model's block 2",
+                 "the MLP reads ln2 of x1, the stream *after* the attention's add, and adds to x1")]
+
+
 EXERCISES: dict[str, Exercise] = {ex.name: ex for ex in [
     Exercise("alibi", "alibi_bias", "(attention_mask: np.ndarray, n_head: int) -> np.ndarray", """
 BLOOM's ALiBi term: slope[n] * position[b, s] -> float32 [B, N, 1, S].
@@ -574,4 +620,12 @@ param [...] float32; grads: a list of arrays shaped like param; m and v start at
 Chapter 18 of docs/tutorial.md.
 """, ref_adamw, "minibloom.training.AdamW", cases_adamw,
              "see the docstring of minibloom.training.AdamW", atol=1e-6, rtol=1e-5),
+    Exercise("block", "block", "(x: np.ndarray, ln1, attention, ln2, mlp) -> np.ndarray", """
+Wire one BLOOM block from its four sub-layers: x [B, T, H] -> out [B, T, H].
+
+ln1, attention, ln2, mlp are functions [B, T, H] -> [B, T, H] (the embedded model's
+input_layernorm, self-attention without its residual add, post_attention_layernorm and MLP).
+Chapter 10 of docs/tutorial.md.
+""", ref_block, "minibloom.block.bloom_block", cases_block,
+             "see minibloom.block.bloom_block", atol=1e-5, rtol=1e-4),
 ]}

@@ -17,7 +17,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIGURES = ("alibi.png", "attention.png", "architecture.png", "performance.png", "backprop.png", "attention_heads.png",
-           "logit_lens.png", "kv_cache.png", "padding.png", "gelu.png", "sampling.png", "golden_report.png")
+           "logit_lens.png", "kv_cache.png", "padding.png", "gelu.png", "sampling.png", "golden_report.png",
+           "bytes.png", "bpe.png", "pretokenizer.png", "layer_norm.png", "heads_losses.png")
 TEXT = "ROMEO.\nBut soft, what light through yonder window breaks?"  # the text the model figures read
 
 
@@ -331,6 +332,146 @@ def golden_report(plt, path: str) -> None:
     fig.savefig(path, dpi=72)
 
 
+def byte_table(plt, path: str) -> None:
+    """The 256 bytes as the byte-level alphabet shows them: kept (printable) or moved to U+0100 on."""
+    from minibloom.tokenizer.bytes_unicode import BYTE_TO_CHAR
+
+    fig, ax = plt.subplots(figsize=(9, 9))
+    moved = np.array([[ord(BYTE_TO_CHAR[16 * r + c]) >= 256 for c in range(16)] for r in range(16)])
+    ax.imshow(moved, cmap="Pastel1_r", vmin=0, vmax=1)
+    for b in range(256):
+        r, c = divmod(b, 16)
+        ax.text(c, r - 0.12, BYTE_TO_CHAR[b], ha="center", va="center", fontsize=12)
+        ax.text(c, r + 0.3, f"{b:02X}", ha="center", va="center", fontsize=6, color="#555")
+    ax.set_xticks(range(16), [f"_{c:X}" for c in range(16)])
+    ax.set_yticks(range(16), [f"{r:X}_" for r in range(16)])
+    ax.set_title("The byte-level alphabet: byte (small, hex) -> character (large).\n"
+                 "Red: the 68 unprintable bytes, moved in order to U+0100, U+0101, ... (space 20 -> Ġ)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=72)
+
+
+def bpe_ladder(plt, path: str) -> None:
+    """The embedded tokenizer merging ' discontent', one merge per rung, lowest rank first."""
+    from minibloom.explain.tokens import merge_trace
+
+    tok, _ = load_embedded()
+    trace = merge_trace(tok, " discontent")[0]
+    rows, symbols = [list(trace.symbols)], list(trace.symbols)
+    for m in trace.merges:
+        symbols[m.position:m.position + 2] = [m.left + m.right]
+        rows.append(list(symbols))
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(rows) + 1.2))
+    for y, row in enumerate(rows):
+        x = 0.0
+        for k, sym in enumerate(row):
+            new = y > 0 and k == trace.merges[y - 1].position
+            ax.text(x + 0.5 * len(sym), -y, sym, ha="center", va="center", family="monospace", fontsize=12,
+                    bbox=dict(boxstyle="round", fc="#ffd27f" if new else "#e6eefa", ec="#777"))
+            x += len(sym) + 0.6
+        what = "the UTF-8 bytes, byte-levelled" if y == 0 else \
+            f"merge {trace.merges[y - 1].left!r} + {trace.merges[y - 1].right!r}  (rank {trace.merges[y - 1].rank})"
+        ax.text(19, -y, what, va="center", fontsize=10)
+    ax.set_xlim(-0.5, 34)
+    ax.set_ylim(-len(rows) + 0.4, 0.6)
+    ax.axis("off")
+    ax.set_title(f"BPE on ' discontent' with the embedded tokenizer: lowest rank anywhere first; "
+                 f"result {trace.tokens}, ids {trace.ids}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=72)
+
+
+def pretokenizer(plt, path: str) -> None:
+    """The pre-tokenizer's pieces of a real line: matches (word, space + word) and gaps, coloured."""
+    from minibloom.tokenizer.pretokenizer import split_pieces
+
+    line = "KING HENRY.\tOnce more unto the breach, dear friends, once more;  (or close the wall)|up!"
+    pieces = split_pieces(line)
+    colours = {"word": "#cfe8cf", "space + word": "#cfe0f7", "gap": "#f7d6cf"}
+    fig, ax = plt.subplots(figsize=(12, 2.6))
+    x, y = 0.0, 0.0
+    for piece in pieces:
+        kind = "gap" if not piece.strip(" ") or not any(c.isalnum() for c in piece) else \
+            "space + word" if piece.startswith(" ") else "word"
+        shown = piece.replace(" ", "␣").replace("\t", "⇥")
+        if x + len(shown) > 44:
+            x, y = 0.0, y - 1
+        ax.text(x + 0.5 * len(shown), y, shown, ha="center", va="center", family="monospace", fontsize=12,
+                bbox=dict(boxstyle="square,pad=0.25", fc=colours[kind], ec="#777"))
+        x += len(shown) + 1.2
+    for k, (kind, fc) in enumerate(colours.items()):
+        ax.text(k * 12, y - 1.2, kind, family="monospace", fontsize=10, bbox=dict(fc=fc, ec="#777"))
+    ax.set_xlim(-1, 46)
+    ax.set_ylim(y - 1.8, 0.7)
+    ax.axis("off")
+    ax.set_title(f"BLOOM's pre-tokenizer: {len(pieces)} pieces (␣ a space, ⇥ a tab); BPE never merges across them",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=72)
+
+
+def layer_norm_stats(plt, path: str) -> None:
+    """Per position, the mean and std of each layer norm's input in the embedded model, and after it."""
+    tok, lm = load_embedded()
+    ids = np.array([tok(TEXT)["input_ids"]])
+    _, cache = lm.run_with_cache(ids, use_cache=False)
+    L = lm.config.n_layer
+    inputs = [("embeddings", "embeddings")] + [
+        (f"into block {i}" if i < L else "into ln_f", "embeddings_layernorm" if i == 0 else f"h.{i - 1}.output")
+        for i in range(L + 1)]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for label, name in inputs:
+        x = cache[name][0].astype(np.float64)  # [T, H]
+        axes[0].plot(x.std(-1), "o-", ms=3, label=label)
+        axes[1].plot(x.mean(-1), "o-", ms=3, label=label)
+    axes[0].set_yscale("log")
+    axes[0].set_title("std over H of each layer norm's input, per position\n(after it: 1 before weight, bias)")
+    axes[1].set_title("mean over H, per position (after the layer norm: 0)")
+    for ax in axes:
+        ax.set_xticks(range(ids.shape[1]), token_labels(tok, ids[0]), rotation=90, fontsize=7)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("The residual stream of the embedded model: its scale grows block by block; each layer norm resets it")
+    fig.tight_layout()
+    fig.savefig(path, dpi=72)
+
+
+def heads_losses(plt, path: str) -> None:
+    """Left: where a classifier reads each row of a left-padded batch. Right: the LM's loss per token."""
+    from minibloom.heads import last_non_pad_index
+    from minibloom.losses import log_softmax
+
+    tok, lm = load_embedded()
+    texts = ["Out, damned spot!", "All the world's a stage", "To be"]
+    batch = tok(texts, padding=True, return_tensors="np")
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    pooled = last_non_pad_index(ids, lm.config.pad_token_id, len(texts))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 3.8), gridspec_kw={"width_ratios": [1, 1.4]})
+    axes[0].imshow(mask, cmap="Greys", vmin=-0.6, vmax=1.4)
+    for b in range(ids.shape[0]):
+        for t in range(ids.shape[1]):
+            text = tok.decode([int(ids[b, t])]) if mask[b, t] else "<pad>"
+            axes[0].text(t, b, text, ha="center", va="center", fontsize=7, color="white" if mask[b, t] else "#555")
+        axes[0].add_patch(plt.Rectangle((pooled[b] - 0.5, b - 0.5), 1, 1, fill=False, ec="red", lw=2))
+    axes[0].set_xticks(range(ids.shape[1]))
+    axes[0].set_yticks(range(len(texts)))
+    axes[0].set_title("left padding: the classifier reads each row at its\nlast non-pad token (red), "
+                      f"argmax(arange(T) * (ids != pad)) = {pooled.tolist()}", fontsize=9)
+    line = np.array(tok.encode("Now is the winter of our discontent"))
+    logits = lm(line[None]).logits[0, :-1]  # [T-1, V]: position t predicts t + 1
+    losses = -log_softmax(logits)[np.arange(len(line) - 1), line[1:]]
+    axes[1].bar(range(len(losses)), losses, color="#6a8fc7")
+    axes[1].axhline(losses.mean(), color="red", lw=1)
+    axes[1].text(0, losses.mean() + 0.2, f"mean = the loss {losses.mean():.2f} (perplexity {np.exp(losses.mean()):.0f})",
+                 color="red", fontsize=8)
+    axes[1].set_xticks(range(len(losses)), [f"{a}→{b}" for a, b in zip(token_labels(tok, line[:-1]),
+                                                                      token_labels(tok, line[1:]))],
+                       rotation=60, fontsize=7)
+    axes[1].set_ylabel("-log p(next token)")
+    axes[1].set_title("causal LM: the cross-entropy of each position against the next token", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=72)
+
+
 def main(out_dir: str = os.path.join(HERE, "figures")) -> None:
     import matplotlib
 
@@ -339,7 +480,8 @@ def main(out_dir: str = os.path.join(HERE, "figures")) -> None:
 
     os.makedirs(out_dir, exist_ok=True)
     for name, draw in zip(FIGURES, (alibi, attention, architecture, performance, backprop, attention_heads,
-                                    logit_lens, kv_cache, padding, gelu, sampling, golden_report)):
+                                    logit_lens, kv_cache, padding, gelu, sampling, golden_report,
+                                    byte_table, bpe_ladder, pretokenizer, layer_norm_stats, heads_losses)):
         draw(plt, os.path.join(out_dir, name))
         plt.close("all")
         print("wrote", os.path.join(out_dir, name))

@@ -112,6 +112,111 @@ CORRECT = {
                         break
             return out
     """,
+    "byte_level": """
+        def to_byte_level(text):
+            keep = [b for b in range(256) if 33 <= b <= 126 or 161 <= b <= 172 or 174 <= b <= 255]
+            moved = [b for b in range(256) if b not in keep]
+            table = {**{b: chr(b) for b in keep}, **{b: chr(256 + i) for i, b in enumerate(moved)}}
+            return "".join(table[b] for b in text.encode("utf-8"))
+    """,
+    "pretokenize": """
+        SEP = set("()|.,!?…。，、।۔،")
+
+        def split_pieces(text):
+            word = lambda c: not (c.isspace() or c in SEP)
+            pieces, i, gap = [], 0, ""
+            while i < len(text):
+                j = i + 1 if text[i] == " " and i + 1 < len(text) and word(text[i + 1]) else i
+                if j < len(text) and word(text[j]):
+                    k = j
+                    while k < len(text) and word(text[k]):
+                        k += 1
+                    if gap:
+                        pieces.append(gap)
+                    pieces.append(text[i:k])
+                    gap, i = "", k
+                else:
+                    gap, i = gap + text[i], i + 1
+            return pieces + [gap] if gap else pieces
+    """,
+    "head_distance": """
+        import numpy as np
+
+        def mean_distance(probs):
+            N, T, _ = probs.shape
+            return np.array([np.mean([sum(probs[n, t, s] * (t - s) for s in range(T)) for t in range(T)])
+                             for n in range(N)])
+    """,
+    "logit_lens": """
+        import numpy as np
+
+        def logit_lens(h, ln_f_weight, ln_f_bias, eps, embeddings):
+            h = h.astype(np.float64)
+            x = (h - h.mean(-1, keepdims=True)) / np.sqrt(h.var(-1, keepdims=True) + eps) * ln_f_weight + ln_f_bias
+            logits = x @ embeddings.T.astype(np.float64)
+            e = np.exp(logits - logits.max(-1, keepdims=True))
+            return e / e.sum(-1, keepdims=True)
+    """,
+    "kv_cache": """
+        import numpy as np
+
+        def kv_update(cache_keys, cache_values, start, keys, values):
+            T = keys.shape[2]
+            cache_keys[:, :, start:start + T] = keys
+            cache_values[:, :, start:start + T] = values
+            return np.stack([cache_keys[:, :, :start + T], cache_values[:, :, :start + T]])
+    """,
+    "headroom": """
+        import numpy as np
+
+        def headroom(expected, actual, tolerance):
+            e, a = expected.astype(np.float64), actual.astype(np.float64)
+            allowed = tolerance * (np.sqrt(np.mean(e ** 2)) + np.abs(e))
+            return float(np.max(np.abs(a - e) / allowed))
+    """,
+    "bfloat16": """
+        import numpy as np
+
+        def bfloat16_bits(x):
+            out = []
+            for bits in x.astype(np.float32).view(np.uint32).ravel().tolist():
+                if (bits & 0x7FFFFFFF) > 0x7F800000:
+                    out.append(0x7FC0)
+                    continue
+                top, low = bits >> 16, bits & 0xFFFF
+                if low > 0x8000 or (low == 0x8000 and top % 2 == 1):
+                    top += 1
+                out.append(top)
+            return np.array(out, np.uint16).reshape(x.shape)
+    """,
+    "layer_norm_backward": """
+        import numpy as np
+
+        def layer_norm_backward(d_y, x, weight, eps):
+            x, g = x.astype(np.float64), (d_y * weight).astype(np.float64)
+            F = x.shape[-1]
+            rstd = 1 / np.sqrt(x.var(-1, keepdims=True) + eps)
+            xhat = (x - x.mean(-1, keepdims=True)) * rstd
+            return rstd / F * (F * g - g.sum(-1, keepdims=True) - xhat * (g * xhat).sum(-1, keepdims=True))
+    """,
+    "adamw": """
+        import numpy as np
+
+        def adamw(param, grads, lr, weight_decay):
+            p = param.astype(np.float64)
+            m, v = np.zeros_like(p), np.zeros_like(p)
+            for t, g in enumerate(grads, 1):
+                p = p * (1 - lr * weight_decay)
+                m = 0.9 * m + 0.1 * g
+                v = 0.999 * v + 0.001 * g * g
+                p = p - lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+            return p
+    """,
+    "block": """
+        def block(x, ln1, attention, ln2, mlp):
+            after_attention = attention(ln1(x)) + x
+            return mlp(ln2(after_attention)) + after_attention
+    """,
 }
 
 # the typical mistake of each exercise, and what the report must say (case, position)
@@ -203,6 +308,84 @@ WRONG = {
             np.put_along_axis(keep, order, cum < p, -1)
             return np.where(keep, scores, -np.inf)
     """, "case 1 (probabilities 0.5 0.3 0.15 0.05, p = 0.7): first difference at position [0, 1]"),
+    "byte_level": ("""
+        def to_byte_level(text):  # each unprintable byte b moved to chr(256 + b), not numbered in order
+            keep = [b for b in range(256) if 33 <= b <= 126 or 161 <= b <= 172 or 174 <= b <= 255]
+            return "".join(chr(b) if b in keep else chr(256 + b) for b in text.encode("utf-8"))
+    """, "case 3 (DEL, no-break space, soft hyphen and ½ (0x7F, 0xA0, 0xAD are moved too)): first difference "
+         "at item 0: expected 'ġ', got"),
+    "pretokenize": ("""
+        import re
+
+        def split_pieces(text):  # \\s? joins a tab or newline to the word after it
+            return re.findall(r"\\s?[^\\s()|.,!?…。，、।۔،]+|[\\s()|.,!?…。，、।۔،]+?(?=\\s?[^\\s()|.,!?…。，、।۔،])|[\\s()|.,!?…。，、।۔،]+", text)
+    """, "case 3 (a tab, a newline, … and 。): first difference at item 2: expected ',\\t', got ','"),
+    "head_distance": ("""
+        import numpy as np
+
+        def mean_distance(probs):  # the argmax key's distance, not the probability-weighted one
+            T = probs.shape[-1]
+            return (np.arange(T)[None, :] - probs.argmax(-1)).mean(-1)
+    """, "case 2 (one head spread evenly over the past): first difference at position [0] (1 of 1 differ): expected 0.75"),
+    "logit_lens": ("""
+        import numpy as np
+
+        def logit_lens(h, ln_f_weight, ln_f_bias, eps, embeddings):  # forgot ln_f
+            logits = h @ embeddings.T
+            e = np.exp(logits - logits.max(-1, keepdims=True))
+            return e / e.sum(-1, keepdims=True)
+    """, "case 1 (the embedding layer norm's output (row 0 of the lens)): first difference at position [0, "),
+    "kv_cache": ("""
+        import numpy as np
+
+        def kv_update(cache_keys, cache_values, start, keys, values):  # off by one: writes after start
+            T = keys.shape[2]
+            cache_keys[:, :, start + 1:start + 1 + T] = keys
+            cache_values[:, :, start + 1:start + 1 + T] = values
+            return np.stack([cache_keys[:, :, :start + T], cache_values[:, :, :start + T]])
+    """, "case 1 (prefill: 3 prompt tokens into an empty cache of 6): first difference at position [0, 0, 0, 0, 0]"),
+    "headroom": ("""
+        import numpy as np
+
+        def headroom(expected, actual, tolerance):  # the tolerance not scaled by the tensor's rms
+            e, a = expected.astype(np.float64), actual.astype(np.float64)
+            return float(np.max(np.abs(a - e) / (tolerance + tolerance * np.abs(e))))
+    """, "case 2 (every element off by 1e-5): first difference at the value"),
+    "bfloat16": ("""
+        import numpy as np
+
+        def bfloat16_bits(x):  # truncates: keeps the top 16 bits
+            return (x.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+    """, "case 2 (values that round up, and one that rounds down): first difference at position [0] (2 of 3 "
+         "differ): expected 16257, got 16256"),
+    "layer_norm_backward": ("""
+        import numpy as np
+
+        def layer_norm_backward(d_y, x, weight, eps):  # treats the variance as a constant
+            g = d_y * weight
+            rstd = 1 / np.sqrt(x.var(-1, keepdims=True) + eps)
+            return rstd * (g - g.mean(-1, keepdims=True))
+    """, "case 2 (random [2, 3, 16]): first difference at position [0, 0, 0]"),
+    "adamw": ("""
+        import numpy as np
+
+        def adamw(param, grads, lr, weight_decay):  # Adam with L2: the decay added to the gradient
+            p = param.astype(np.float64)
+            m, v = np.zeros_like(p), np.zeros_like(p)
+            for t, g in enumerate(grads, 1):
+                g = g + weight_decay * p
+                m = 0.9 * m + 0.1 * g
+                v = 0.999 * v + 0.001 * g * g
+                p = p - lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+            return p
+    """, "case 3 (five steps, weight decay 0.1): first difference at position [0, 0]"),
+    "block": ("""
+        def block(x, ln1, attention, ln2, mlp):  # adds to the normed copy (post-LN residual)
+            h = ln1(x)
+            x1 = h + attention(h)
+            h2 = ln2(x1)
+            return h2 + mlp(h2)
+    """, "case 1 (the embedded model's block 0): first difference at position [0, 0, 0]"),
 }
 
 
@@ -213,7 +396,7 @@ def load(source: str, name: str):
 
 
 def test_every_exercise_has_a_solution_and_a_mistake_here():
-    assert set(CORRECT) == set(WRONG) == set(EXERCISES) and len(EXERCISES) >= 8
+    assert set(CORRECT) == set(WRONG) == set(EXERCISES) and len(EXERCISES) >= 20
 
 
 @pytest.mark.parametrize("name", sorted(EXERCISES))
@@ -234,6 +417,19 @@ def test_the_typical_mistake_is_rejected_at_a_named_position(name):
     text = str(result)
     assert f"FAIL {name} {where}" in text, text
     assert "hint: " in text and "expected" in text
+
+
+def test_the_block_reference_is_what_the_model_computes():
+    """The block exercise's reference wires the embedded model's own sub-layers: it reproduces the
+    model's `h.{i}.output` golden tensor exactly."""
+    from minibloom import EMBEDDED_CHECKPOINT, BloomModel, BloomTokenizer
+    from minibloom.exercises.cases import embedded_sublayers, ref_block
+
+    tok = BloomTokenizer.from_pretrained(EMBEDDED_CHECKPOINT)
+    model = BloomModel.from_pretrained(EMBEDDED_CHECKPOINT)
+    for layer, text in ((0, "But soft"), (3, "Now is the winter")):
+        _, cache = model.run_with_cache(np.array([tok.encode(text)]), use_cache=False)
+        assert np.array_equal(ref_block(*embedded_sublayers(layer, text)), cache[f"h.{layer}.output"])
 
 
 def test_a_mistake_that_makes_nan_is_reported_with_the_value():

@@ -11,6 +11,6 @@ def causal_mask(attention_mask: np.ndarray, query_length: int, past_length: int)
 
     attention_mask [B, S] (S = past_length + query_length; 0 marks a pad). Query t sits at absolute
     position past_length + t and sees keys s <= past_length + t that are not pads. The mask value is
-    the one transformers uses (chapter 5 of docs/tutorial.md, and minibloom/masking.py).
+    the one transformers uses (chapter 4 of docs/tutorial.md, and minibloom/masking.py).
     """
     raise NotImplementedError

@@ -9,6 +9,6 @@ import numpy as np
 def cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -100) -> float:
     """Mean over rows of -log softmax(logits[m])[targets[m]], skipping rows whose target is ignore_index.
 
-    logits [M, C], targets [M] ints. Chapter 8 of docs/tutorial.md.
+    logits [M, C], targets [M] ints. Chapter 12 of docs/tutorial.md.
     """
     raise NotImplementedError

@@ -9,6 +9,6 @@ import numpy as np
 def bloom_gelu(x: np.ndarray) -> np.ndarray:
     """BLOOM's GELU, elementwise, float32 in and out.
 
-    Chapter 6 of docs/tutorial.md: which GELU, and which constants, BLOOM was trained with.
+    Chapter 9 of docs/tutorial.md: which GELU, and which constants, BLOOM was trained with.
     """
     raise NotImplementedError

@@ -9,6 +9,6 @@ import numpy as np
 def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
     """Layer norm over the last axis: (x - mean) / sqrt(var + eps) * weight + bias, same shape as x.
 
-    x [..., F], weight and bias [F]. Chapter 3 of docs/tutorial.md.
+    x [..., F], weight and bias [F]. Chapter 5 of docs/tutorial.md.
     """
     raise NotImplementedError

@@ -9,6 +9,6 @@ import numpy as np
 def last_non_pad_index(input_ids: np.ndarray, pad_token_id: int) -> np.ndarray:
     """The position [B] (ints) a sequence classifier reads each row at: its last token that is not a pad.
 
-    input_ids [B, T]. Chapter 8 of docs/tutorial.md.
+    input_ids [B, T]. Chapter 12 of docs/tutorial.md.
     """
     raise NotImplementedError

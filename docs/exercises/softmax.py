@@ -9,6 +9,6 @@ import numpy as np
 def softmax(x: np.ndarray) -> np.ndarray:
     """Softmax over the last axis: exp(x) / sum(exp(x)), same shape as x, float32.
 
-    It must stay finite for large scores and for rows masked with finfo(float32).min. Chapter 5.
+    It must stay finite for large scores and for rows masked with finfo(float32).min. Chapter 7.
     """
     raise NotImplementedError

@@ -45,6 +45,8 @@ def first_difference(expected: Any, got: Any, atol: float, rtol: float) -> str |
     equals NaN and an infinity only itself (so -inf is not finfo.min). Lists compare item by item.
     """
     if isinstance(expected, list):
+        if isinstance(got, str):  # a string is compared character by character
+            got = list(got)
         if not isinstance(got, (list, tuple)):
             return f"expected a list, got {type(got).__name__}"
         for i, (e, g) in enumerate(zip(expected, got)):

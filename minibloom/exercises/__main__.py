@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.name is None:
         print("exercises (python -m minibloom.exercises NAME --template > mine.py, then NAME mine.py):")
         for ex in EXERCISES.values():
-            print(f"  {ex.name:14} {ex.function}(): {ex.summary}")
+            print(f"  {ex.name:20} {ex.function}(): {ex.summary}")
         return 0
     if args.name not in EXERCISES:
         print(f"error: no exercise {args.name!r}; there are {', '.join(EXERCISES)}", file=sys.stderr)

@@ -37,7 +37,7 @@ import numpy as np
 
 from .errors import InputError
 from .functional import softmax
-from .generation import as_generator
+from .generation import as_generator, is_int
 from .golden import metadata_of
 from .heads import BloomForCausalLM
 from .logits_process import process_scores
@@ -65,13 +65,14 @@ def replay(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 def check_sampling(temperature: float, top_k: int, top_p: float, seed: int) -> None:
     """The sampling settings, checked before any work (naming the flag, as `golden dump` spells it)."""
-    if not isinstance(temperature, (int, float)) or not (0 < temperature < float("inf")):
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.number)) \
+            or not 0 < temperature < float("inf"):
         raise InputError(f"--temperature must be a finite number > 0, got {temperature!r}")
-    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0:
+    if not is_int(top_k) or top_k < 0:
         raise InputError(f"--top-k must be an integer >= 0 (0: no top-k), got {top_k!r}")
     if not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
         raise InputError(f"--top-p must be a number in (0, 1], got {top_p!r}")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise InputError(f"--seed must be an integer >= 0, got {seed!r}")
 
 
@@ -131,7 +132,7 @@ def dump_generate(model: BloomForCausalLM, path: str | os.PathLike, input_ids: A
     metadata = metadata_of(model, record, "float32", text)
     settings = {"steps": steps, "decoding": "sample" if sample else "greedy"}
     if sample:
-        settings.update(temperature=float(temperature), top_k=top_k, top_p=float(top_p), seed=seed,
+        settings.update(temperature=float(temperature), top_k=int(top_k), top_p=float(top_p), seed=int(seed),
                         replay="docs/golden.md, Sampling goldens")
     metadata["generate"] = json.dumps(settings)
     save_file(record, path, dtype="float32", metadata=metadata)

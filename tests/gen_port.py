@@ -105,9 +105,9 @@ class GenPort(Port):
         u times the row's total (at most V - 1)."""
         u = draws.astype(np.float64) / 2.0 ** 53  # [B]
         cumulative = np.cumsum(probs.astype(np.float64), -1)  # [B, V]
+        target = u * cumulative[:, -1]  # [B]
         if "cdf_off_by_one" in self.gen_bugs:
             cumulative = cumulative - probs  # the bug: the sums before each token
-        target = u * cumulative[:, -1] if "cdf_off_by_one" not in self.gen_bugs else u * probs.astype(np.float64).sum(-1)
         picked = np.array([np.searchsorted(c, t, side="right") for c, t in zip(cumulative, target)])
         return np.minimum(picked, probs.shape[-1] - 1).astype(np.int64)
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from minibloom import BloomForCausalLM, golden
+from minibloom.errors import InputError
 from minibloom.generation import sample
 from minibloom.golden_generate import dump_generate, replay
 from tests.conftest import GOLDEN_DIR
@@ -174,3 +175,13 @@ def test_the_cli_dumps_a_sampling_golden(tmp_path):
                               cwd=ROOT, env=env, timeout=120)
         assert done.returncode == 2 and flag in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert not (tmp_path / "x.safetensors").exists()
+
+
+@pytest.mark.parametrize("bad, word", [({"top_k": -1}, "--top-k"), ({"top_p": 1.5}, "--top-p"),
+                                       ({"temperature": float("nan")}, "--temperature"), ({"seed": -3}, "--seed"),
+                                       ({"temperature": True}, "--temperature")])
+def test_bad_sampling_settings_are_refused_before_any_work(tmp_path, bad, word):
+    model = BloomForCausalLM.from_pretrained(CHECKPOINT)
+    with pytest.raises(InputError, match=word) as caught:
+        dump_generate(model, tmp_path / "x.safetensors", IDS, MASK, steps=2, sample=True, **{**SAMPLING, **bad})
+    assert isinstance(caught.value, ValueError) and not (tmp_path / "x.safetensors").exists()

@@ -70,7 +70,7 @@ def check_sampling(temperature: float, top_k: int, top_p: float, seed: int) -> N
         raise InputError(f"--temperature must be a finite number > 0, got {temperature!r}")
     if not is_int(top_k) or top_k < 0:
         raise InputError(f"--top-k must be an integer >= 0 (0: no top-k), got {top_k!r}")
-    if not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
+    if isinstance(top_p, bool) or not isinstance(top_p, (int, float, np.number)) or not 0 < top_p <= 1:
         raise InputError(f"--top-p must be a number in (0, 1], got {top_p!r}")
     if not is_int(seed) or seed < 0:
         raise InputError(f"--seed must be an integer >= 0, got {seed!r}")

@@ -143,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="compute (and store) the golden as transformers does in this dtype")
     dump.add_argument("--generate", type=int, metavar="N", help="a generation golden instead: N greedy steps with "
                       "the KV cache, each step's logits and cache rows (docs/golden.md)")
+    sampling = dump.add_argument_group("sampling golden (docs/golden.md, with --generate): each step's processed "
+                                       "scores, probabilities, uniform draw and token, as generate(do_sample=True)")
+    sampling.add_argument("--sample", action="store_true", help="sample the --generate steps instead of greedy")
+    sampling.add_argument("--temperature", type=float, help="default 1.0")
+    sampling.add_argument("--top-k", type=int, help="default 50 (generate's; 0: off)")
+    sampling.add_argument("--top-p", type=float, help="default 1.0 (off)")
+    sampling.add_argument("--seed", type=int, help="the seed generate(seed=...) takes (default 0)")
     train = dump.add_argument_group("training golden (docs/golden.md): the backward and AdamW steps too")
     train.add_argument("--train", action="store_true", help="also record the loss (labels = the ids, -100 on "
                        "padding), d.<name>, grad.<parameter> and --steps AdamW steps on the same batch")
@@ -694,6 +701,10 @@ def cmd_golden(args: argparse.Namespace) -> int:
     if args.golden_command == "dump":
         directory = check_checkpoint(args.checkpoint)  # a mistyped path says so, before any work
         ids, mask, text = _golden_inputs(args)
+        given = [f for f in ("temperature", "top_k", "top_p", "seed") if getattr(args, f) is not None]
+        if (args.sample or given) and (args.generate is None or not args.sample):
+            raise UsageError(f"--{(given or ['sample'])[0].replace('_', '-')} is a sampling golden's: give "
+                             "--generate N --sample")
         if args.generate is not None:
             return _golden_dump_generate(args, directory, ids, mask, text)
         if args.train or any(getattr(args, o) is not None for o in _TRAIN_OPTIONS):
@@ -738,10 +749,17 @@ def _golden_dump_generate(args: argparse.Namespace, directory: str, ids: np.ndar
         raise UsageError("--generate writes a float32 generation golden: leave out --train and --dtype")
     if not 1 <= args.generate <= 1000:
         raise UsageError(f"--generate must be from 1 to 1000, got {args.generate}")
+    settings = {"temperature": 1.0 if args.temperature is None else args.temperature,
+                "top_k": 50 if args.top_k is None else args.top_k, "top_p": 1.0 if args.top_p is None else args.top_p,
+                "seed": 0 if args.seed is None else args.seed} if args.sample else {}
+    if args.sample:
+        golden_generate.check_sampling(**settings)  # before the model loads
     model = BloomForCausalLM.from_pretrained(directory, backend=args.backend, threads=args.threads,
                                              storage=args.storage or "auto")
-    record = golden_generate.dump_generate(model, args.output, ids, mask, steps=args.generate, text=text)
-    print(f"wrote {len(record)} tensors ({args.generate} greedy steps) for {ids.shape[0]} x {ids.shape[1]} "
+    record = golden_generate.dump_generate(model, args.output, ids, mask, steps=args.generate, text=text,
+                                           sample=args.sample, **settings)
+    print(f"wrote {len(record)} tensors ({args.generate} {'sampled' if args.sample else 'greedy'} steps) for "
+          f"{ids.shape[0]} x {ids.shape[1]} "
           f"prompt tokens to {args.output}")
     return 0
 

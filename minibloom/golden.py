@@ -490,14 +490,19 @@ def compare(expected: GoldenFile, actual: GoldenFile | dict[str, np.ndarray], at
         else:
             tol = default_tolerance(name, n_layer, dtype)
             a_tol, r_tol, scaled = tol, tol, True
-        if name in ALL_INPUTS:
-            a_tol, r_tol = 0.0, 0.0  # the inputs are equal or the comparison means nothing
+        if name in ALL_INPUTS or split_phase(name)[1] == "token":
+            a_tol, r_tol = 0.0, 0.0  # the inputs (and a sampled token) are equal or the comparison means nothing
         rows.append(diff_tensor(name, expected.tensors[name], np.asarray(port.tensors[name]), axes.get(name, []),
                                 a_tol, r_tol, scaled, dtype, mask, ignore_padding,
                                 scores_up_to_row_constant and name.rsplit(".", 1)[-1] in ("scores", "alibi"),
                                 expected.dtype_of(name), _narrower(stored, dtype)))
         rows[-1].precision, rows[-1].stored = dtype, stored
         rows[-1].precision_from = "--port-dtype" if port_dtype else "stored"
+        if split_phase(name)[1] == "token":  # an id, not a float: no budget, no precision
+            rows[-1].precision = ""
+            if not rows[-1].ok and not rows[-1].note:
+                rows[-1].note = (f"the sampled token differs at {rows[-1].where()}: expected {rows[-1].expected:.0f}, "
+                                 f"got {rows[-1].actual:.0f} (a token must match exactly)")
     report = Report(rows, atol, rtol, allow_unknown=allow_unknown)
     report.unknown = unknown_names(expected, port)
     if report.unknown and not allow_unknown:

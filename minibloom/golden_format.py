@@ -48,7 +48,7 @@ AFTER_LAYERS = ("ln_f", "last_hidden_state", *HEAD_OUTPUTS)
 LAYER_NAME = re.compile(r"h\.(0|[1-9][0-9]*)\.(.+)")  # canonical ASCII indices: h.01.output is no name
 # A training golden (golden_train.py) adds the targets, the loss, `d.<name>` (the gradient arriving at
 # an intermediate), `grad.<parameter>` and the optimizer's `step.<s>.<kind>.<parameter>` / `step.<s>.loss`.
-TRAIN_INPUTS = ("labels", "gen.tokens")
+TRAIN_INPUTS = ("labels", "gen.tokens", "gen.draws")
 ALL_INPUTS = (*INPUTS, *TRAIN_INPUTS)
 LAYER_PARAMS = ("input_layernorm.weight", "input_layernorm.bias", "self_attention.query_key_value.weight",
                 "self_attention.query_key_value.bias", "self_attention.dense.weight", "self_attention.dense.bias",
@@ -57,8 +57,9 @@ LAYER_PARAMS = ("input_layernorm.weight", "input_layernorm.bias", "self_attentio
 OUTER_PARAMS = ("word_embeddings.weight", "word_embeddings_layernorm.weight", "word_embeddings_layernorm.bias",
                 "ln_f.weight", "ln_f.bias", "lm_head.weight")
 # a generation golden (golden_generate.py): the chosen tokens, and per decoding step s the cache rows
-# each layer wrote and the last position's logits
-GEN_NAME = re.compile(r"gen\.(0|[1-9][0-9]*)\.(logits|h\.(?:0|[1-9][0-9]*)\.[kv])")
+# each layer wrote and the last position's logits; a sampling golden adds the draws, and per step the
+# processed scores, their probabilities and the token the draw chose
+GEN_NAME = re.compile(r"gen\.(0|[1-9][0-9]*)\.(logits|scores|probs|token|h\.(?:0|[1-9][0-9]*)\.[kv])")
 STEP_NAME = re.compile(r"step\.([1-9][0-9]*)\.(?:loss|(?:grad|param|m|v)\.(.+))")
 
 
@@ -156,7 +157,8 @@ def axes_of(name: str, ndim: int, model_class: str) -> list[str]:
     if base == "loss":
         return ["_"] * ndim
     if phase.startswith("gen."):
-        return ["batch", "vocab"] if base == "logits" else ["batch", "head", "token", "dim"]
+        return ["batch"] if base == "token" else ["batch", "vocab"] if base in ("logits", "scores", "probs") \
+            else ["batch", "head", "token", "dim"]
     if phase:  # a parameter (its gradient, its value or moment after a step), or a loss
         vocab = base in ("word_embeddings.weight", "lm_head.weight")
         return (["vocab", "channel"] if vocab else ["out", "in"]) if ndim == 2 else ["channel"][:ndim]

@@ -3,8 +3,16 @@ from docs/golden.md and docs/golden-format.md alone (it reuses tests/golden_port
 minibloom). It replays the golden's `gen.tokens` and records the documented `gen.*` names; `cached=False`
 recomputes every step with a full forward of prompt + tokens so far: the self-check a port runs.
 
+`sample` replays a sampling golden: from its own logits it computes each step's processed scores
+(temperature, top-k, top-p), probabilities and the token the golden's draw chooses (the replay rule of
+docs/golden.md), and records them; it still feeds the golden's tokens forward.
+
 `bugs`: "alibi_restart" -- in cached steps the new tokens' ALiBi positions restart at 0 instead of
-continuing after the cached ones.
+continuing after the cached ones. Sampling bugs: "top_p_drops_crossing" -- the nucleus keeps the
+tokens whose cumulative probability is <= p, dropping the one that crosses p; "temperature_last" --
+top-k and top-p filter the raw logits and the temperature divides afterwards (so the nucleus is the
+untempered one); "cdf_off_by_one" -- the draw is compared with the cumulative sums *before* each
+token, which picks the token after the right one.
 """
 
 from __future__ import annotations
@@ -66,4 +74,49 @@ class GenPort(Port):
             rec[f"gen.{s}.logits"] = logits
             past = [(k, v) if past is None else (np.concatenate([past[i][0], k], 2), np.concatenate([past[i][1], v], 2))
                     for i, (k, v) in enumerate(new)] if cached else None
+        return rec
+
+    def process(self, logits, temperature, top_k, top_p):
+        """logits [B, V] -> processed scores: / temperature, keep the top_k, keep the nucleus of top_p."""
+        x = logits.astype(np.float32)
+        if "temperature_last" not in self.gen_bugs:
+            x = x / np.float32(temperature)
+        if top_k:
+            kth = np.sort(x, -1)[:, -min(top_k, x.shape[-1])][:, None]  # [B, 1]: the k-th largest
+            x = np.where(x >= kth, x, -np.inf).astype(np.float32)
+        if top_p < 1:
+            order = np.argsort(-x, -1, kind="stable")  # [B, V] most likely first
+            probs = np.take_along_axis(self.softmax(x), order, -1)
+            before = np.cumsum(probs, -1) - probs  # the mass of the more likely tokens
+            keep = (np.cumsum(probs, -1) <= top_p) if "top_p_drops_crossing" in self.gen_bugs else before < top_p
+            keep[:, 0] = True  # the most likely token always stays
+            x = np.where(np.take_along_axis(keep, np.argsort(order, -1), -1), x, -np.inf).astype(np.float32)
+        if "temperature_last" in self.gen_bugs:
+            x = x / np.float32(temperature)
+        return x
+
+    @staticmethod
+    def softmax(x):
+        e = np.exp(x - x.max(-1, keepdims=True))
+        return (e / e.sum(-1, keepdims=True)).astype(np.float32)
+
+    def pick(self, probs, draws):
+        """The replay rule: u = draw / 2**53; the first token whose float64 cumulative sum exceeds
+        u times the row's total (at most V - 1)."""
+        u = draws.astype(np.float64) / 2.0 ** 53  # [B]
+        cumulative = np.cumsum(probs.astype(np.float64), -1)  # [B, V]
+        target = u * cumulative[:, -1]  # [B]
+        if "cdf_off_by_one" in self.gen_bugs:
+            cumulative = cumulative - probs  # the bug: the sums before each token
+        picked = np.array([np.searchsorted(c, t, side="right") for c, t in zip(cumulative, target)])
+        return np.minimum(picked, probs.shape[-1] - 1).astype(np.int64)
+
+    def sample(self, ids, mask, tokens, draws, temperature, top_k, top_p, cached: bool = True):
+        """The gen.* names of a sampling golden: generate's, plus per step scores, probs and the token
+        the golden's draw chooses from this port's probabilities."""
+        rec = self.generate(ids, mask, tokens, cached)
+        for s in range(tokens.shape[1]):
+            scores = self.process(rec[f"gen.{s}.logits"], temperature, top_k, top_p)
+            rec[f"gen.{s}.scores"], rec[f"gen.{s}.probs"] = scores, self.softmax(scores)
+            rec[f"gen.{s}.token"] = self.pick(rec[f"gen.{s}.probs"], draws[:, s])
         return rec

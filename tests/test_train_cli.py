@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 import os
 
 import numpy as np
@@ -366,3 +367,37 @@ def test_resuming_a_head_does_not_warn_that_it_is_newly_initialised(tiny, tmp_pa
     assert main([*argv, "--steps", "2"]) == 0
     captured = capsys.readouterr()
     assert "resuming from step 1" in captured.out and "warning" not in captured.err
+
+
+def test_a_refused_no_resume_run_leaves_out_as_it_was(text_file, tiny, tmp_path, capsys):
+    """Found in review: --no-resume removed OUT/latest before finding a foreign directory in its way,
+    so the refused command (exit 2) lost the old run, and the next one deleted its checkpoints."""
+    out = tmp_path / "out"
+    assert train(out, text_file, tiny, "--steps", "2", "--save-every", "1") == 0
+    (out / "checkpoint-000003").mkdir()
+    (out / "checkpoint-000003" / "notes.txt").write_text("mine")
+    before = tree(out)
+    assert train(out, text_file, tiny, "--steps", "3", "--save-every", "1", "--no-resume") == 2
+    assert "did not write it" in capsys.readouterr().err
+    assert tree(out) == before
+
+
+def test_a_latest_that_is_not_a_regular_file_is_refused_without_blocking(text_file, tiny, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / "latest")  # opening a FIFO for reading waits for a writer: forever
+    assert train(out, text_file, tiny, "--steps", "1") == 2
+    assert "latest" in capsys.readouterr().err
+
+
+def test_a_huge_step_count_is_checked_in_milliseconds(text_file, tiny, tmp_path, capsys):
+    """The planned saves were listed step by step (10**10 steps: minutes and gigabytes before work)."""
+    out = tmp_path / "out"
+    assert train(out, text_file, tiny, "--steps", str(10**12), "--save-every", "1") == 2
+    assert "--steps" in capsys.readouterr().err
+    fresh = tmp_path / "fresh"
+    (fresh / "checkpoint-000007").mkdir(parents=True)
+    (fresh / "checkpoint-000007" / "notes.txt").write_text("mine")
+    start = time.perf_counter()
+    assert train(fresh, text_file, tiny, "--steps", str(10**11), "--save-every", "7") == 2
+    assert time.perf_counter() - start < 5 and "checkpoint-000007" in capsys.readouterr().err

@@ -69,10 +69,13 @@ def add_parser(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+MAX_STEPS = 10**12 - 1  # checkpoint names hold at most 12 digits (loop.CHECKPOINT_RE)
+
+
 def check_ranges(args: argparse.Namespace) -> None:
     """Every numeric flag in its range, before anything is read or written (one line, exit 2)."""
     finite = math.isfinite
-    rules = [("--steps", args.steps >= 1, "an integer >= 1"), ("--batch-size", args.batch_size >= 1, "an integer >= 1"),
+    rules = [("--steps", 1 <= args.steps <= MAX_STEPS, f"an integer from 1 to {MAX_STEPS:,}"), ("--batch-size", args.batch_size >= 1, "an integer >= 1"),
              ("--seq-len", args.seq_len >= 2, "an integer >= 2"), ("--warmup", args.warmup >= 0, "an integer >= 0"),
              ("--lr", finite(args.lr) and args.lr > 0, "a finite number > 0"),
              ("--weight-decay", finite(args.weight_decay) and args.weight_decay >= 0, "a finite number >= 0"),

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_write_bytes
 from ..config import BloomConfig
 from ..errors import CheckpointError, InputError, MinibloomError
-from ..safe_read import read_json
+from ..safe_read import open_regular, read_json
 from ..safetensors_io import load_file, save_file
 from ..weights import check_state_dict, checkpoint_files, load_state_dict, strip_base_prefix
 from .grad import value_and_grad
@@ -135,12 +135,14 @@ def read_latest(out_dir: str) -> str | None:
     if not os.path.lexists(pointer):
         return None
     try:
-        with open(pointer, "rb") as f:  # bounded: a pointer is one short line
+        with open_regular(pointer, CheckpointError, 64) as f:  # a FIFO or a device is refused, not opened
             raw = f.read(65)
         name = raw.decode("ascii").strip()
-    except (OSError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
         raise CheckpointError(f"{pointer}: cannot read it ({e})") from None
-    if not os.path.isfile(pointer) or not CHECKPOINT_RE.fullmatch(name):
+    except CheckpointError as e:
+        raise CheckpointError(f"{e} (minibloom train writes OUT/latest as one short line)") from None
+    if not CHECKPOINT_RE.fullmatch(name):
         raise CheckpointError(f"{pointer}: holds {raw[:40]!r}, not the name of a checkpoint directory "
                               "(minibloom train writes 'checkpoint-NNNNNN'); move it away or choose another OUT")
     return name
@@ -191,6 +193,17 @@ def check_names_free(out_dir: str, names: list[str]) -> None:
         if os.path.lexists(path) and not _unfinished(path) and marker_of(out_dir, name) is None:
             raise CheckpointError(f"{path} exists and minibloom train did not write it (no {MARKER}): "
                                   "a checkpoint goes there; move it away or choose another OUT")
+
+
+def planned_entries(out_dir: str, first: int, steps: int, save_every: int) -> list[str]:
+    """The entries already in OUT where a save of steps `first`..`steps` will go. Read from the
+    directory, not listed step by step: --steps may be in the billions."""
+    try:
+        names = os.listdir(out_dir)
+    except OSError:
+        return []
+    return [n for n in sorted(names) if CHECKPOINT_RE.fullmatch(n) and first <= (step := int(n[len("checkpoint-"):]))
+            <= steps and ((save_every and step % save_every == 0) or step == steps)]
 
 
 # -- saving and resuming ---------------------------------------------------------------------------
@@ -337,11 +350,10 @@ def fit(model, next_batch: Callable[[int], dict[str, np.ndarray]], eval_batches:
         state.setdefault("metrics", [])
         if state["step"]:
             log(f"resuming from step {state['step']} ({out_dir})")
-    elif out_dir and read_latest(out_dir) is not None:
+    if out_dir:  # before anything in OUT changes: a refused run leaves it as it was
+        check_names_free(out_dir, planned_entries(out_dir, state["step"] + 1, steps, save_every))
+    if out_dir and not resume and read_latest(out_dir) is not None:
         os.remove(os.path.join(out_dir, LATEST))  # a new run: the old one is no longer current
-    if out_dir:
-        check_names_free(out_dir, [f"checkpoint-{s:06d}" for s in range(state["step"] + 1, steps + 1)
-                                   if (save_every and s % save_every == 0) or s == steps])
     saved = f"checkpoint-{state['step']:06d}" if state["step"] else None
     bar = tqdm(range(state["step"], steps), initial=state["step"], total=steps, disable=not progress,
                desc="training", unit="step")

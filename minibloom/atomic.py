@@ -70,7 +70,8 @@ MANIFEST_FORMAT = "minibloom-save/1"
 MAX_MANIFEST_BYTES = 2**20  # 10,000 names of 100 bytes
 MAX_MANIFEST_NAMES = 10_000  # bloom-176b has 72 shards + 3 files; a save of 10,000 files is not one we write
 STALE_EMPTY_SECONDS = 60  # an unlocked, empty temporary younger than this may be a writer's, not yet locked
-_TEMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # what mkstemp names `atomic_open`'s temporaries
+TEMP_TAG = ".minibloom-"  # in every `atomic_open` temporary's name: the sweep takes no one else's
+_TEMP_RE = re.compile(r"^\..+\.minibloom-[A-Za-z0-9_]{8}\.tmp$")  # what mkstemp names them
 
 
 # -- one file --------------------------------------------------------------------------------------
@@ -81,7 +82,7 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
     directory = os.path.dirname(os.path.abspath(path))
     remove_stale_temporaries(directory, os.path.basename(path))
     try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + TEMP_TAG, suffix=".tmp", dir=directory)
     except OSError as e:
         raise CheckpointError(f"cannot write {path}: {e}") from None
     f = os.fdopen(fd, "wb")
@@ -121,7 +122,7 @@ def remove_stale_temporaries(directory: str, basename: str | None = None) -> Non
     """Delete `atomic_open` temporaries (of `basename`, or of any file) whose writer is gone."""
     with contextlib.suppress(OSError):
         for name in os.listdir(directory):
-            if _TEMP_RE.match(name) and (basename is None or name.startswith("." + basename + ".")):
+            if _TEMP_RE.match(name) and (basename is None or name.startswith("." + basename + TEMP_TAG)):
                 _remove_if_unlocked(os.path.join(directory, name))
 
 

@@ -87,12 +87,14 @@ def test_the_next_save_removes_what_killed_saves_left(tmp_path):
     (ours / STAGING_MARKER).write_bytes(b"")
     (ours / "model.safetensors").write_bytes(b"x" * 1000)
     (tmp_path / (STAGING_PREFIX + "empty123")).mkdir()  # killed between creating it and marking it
-    (tmp_path / ".model.safetensors.abcd_fgh.tmp").write_bytes(b"x" * 1000)  # an old-style temporary
+    (tmp_path / ".model.safetensors.minibloom-abcd_fgh.tmp").write_bytes(b"x" * 1000)  # a killed writer's
+    (tmp_path / ".draft.md.abcd1234.tmp").write_bytes(b"mine")  # another program's temporary: kept
     theirs = tmp_path / (STAGING_PREFIX + "notours1")  # not marked: someone else's, never deleted
     theirs.mkdir()
     (theirs / "notes.txt").write_bytes(b"keep")
     BloomModel(small, seed=2).save_pretrained(tmp_path)
-    assert sorted(os.listdir(tmp_path)) == [STAGING_PREFIX + "notours1", "config.json", "model.safetensors"]
+    assert sorted(os.listdir(tmp_path)) == sorted([STAGING_PREFIX + "notours1", ".draft.md.abcd1234.tmp",
+                                                   "config.json", "model.safetensors"])
     assert (theirs / "notes.txt").read_bytes() == b"keep"
 
 
@@ -190,7 +192,7 @@ def test_a_fresh_empty_temporary_is_left_until_it_is_old(tmp_path):
     belong to a live writer, so the sweep keeps it; an old one is removed."""
     from minibloom.atomic import STALE_EMPTY_SECONDS, remove_stale_temporaries
 
-    tmp = tmp_path / ".config.json.abcd1234.tmp"
+    tmp = tmp_path / ".config.json.minibloom-abcd1234.tmp"
     tmp.write_bytes(b"")
     remove_stale_temporaries(str(tmp_path))
     assert tmp.exists()

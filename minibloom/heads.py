@@ -102,24 +102,15 @@ class BloomForCausalLM(BloomWithHead):
         self.generation_config = GenerationConfig.from_model_config(config)
 
     @classmethod
-    def from_pretrained(cls, directory, seed: int = 0, backend: str = "auto", storage: str = "auto",
-                        threads: int | None = None, **config_overrides: Any) -> "BloomForCausalLM":
-        """As `PreTrainedBloom.from_pretrained` (a checkpoint directory or a hub name; see there), plus
-        the checkpoint's generation_config.json, if any, as `generation_config`."""
+    def _read_extra_files(cls, files) -> dict[str, object]:
+        """The checkpoint's generation_config.json, if any, as `generation_config`."""
         import os
 
-        from . import hub
-        from .atomic import reading
         from .generation import GENERATION_CONFIG_NAME, GenerationConfig
 
-        directory = hub.resolve(directory)
-        model = super().from_pretrained(directory, seed=seed, backend=backend, storage=storage, threads=threads,
-                                        **config_overrides)
-        with reading(directory) as files:  # from the same save as the weights (atomic.py)
-            path = files.path(GENERATION_CONFIG_NAME)
-            if os.path.isfile(path):
-                model.generation_config = GenerationConfig.from_pretrained(os.path.dirname(path))
-        return model
+        path = files.path(GENERATION_CONFIG_NAME)
+        return {"generation_config": GenerationConfig.from_pretrained(os.path.dirname(path))} \
+            if os.path.isfile(path) else {}
 
     def _extra_files(self) -> dict[str, bytes]:
         """generation_config.json, saved with config.json and the weights in one transaction, as

@@ -144,6 +144,7 @@ class PreTrainedBloom:
             weights = os.path.dirname(files.path(SAFE_WEIGHTS_NAME))  # int8: one file, read where it lies
             state = strip_base_prefix(load_int8(weights) if is_int8_checkpoint(weights)
                                       else load_state_dict(files, dtype=None))
+            extra = cls._read_extra_files(files)  # under the same lock: from the same save as the weights
         for key, value in config_overrides.items():
             setattr(config, key, value)
         config.validate()
@@ -162,7 +163,10 @@ class PreTrainedBloom:
         if storage not in ("auto", stored):
             warn_at_caller(f"{os.fspath(directory)}: converting the {stored} weights to {storage} while loading "
                            f"(storage='auto' keeps {stored}; save_pretrained(dtype=...) once to skip this)")
-        return cls(config, {name: state[name] for name in shapes}, backend=backend, storage=storage, threads=threads)
+        model = cls(config, {name: state[name] for name in shapes}, backend=backend, storage=storage, threads=threads)
+        for name, value in extra.items():
+            setattr(model, name, value)
+        return model
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """The tensors under the names transformers saves this class with."""
@@ -207,6 +211,12 @@ class PreTrainedBloom:
             for name in EXTRA_FILES:
                 if name not in extra:  # a causal LM's generation_config.json, left by the save this replaces
                     txn.remove(name)
+
+    @classmethod
+    def _read_extra_files(cls, files) -> dict[str, object]:
+        """What a class reads beside config.json and the weights (`files`: atomic.Snapshot), as
+        {attribute: value} set on the loaded model."""
+        return {}
 
     def _extra_files(self) -> dict[str, bytes]:
         """Files a class saves beside config.json and the weights, in the same transaction (names

@@ -96,6 +96,7 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
             f.close()  # Windows renames no open file (and has no lock to keep)
         os.replace(tmp, path)  # still locked until here: closing first would let a sweep take it
         f.close()
+        _fsync_dir(directory)  # the rename itself survives a power loss
     except BaseException as e:
         with contextlib.suppress(OSError):  # a full disk fails the close's flush again
             f.close()

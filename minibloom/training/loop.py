@@ -37,7 +37,7 @@ from ..atomic import atomic_write_bytes
 from ..config import BloomConfig
 from ..errors import CheckpointError, InputError, MinibloomError
 from ..safe_read import open_regular, read_json
-from ..safetensors_io import load_file, save_file
+from ..safetensors_io import load_file, read_header, read_tensor, save_file
 from ..weights import check_state_dict, checkpoint_files, load_state_dict, strip_base_prefix
 from .grad import value_and_grad
 from .optim import AdamW, clip_grad_norm, cosine_schedule
@@ -259,12 +259,14 @@ def check_resumable(out_dir: str) -> tuple[str, dict[str, Any]] | None:
     _check_state(state, os.path.join(path, STATE), name, marker["run_id"])
     BloomConfig.from_pretrained(path)  # config.json readable and valid
     checkpoint_files(path)  # the weights' files exist (single file or index + shards)
-    try:
-        step = load_file(os.path.join(path, OPTIMIZER)).get("step")
+    optimizer = os.path.join(path, OPTIMIZER)
+    try:  # the header and the one-number step, not the moments (twice the model's size)
+        infos = read_header(optimizer)[0]
+        step = read_tensor(optimizer, infos["step"]) if "step" in infos else None
     except CheckpointError:
         raise
     except OSError as e:
-        raise CheckpointError(f"{os.path.join(path, OPTIMIZER)}: {e}") from None
+        raise CheckpointError(f"{optimizer}: {e}") from None
     if step is None or np.asarray(step).reshape(-1).tolist() != [state["step"]]:
         raise CheckpointError(f"{os.path.join(path, OPTIMIZER)}: its step {None if step is None else step.tolist()} "
                               f"is not trainer_state.json's {state['step']}: files of two runs")

@@ -571,6 +571,11 @@ def plan(model, input_ids: Any, attention_mask: Any = None, generation_config: G
 
     gen = make_config(model, generation_config, **kwargs)
     gen.validate(model.config.vocab_size)
+    unsupported = gen.unsupported()
+    if unsupported:  # read from a generation_config.json: decoding goes on without them, but says so
+        shown = ", ".join(f"{k}={v!r}" for k, v in unsupported.items())
+        warn_at_caller(f"generation settings {shown} are not implemented by minibloom and are ignored "
+                       "(transformers would apply them): the tokens may differ from transformers'")
     as_generator(seed)  # a seed of the wrong type is refused before work, greedy or not
     stop = StopStrings(gen.stop_strings, tokenizer) if gen.stop_strings else None
     ids, mask, max_length = prepare_inputs(input_ids, attention_mask, gen, model.config.vocab_size)

@@ -256,3 +256,17 @@ def test_settings_minibloom_does_not_implement_are_kept_to_be_refused():
     assert read.unsupported() == {"typical_p": 0.9, "num_beam_groups": 2}
     assert read.update(max_new_tokens=3).unsupported() == read.unsupported()
     assert GenerationConfig().unsupported() == {}
+
+
+def test_generate_warns_at_the_caller_of_settings_it_ignores():
+    """A generation_config.json may set what transformers applies and minibloom does not implement
+    (typical_p, ...): generate decodes without it, as before, but no longer silently."""
+    import warnings
+
+    model = BloomForCausalLM.from_pretrained(EMBEDDED_CHECKPOINT)
+    model.generation_config = GenerationConfig.from_dict({**model.generation_config.to_dict(), "typical_p": 0.9})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.generate(PROMPT, max_new_tokens=2)
+    [w] = [w for w in caught if "typical_p=0.9" in str(w.message)]
+    assert w.filename == __file__

@@ -87,3 +87,17 @@ def hooked_intermediates(model, ids: np.ndarray, mask: np.ndarray, derived: bool
             found[f"h.{i}.self_attention.{name}"] = part.float().numpy().copy()
         found[f"h.{i}.self_attention.alibi"] = alibi.reshape(ids.shape[0], model.config.n_head, 1, ids.shape[1])
     return found
+
+
+def embedded_pair():
+    """The embedded checkpoint in both libraries, with its tokenizer in both:
+    (transformers model, transformers tokenizer, minibloom model, minibloom tokenizer)."""
+    import os
+
+    import minibloom
+
+    theirs = transformers.BloomForCausalLM.from_pretrained(minibloom.EMBEDDED_CHECKPOINT).eval()
+    their_tok = transformers.PreTrainedTokenizerFast(
+        tokenizer_file=os.path.join(minibloom.EMBEDDED_CHECKPOINT, "tokenizer.json"))
+    return (theirs, their_tok, minibloom.BloomForCausalLM.from_pretrained(minibloom.EMBEDDED_CHECKPOINT),
+            minibloom.BloomTokenizer.from_pretrained(minibloom.EMBEDDED_CHECKPOINT))

@@ -8,7 +8,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ import minibloom
 from minibloom import EMBEDDED_CHECKPOINT, BloomTokenizer
 from minibloom.generation import GenerationConfig
 from minibloom.streamers import TextStreamer
-from tests.reference.reference_utils import mirror, torch, torch_bloom, transformers
+from tests.reference.reference_utils import embedded_pair, mirror, torch, torch_bloom, transformers
 
 PAD = 3
 
@@ -78,11 +77,7 @@ def test_return_dict_scores_logits_and_new_processors_match_transformers(setup, 
 
 @pytest.fixture(scope="module")
 def embedded():
-    """The embedded checkpoint in both libraries, with its tokenizer in both."""
-    theirs = transformers.BloomForCausalLM.from_pretrained(EMBEDDED_CHECKPOINT).eval()
-    their_tok = transformers.PreTrainedTokenizerFast(tokenizer_file=os.path.join(EMBEDDED_CHECKPOINT, "tokenizer.json"))
-    return (theirs, their_tok, minibloom.BloomForCausalLM.from_pretrained(EMBEDDED_CHECKPOINT),
-            BloomTokenizer.from_pretrained(EMBEDDED_CHECKPOINT))
+    return embedded_pair()
 
 
 @pytest.mark.parametrize("stop", [["\n"], ["he"], ["ROMEO", ", "], ["e, m"], ["."]])

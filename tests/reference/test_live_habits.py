@@ -5,7 +5,6 @@ and the Auto classes."""
 
 from __future__ import annotations
 
-import os
 import threading
 import warnings
 
@@ -13,8 +12,8 @@ import numpy as np
 import pytest
 
 import minibloom
-from minibloom import EMBEDDED_CHECKPOINT, BloomTokenizer
-from tests.reference.reference_utils import mirror, torch, torch_bloom, transformers
+from minibloom import EMBEDDED_CHECKPOINT
+from tests.reference.reference_utils import embedded_pair, mirror, torch, torch_bloom, transformers
 
 PAD = 3
 CONFIG = dict(vocab_size=40, hidden_size=12, n_head=3, n_layer=2, pad_token_id=PAD, eos_token_id=2)
@@ -110,10 +109,7 @@ def test_transition_scores_of_greedy_and_sampling_match_transformers(pair, sampl
 
 @pytest.fixture(scope="module")
 def embedded():
-    theirs = transformers.BloomForCausalLM.from_pretrained(EMBEDDED_CHECKPOINT).eval()
-    their_tok = transformers.PreTrainedTokenizerFast(tokenizer_file=os.path.join(EMBEDDED_CHECKPOINT, "tokenizer.json"))
-    return (theirs, their_tok, minibloom.BloomForCausalLM.from_pretrained(EMBEDDED_CHECKPOINT),
-            BloomTokenizer.from_pretrained(EMBEDDED_CHECKPOINT))
+    return embedded_pair()
 
 
 @pytest.mark.parametrize("skip_prompt", [False, True])

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..functional import softmax
+from ..generation import is_int
 
 
 @dataclass
@@ -47,7 +48,7 @@ def logit_lens(model: Any, input_ids: Any, attention_mask: Any = None, k: int = 
     if not hasattr(model, "lm_head_weight"):
         raise InputError(f"logit_lens needs a BloomForCausalLM (it reads the LM head), got {type(model).__name__}")
     V = model.config.vocab_size
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= V:
+    if not is_int(k) or not 1 <= k <= V:
         raise InputError(f"k must be an integer from 1 to the vocab size {V}, got {k!r}")
     ids = np.asarray(input_ids)
     single = ids.ndim == 1

@@ -26,8 +26,13 @@ def writer(tmp_path_factory):
         pytest.skip("no C compiler (cc, gcc, clang or $CC) on this machine: the C writer cannot be built")
     if sys.byteorder != "little":
         pytest.skip("the C example writes little-endian bytes as they are in memory")
-    exe = str(tmp_path_factory.mktemp("c") / "golden_writer")
-    subprocess.run([COMPILER, "-O2", "-std=c99", "-Wall", "-Werror", "-o", exe, SOURCE, "-lm"], check=True)
+    return compile_c(tmp_path_factory, SOURCE, "-Wall", "-Werror")
+
+
+def compile_c(tmp_path_factory, source: str, *flags: str) -> str:
+    """`source` built with the C compiler found above (C99, -O2, `flags`): the executable's path."""
+    exe = str(tmp_path_factory.mktemp("c") / os.path.splitext(os.path.basename(source))[0])
+    subprocess.run([COMPILER, "-O2", "-std=c99", *flags, "-o", exe, source, "-lm"], check=True)
     return exe
 
 
@@ -84,10 +89,8 @@ def header_check(tmp_path_factory):
         pytest.skip("no C compiler (cc, gcc, clang or $CC) on this machine: golden_writer.h cannot be built")
     if sys.byteorder != "little":
         pytest.skip("golden_writer.h writes little-endian safetensors and refuses big-endian machines")
-    exe = str(tmp_path_factory.mktemp("h") / "golden_writer_check")
-    subprocess.run([COMPILER, "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic",
-                    "-I", os.path.dirname(golden.C_WRITER_HEADER), "-o", exe, CHECK_SOURCE, "-lm"], check=True)
-    return exe
+    return compile_c(tmp_path_factory, CHECK_SOURCE, "-Wall", "-Wextra", "-Werror", "-pedantic",
+                     "-I", os.path.dirname(golden.C_WRITER_HEADER))
 
 
 def bf16_round(x):

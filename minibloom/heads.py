@@ -48,15 +48,19 @@ class BloomWithHead(HookedRun, PreTrainedBloom):
         base = {name: self.params[name] for name in bloom_param_shapes(config)}  # shared, not copied
         self.transformer = BloomModel(config, base, backend=self.backend, storage=self.storage)
 
-    def run_transformer(self, params: dict[str, np.ndarray] | None, **forward_args: Any,
+    def run_transformer(self, params: dict[str, np.ndarray] | None, input_ids: Any, past_key_values: KVCache | None,
+                        attention_mask: Any, head_mask: Any, inputs_embeds: Any, use_cache: bool | None,
+                        output_attentions: bool | None, output_hidden_states: bool | None, trace: Trace,
                         ) -> tuple[dict[str, np.ndarray], BaseModelOutputWithPast]:
         """(the tensors this call computes with, the base model's output with them): the model's own,
-        or `params` (checked: every tensor of this class, base and head) when a call passes them."""
+        or `params` (checked: every tensor of this class, base and head) when a call passes them.
+        The other arguments are BloomModel.forward's, in its order."""
+        args = (input_ids, past_key_values, attention_mask, head_mask, inputs_embeds, use_cache, output_attentions,
+                output_hidden_states, trace)
         if params is None:
-            return self.params, self.transformer(**forward_args)
+            return self.params, self.transformer(*args)
         params = call_params(params, self.param_shapes(self.config), self.storage, type(self).__name__)
-        base = {name: params[name] for name in bloom_param_shapes(self.config)}
-        return params, self.transformer(params=base, **forward_args)
+        return params, self.transformer(*args, params={name: params[name] for name in bloom_param_shapes(self.config)})
 
 
 class BloomForCausalLM(BloomWithHead):
@@ -95,10 +99,8 @@ class BloomForCausalLM(BloomWithHead):
             raise InputError(f"logits_to_keep must be a non-negative integer, got {logits_to_keep!r}")
         if logits_to_keep and labels is not None:
             raise InputError("logits_to_keep needs labels=None: the loss needs every position's logits")
-        p, out = self.run_transformer(params, input_ids=input_ids, past_key_values=past_key_values,
-                                      attention_mask=attention_mask, head_mask=head_mask, inputs_embeds=inputs_embeds,
-                                      use_cache=use_cache, output_attentions=output_attentions,
-                                      output_hidden_states=output_hidden_states, trace=trace)
+        p, out = self.run_transformer(params, input_ids, past_key_values, attention_mask, head_mask, inputs_embeds,
+                                      use_cache, output_attentions, output_hidden_states, trace)
         hidden = out.last_hidden_state[:, -logits_to_keep:] if logits_to_keep else out.last_hidden_state
         logits = self.ops.linear(hidden, self.lm_head_of(p))  # [B, T, H] -> [B, T, V]
         loss = None if labels is None else causal_lm_loss(logits, labels)
@@ -207,10 +209,8 @@ class BloomForSequenceClassification(BloomWithHead):
                 trace: Trace = NO_TRACE, params: dict[str, np.ndarray] | None = None) -> SequenceClassifierOutputWithPast:
         """labels: int [B] (single-label), float [B] or [B, C] (regression), float [B, C] (multi-label).
         params: other tensors to compute with (as Flax's `model(ids, params=...)`)."""
-        p, out = self.run_transformer(params, input_ids=input_ids, past_key_values=past_key_values,
-                                      attention_mask=attention_mask, head_mask=head_mask, inputs_embeds=inputs_embeds,
-                                      use_cache=use_cache, output_attentions=output_attentions,
-                                      output_hidden_states=output_hidden_states, trace=trace)
+        p, out = self.run_transformer(params, input_ids, past_key_values, attention_mask, head_mask, inputs_embeds,
+                                      use_cache, output_attentions, output_hidden_states, trace)
         logits = self.ops.linear(out.last_hidden_state, p["score.weight"])  # [B, T, H] -> [B, T, C]
         B = logits.shape[0]
         rows = last_non_pad_index(None if input_ids is None else check_ids(input_ids, self.config.vocab_size),
@@ -303,10 +303,8 @@ class BloomForTokenClassification(BloomWithHead):
                 trace: Trace = NO_TRACE, params: dict[str, np.ndarray] | None = None) -> TokenClassifierOutput:
         """labels [B, T] of class ids, -100 for positions that do not count.
         params: other tensors to compute with (as Flax's `model(ids, params=...)`)."""
-        p, out = self.run_transformer(params, input_ids=input_ids, past_key_values=past_key_values,
-                                      attention_mask=attention_mask, head_mask=head_mask, inputs_embeds=inputs_embeds,
-                                      use_cache=use_cache, output_attentions=output_attentions,
-                                      output_hidden_states=output_hidden_states, trace=trace)
+        p, out = self.run_transformer(params, input_ids, past_key_values, attention_mask, head_mask, inputs_embeds,
+                                      use_cache, output_attentions, output_hidden_states, trace)
         logits = self.ops.linear(out.last_hidden_state, p["classifier.weight"], p["classifier.bias"])  # [B, T, C]
         loss = None
         if labels is not None:
@@ -347,9 +345,8 @@ class BloomForQuestionAnswering(BloomWithHead):
 
         Like transformers' QA head, it takes no cache: it always runs the whole sequence.
         """
-        p, out = self.run_transformer(params, input_ids=input_ids, attention_mask=attention_mask, head_mask=head_mask,
-                                      inputs_embeds=inputs_embeds, use_cache=False, output_attentions=output_attentions,
-                                      output_hidden_states=output_hidden_states, trace=trace)
+        p, out = self.run_transformer(params, input_ids, None, attention_mask, head_mask, inputs_embeds,
+                                      False, output_attentions, output_hidden_states, trace)  # no cache
         logits = self.ops.linear(out.last_hidden_state, p["qa_outputs.weight"], p["qa_outputs.bias"])  # [B, T, 2]
         start_logits, end_logits = logits[..., 0], logits[..., 1]  # [B, T] each
         loss = None

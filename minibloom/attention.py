@@ -2,7 +2,7 @@
 
     scores[b, n, t, s] = q[b,n,t] . k[b,n,s] / sqrt(D) + slope[n] * pos[b, s] + mask[b, t, s]
     probs = softmax_s(scores) * head_mask[n]
-    out   = dense(concat_n(probs @ v))
+    out   = dense(concat_n(probs @ v))                    (the block adds it to the residual stream)
 
 Shape legend: B batch, T query length, S key length, H hidden, N heads, D head_dim = H / N.
 """

@@ -7,6 +7,10 @@
 
 The ALiBi bias and the mask are computed once per forward and shared by every layer.
 
+`bloom_forward(params, config, input_ids, attention_mask)` is that math, a pure function of the
+parameters; `BloomModel.forward` checks the arguments at the edge and calls it, with the model's
+own tensors or, as Flax's models do, with `params=` given to the call.
+
 Shape legend: B batch, T query length, S key length, H hidden, N heads, V vocab, L layers.
 """
 

@@ -50,7 +50,7 @@ def mlp(x: np.ndarray, p: dict[str, np.ndarray], spec: AttentionSpec, ops: Modul
 
 
 def layer_norm(x: np.ndarray, p: dict[str, np.ndarray], name: str, eps: float, ops: ModuleType) -> np.ndarray:
-    """The layer norm `name` of this block ("input_layernorm", "post_attention_layernorm"): [B, T, H]."""
+    """The layer norm `name` ("input_layernorm", "ln_f", ...) of x [B, T, H], its tensors taken from `p`."""
     return ops.layer_norm(x, p[name + ".weight"], p[name + ".bias"], eps)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from .alibi import alibi_bias
 from .attention import AttentionSpec, split_heads
 from .backends import numpy_backend
-from .block import BlockSpec, bloom_block, bloom_block_backward, sub_params
+from .block import BlockSpec, bloom_block, bloom_block_backward, layer_norm, sub_params
 from .cache import CacheSlot, KVCache
 from .config import BloomConfig
 from .errors import InputError
@@ -56,11 +56,6 @@ def split_layers(params: dict[str, np.ndarray], n_layer: int) -> list[dict[str, 
     return layers
 
 
-def layer_norm(x: np.ndarray, params: dict[str, np.ndarray], name: str, eps: float, ops: ModuleType) -> np.ndarray:
-    """The layer norm `name` ("word_embeddings_layernorm", "ln_f") of x [B, T, H]."""
-    return ops.layer_norm(x, params[name + ".weight"], params[name + ".bias"], eps)
-
-
 def bloom_forward(params: dict[str, np.ndarray], config: BloomConfig, input_ids: np.ndarray | None,
                   attention_mask: np.ndarray | None = None, *, inputs_embeds: np.ndarray | None = None,
                   head_mask: np.ndarray | None = None, cache: KVCache | None = None,
@@ -74,19 +69,19 @@ def bloom_forward(params: dict[str, np.ndarray], config: BloomConfig, input_ids:
     state and attention map; the caller keeps what was asked for.
     """
     rec, eps = trace.record, config.layer_norm_epsilon
-    x = inputs_embeds if input_ids is None else ops.embed(params["word_embeddings.weight"], input_ids)  # [B, T, H]
-    x = rec("embeddings", x)
+    x = rec("embeddings", inputs_embeds if input_ids is None else
+            ops.embed(params["word_embeddings.weight"], input_ids))  # [V, H][B, T] -> [B, T, H]
     B, T, _ = x.shape
     P = 0 if cache is None else cache.length
     mask = np.ones((B, P + T), np.int64) if attention_mask is None else attention_mask  # [B, S]
     alibi = alibi_bias(mask, config.n_head)  # [B, N, 1, S]: shared by every layer
     mask_bias = causal_padding_bias(mask, T, P)  # [B, 1, T, S]
     h = rec("embeddings_layernorm", layer_norm(x, params, "word_embeddings_layernorm", eps, ops))  # [B, T, H]
-    hidden, attentions = [], []
+    spec, hidden, attentions = block_spec(config), [], []
     for i, p in enumerate(split_layers(params, config.n_layer)):
         hidden.append(h)
         slot = None if cache is None else CacheSlot(cache, i, P)
-        h, probs = bloom_block(h, p, alibi, mask_bias, block_spec(config), ops,
+        h, probs = bloom_block(h, p, alibi, mask_bias, spec, ops,
                                None if head_mask is None else head_mask[i], slot,
                                trace.scope(f"h.{i}"))  # [B, T, H], [B, N, T, S]
         attentions.append(probs)

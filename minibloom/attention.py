@@ -158,9 +158,8 @@ def self_attention_backward(d_out: np.ndarray, rec: dict[str, np.ndarray], p: di
     d_ctx = merge_heads_backward(d_context, spec.n_head)  # [B, T, H] -> [B, N, T, D]
     d_probs = trace.record("probs", d_ctx @ v.transpose(0, 1, 3, 2))  # [B, N, T, D] @ [B, N, D, S] -> [B, N, T, S]
     d_v = probs.transpose(0, 1, 3, 2) @ d_ctx  # [B, N, S, T] @ [B, N, T, D] -> [B, N, S, D]
-    if head_mask is not None:  # probs_out = probs * head_mask[n]: scale the gradient the same way
-        d_probs *= head_mask.astype(np.float32)[None, :, None, None]
-        probs = raw_probs
+    d_probs = mask_heads(d_probs, head_mask)  # probs_out = probs * head_mask[n]: the gradient scales the same way
+    probs = probs if head_mask is None else raw_probs  # softmax's backward reads the probs before the mask
     d_scores = trace.record("scores", bops.softmax_backward(d_probs, probs))  # [B, N, T, S]
     d_q, d_k = attention_scores_backward(d_scores, q, k)  # [B, N, T, D] each
     for name, d in (("v", d_v), ("k", d_k), ("q", d_q)):

@@ -2,7 +2,7 @@
 
     scores[b, n, t, s] = q[b,n,t] . k[b,n,s] / sqrt(D) + slope[n] * pos[b, s] + mask[b, t, s]
     probs = softmax_s(scores) * head_mask[n]
-    out   = dense(concat_n(probs @ v))
+    out   = dense(concat_n(probs @ v))                    (the block adds it to the residual stream)
 
 Shape legend: B batch, T query length, S key length, H hidden, N heads, D head_dim = H / N.
 """
@@ -16,6 +16,7 @@ from types import ModuleType
 import numpy as np
 
 from .cache import CacheSlot
+from .dense import dense, dense_backward
 from .functional import softmax
 from .trace import NO_TRACE, Trace
 
@@ -27,6 +28,12 @@ class AttentionSpec:
     n_head: int
     pretraining_tp: int = 1
     slow_but_exact: bool = False
+
+    @property
+    def tp(self) -> int:
+        """The column slices the output projections sum over (`dense.py`): pretraining_tp when
+        slow_but_exact, else 1 (a plain linear layer)."""
+        return self.pretraining_tp if self.slow_but_exact else 1
 
 
 def split_heads(fused_qkv: np.ndarray, n_head: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -65,36 +72,31 @@ def attention_probs(q: np.ndarray, k: np.ndarray, alibi: np.ndarray, mask_bias: 
     return softmax(attention_scores(q, k, alibi, mask_bias), axis=-1)  # [B, N, T, S]
 
 
-def self_attention(x: np.ndarray, residual: np.ndarray, p: dict[str, np.ndarray], alibi: np.ndarray,
-                   mask_bias: np.ndarray, spec: AttentionSpec, ops: ModuleType, head_mask: np.ndarray | None = None,
-                   cache: CacheSlot | None = None, trace: Trace = NO_TRACE) -> tuple[np.ndarray, np.ndarray]:
-    """One attention sub-layer: returns (residual + attention output [B, T, H], probs [B, N, T, S]).
+def mask_heads(probs: np.ndarray, head_mask: np.ndarray | None) -> np.ndarray:
+    """probs [B, N, T, S] * head_mask[n]: 0 switches head n off (transformers' `head_mask`)."""
+    return probs if head_mask is None else probs * head_mask.astype(np.float32)[None, :, None, None]
 
-    `p` holds the layer's `self_attention.*` tensors under their checkpoint names.
-    `head_mask` [N] scales each head's probabilities (0 switches a head off).
+
+def self_attention(x: np.ndarray, p: dict[str, np.ndarray], alibi: np.ndarray, mask_bias: np.ndarray,
+                   spec: AttentionSpec, ops: ModuleType, head_mask: np.ndarray | None = None,
+                   cache: CacheSlot | None = None, trace: Trace = NO_TRACE) -> tuple[np.ndarray, np.ndarray]:
+    """One attention sub-layer: x [B, T, H] -> (attention output [B, T, H], probs [B, N, T, S]).
+
+    `p` holds the layer's `self_attention.*` tensors under their checkpoint names; the block adds
+    the output to the residual stream. `head_mask` [N] scales each head's probabilities.
     `cache`: where this layer keeps past keys/values; the new T tokens then attend to all S = P + T.
+    `trace` records each step under its golden name (`rec` returns what it is given).
     """
-    fused = trace.record("qkv", ops.linear(x, p["query_key_value.weight"],
-                                           p["query_key_value.bias"]))  # [B, T, H] -> [B, T, 3H]
-    q, k, v = (trace.record(name, t) for name, t in zip("qkv", split_heads(fused, spec.n_head)))  # 3 x [B, N, T, D]
+    rec = trace.record
+    fused = rec("qkv", ops.linear(x, p["query_key_value.weight"], p["query_key_value.bias"]))  # [B, T, 3H]
+    q, k, v = (rec(name, t) for name, t in zip("qkv", split_heads(fused, spec.n_head)))  # 3 x [B, N, T, D]
     if cache is not None:
         k, v = cache.store(k, v)  # 2 x [B, N, S, D]: the past positions, then the new ones
-    alibi = trace.record("alibi", alibi)
-    probs = ops.attention_probs(q, k, alibi, mask_bias)  # [B, N, T, S]
-    if trace.wants("scores"):  # the scores exist only inside the fused op: recompute them for the record
-        scores = attention_scores(q, k, alibi, mask_bias)  # [B, N, T, S]
-        patched = trace.record("scores", scores)
-        if patched is not scores:  # a hook replaced them (`run_with_hooks`): softmax what it gave
-            probs = softmax(patched, axis=-1)
-    if head_mask is not None:
-        probs = probs * head_mask.astype(np.float32)[None, :, None, None]
-    probs = trace.record("probs", probs)
-    context = trace.record("context", merge_heads(ops.context(probs, v)))  # [B, N, T, S] @ [B, N, S, D] -> [B, T, H]
-    if spec.pretraining_tp > 1 and spec.slow_but_exact:
-        out = ops.linear_tp(context, p["dense.weight"], spec.pretraining_tp)  # no bias: see linear_tp
-    else:
-        out = ops.linear(context, p["dense.weight"], p["dense.bias"])  # [B, T, H]
-    return residual + trace.record("dense", out), probs
+    probs_of = trace.peek("scores", ops.attention_probs, attention_scores, softmax)  # softmax(scores)
+    probs = probs_of(q, k, rec("alibi", alibi), mask_bias)  # q [B,N,T,D], k [B,N,S,D] -> [B,N,T,S]
+    probs = rec("probs", mask_heads(probs, head_mask))  # [B, N, T, S]
+    context = rec("context", merge_heads(ops.context(probs, v)))  # [B, N, T, S] @ [B, N, S, D] -> [B, T, H]
+    return rec("dense", dense(context, p["dense.weight"], p["dense.bias"], spec.tp, ops)), probs  # [B, T, H]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -149,20 +151,15 @@ def self_attention_backward(d_out: np.ndarray, rec: dict[str, np.ndarray], p: di
     x, probs, context = rec["input_layernorm"], rec["probs"], rec["context"]
     grads = {}
     trace.record("dense", d_out)
-    if spec.pretraining_tp > 1 and spec.slow_but_exact:
-        d_context, grads["dense.weight"] = bops.linear_tp_backward(d_out, context, p["dense.weight"],
-                                                                   spec.pretraining_tp)
-        grads["dense.bias"] = np.zeros_like(p["dense.bias"])  # unused by slow_but_exact's projection
-    else:
-        d_context, grads["dense.weight"], grads["dense.bias"] = bops.linear_backward(d_out, context, p["dense.weight"])
+    d_context, grads["dense.weight"], grads["dense.bias"] = dense_backward(d_out, context, p["dense.weight"],
+                                                                           spec.tp, bops)  # [B, T, H]
     trace.record("context", d_context)
     q, k, v = split_heads(rec["qkv"], spec.n_head)  # 3 x [B, N, T, D]
     d_ctx = merge_heads_backward(d_context, spec.n_head)  # [B, T, H] -> [B, N, T, D]
     d_probs = trace.record("probs", d_ctx @ v.transpose(0, 1, 3, 2))  # [B, N, T, D] @ [B, N, D, S] -> [B, N, T, S]
     d_v = probs.transpose(0, 1, 3, 2) @ d_ctx  # [B, N, S, T] @ [B, N, T, D] -> [B, N, S, D]
-    if head_mask is not None:  # probs_out = probs * head_mask[n]: scale the gradient the same way
-        d_probs *= head_mask.astype(np.float32)[None, :, None, None]
-        probs = raw_probs
+    d_probs = mask_heads(d_probs, head_mask)  # probs_out = probs * head_mask[n]: the gradient scales the same way
+    probs = probs if head_mask is None else raw_probs  # softmax's backward reads the probs before the mask
     d_scores = trace.record("scores", bops.softmax_backward(d_probs, probs))  # [B, N, T, S]
     d_q, d_k = attention_scores_backward(d_scores, q, k)  # [B, N, T, D] each
     for name, d in (("v", d_v), ("k", d_k), ("q", d_q)):

@@ -2,6 +2,8 @@
 
     a = input_layernorm(x);           x1 = r1 + attention(a)       r1 = a if post-LN residual else x
     m = post_attention_layernorm(x1); out = r2 + mlp(m)            r2 = m if post-LN residual else x1
+
+The two residual adds live here, in the block: `self_attention` and `mlp` return their own output.
     mlp(m) = dense_4h_to_h(bloom_gelu(dense_h_to_4h(m)))
 
 `apply_residual_connection_post_layernorm` (False in every released BLOOM) makes the residual
@@ -19,6 +21,7 @@ import numpy as np
 
 from .attention import AttentionSpec, self_attention, self_attention_backward
 from .cache import CacheSlot
+from .dense import dense, dense_backward
 from .trace import NO_TRACE, Trace
 
 
@@ -38,18 +41,17 @@ def sub_params(params: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarr
 
 def mlp(x: np.ndarray, p: dict[str, np.ndarray], spec: AttentionSpec, ops: ModuleType,
         trace: Trace = NO_TRACE) -> np.ndarray:
-    """The feed-forward sub-layer [B, T, H] -> [B, T, H], through a 4H-wide GELU layer."""
-    if trace.active:  # the backend fuses linear and GELU; unfused, the pre-GELU values can be recorded
-        pre = trace.record("dense_h_to_4h", ops.linear(x, p["dense_h_to_4h.weight"], p["dense_h_to_4h.bias"]))
-        hidden = ops.bloom_gelu(pre)  # [B, T, 4H]
-    else:
-        hidden = ops.linear_gelu(x, p["dense_h_to_4h.weight"], p["dense_h_to_4h.bias"])  # gelu(linear): [B, T, 4H]
-    hidden = trace.record("gelu", hidden)  # [B, T, 4H]
-    if spec.pretraining_tp > 1 and spec.slow_but_exact:
-        out = ops.linear_tp(hidden, p["dense_4h_to_h.weight"], spec.pretraining_tp)  # no bias, as transformers
-    else:
-        out = ops.linear(hidden, p["dense_4h_to_h.weight"], p["dense_4h_to_h.bias"])  # [B, T, H]
+    """The feed-forward sub-layer [B, T, H] -> [B, T, H], through a 4H-wide GELU layer.
+    The backend fuses linear and GELU; a trace that wants the pre-GELU values gets them unfused."""
+    gelu_of_linear = trace.unfuse("dense_h_to_4h", ops.linear_gelu, ops.linear, ops.bloom_gelu)
+    hidden = trace.record("gelu", gelu_of_linear(x, p["dense_h_to_4h.weight"], p["dense_h_to_4h.bias"]))  # [B, T, 4H]
+    out = dense(hidden, p["dense_4h_to_h.weight"], p["dense_4h_to_h.bias"], spec.tp, ops)  # [B, T, 4H] -> [B, T, H]
     return trace.record("dense_4h_to_h", out)
+
+
+def layer_norm(x: np.ndarray, p: dict[str, np.ndarray], name: str, eps: float, ops: ModuleType) -> np.ndarray:
+    """The layer norm `name` ("input_layernorm", "ln_f", ...) of x [B, T, H], its tensors taken from `p`."""
+    return ops.layer_norm(x, p[name + ".weight"], p[name + ".bias"], eps)
 
 
 def bloom_block(x: np.ndarray, p: dict[str, np.ndarray], alibi: np.ndarray, mask_bias: np.ndarray,
@@ -58,18 +60,14 @@ def bloom_block(x: np.ndarray, p: dict[str, np.ndarray], alibi: np.ndarray, mask
     """Run one block: x [B, T, H] -> (out [B, T, H], attention probs [B, N, T, S]).
     `ops` is the backend module that computes each op (`minibloom.backends`); `trace` records
     the intermediates under golden-file names (`trace.py`)."""
-    eps = spec.layer_norm_epsilon
-    ln1 = trace.record("input_layernorm", ops.layer_norm(x, p["input_layernorm.weight"], p["input_layernorm.bias"],
-                                                         eps))  # [B, T, H]
-    residual = ln1 if spec.residual_post_layernorm else x
-    x1, probs = self_attention(ln1, residual, sub_params(p, "self_attention."), alibi, mask_bias,
-                               spec.attention, ops, head_mask, cache,
-                               trace.scope("self_attention"))  # [B, T, H], [B, N, T, S]
-    ln2 = trace.record("post_attention_layernorm", ops.layer_norm(
-        x1, p["post_attention_layernorm.weight"], p["post_attention_layernorm.bias"], eps))  # [B, T, H]
-    residual = ln2 if spec.residual_post_layernorm else x1
-    out = residual + mlp(ln2, sub_params(p, "mlp."), spec.attention, ops, trace.scope("mlp"))  # [B, T, H]
-    return trace.record("output", out), probs
+    rec, eps, post_ln = trace.record, spec.layer_norm_epsilon, spec.residual_post_layernorm
+    ln1 = rec("input_layernorm", layer_norm(x, p, "input_layernorm", eps, ops))  # [B, T, H]
+    attn, probs = self_attention(ln1, sub_params(p, "self_attention."), alibi, mask_bias, spec.attention, ops,
+                                 head_mask, cache, trace.scope("self_attention"))  # [B, T, H], [B, N, T, S]
+    x1 = (ln1 if post_ln else x) + attn  # the residual add: [B, T, H]
+    ln2 = rec("post_attention_layernorm", layer_norm(x1, p, "post_attention_layernorm", eps, ops))  # [B, T, H]
+    out = (ln2 if post_ln else x1) + mlp(ln2, sub_params(p, "mlp."), spec.attention, ops, trace.scope("mlp"))
+    return rec("output", out), probs  # [B, T, H], [B, N, T, S]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -87,13 +85,8 @@ def mlp_backward(d_out: np.ndarray, rec: dict[str, np.ndarray], p: dict[str, np.
     """
     grads = {}
     trace.record("dense_4h_to_h", d_out)
-    if spec.pretraining_tp > 1 and spec.slow_but_exact:
-        d_hidden, grads["dense_4h_to_h.weight"] = bops.linear_tp_backward(d_out, rec["gelu"], p["dense_4h_to_h.weight"],
-                                                                         spec.pretraining_tp)
-        grads["dense_4h_to_h.bias"] = np.zeros_like(p["dense_4h_to_h.bias"])  # unused by slow_but_exact
-    else:
-        d_hidden, grads["dense_4h_to_h.weight"], grads["dense_4h_to_h.bias"] = bops.linear_backward(
-            d_out, rec["gelu"], p["dense_4h_to_h.weight"])  # [B, T, 4H]
+    d_hidden, grads["dense_4h_to_h.weight"], grads["dense_4h_to_h.bias"] = dense_backward(
+        d_out, rec["gelu"], p["dense_4h_to_h.weight"], spec.tp, bops)  # [B, T, 4H]
     trace.record("gelu", d_hidden)
     d_pre = trace.record("dense_h_to_4h", bops.bloom_gelu_backward(d_hidden, rec["dense_h_to_4h"]))  # [B, T, 4H]
     d_x, grads["dense_h_to_4h.weight"], grads["dense_h_to_4h.bias"] = bops.linear_backward(

@@ -28,12 +28,12 @@ from .explain.hooks import HookedRun
 from .functional import linear_backward
 from .losses import (IGNORE_INDEX, bce_with_logits, bce_with_logits_backward, cross_entropy, cross_entropy_backward,
                      mse, mse_backward)
-from .model import BloomModel
-from .outputs import (CausalLMOutputWithCrossAttentions, QuestionAnsweringModelOutput,
+from .model import BloomModel, call_params
+from .outputs import (BaseModelOutputWithPast, CausalLMOutputWithCrossAttentions, QuestionAnsweringModelOutput,
                       SequenceClassifierOutputWithPast, TokenClassifierOutput)
 from .pretrained import PreTrainedBloom
 from .trace import NO_TRACE, Trace
-from .validation import as_array, check_ids
+from .validation import as_array, check_float_labels, check_ids, check_int_labels
 from .weights import bloom_param_shapes
 
 
@@ -47,6 +47,20 @@ class BloomWithHead(HookedRun, PreTrainedBloom):
         super().__init__(config, params, seed, backend, storage, threads)
         base = {name: self.params[name] for name in bloom_param_shapes(config)}  # shared, not copied
         self.transformer = BloomModel(config, base, backend=self.backend, storage=self.storage)
+
+    def run_transformer(self, params: dict[str, np.ndarray] | None, input_ids: Any, past_key_values: KVCache | None,
+                        attention_mask: Any, head_mask: Any, inputs_embeds: Any, use_cache: bool | None,
+                        output_attentions: bool | None, output_hidden_states: bool | None, trace: Trace,
+                        ) -> tuple[dict[str, np.ndarray], BaseModelOutputWithPast]:
+        """(the tensors this call computes with, the base model's output with them): the model's own,
+        or `params` (checked: every tensor of this class, base and head) when a call passes them.
+        The other arguments are BloomModel.forward's, in its order."""
+        args = (input_ids, past_key_values, attention_mask, head_mask, inputs_embeds, use_cache, output_attentions,
+                output_hidden_states, trace)
+        if params is None:
+            return self.params, self.transformer(*args)
+        params = call_params(params, self.param_shapes(self.config), self.storage, type(self).__name__)
+        return params, self.transformer(*args, params={name: params[name] for name in bloom_param_shapes(self.config)})
 
 
 class BloomForCausalLM(BloomWithHead):
@@ -64,26 +78,31 @@ class BloomForCausalLM(BloomWithHead):
     @property
     def lm_head_weight(self) -> np.ndarray:
         """[V, H]: the tied embedding matrix, or the separate lm_head when untied."""
-        return self.params["word_embeddings.weight" if self.config.tie_word_embeddings else "lm_head.weight"]
+        return self.lm_head_of(self.params)
+
+    def lm_head_of(self, params: dict[str, np.ndarray]) -> np.ndarray:
+        """The LM head [V, H] among `params`: their word embeddings when tied."""
+        return params["word_embeddings.weight" if self.config.tie_word_embeddings else "lm_head.weight"]
 
     def forward(self, input_ids: Any = None, past_key_values: KVCache | None = None, attention_mask: Any = None,
                 head_mask: Any = None, inputs_embeds: Any = None, labels: Any = None, use_cache: bool | None = None,
                 output_attentions: bool | None = None, output_hidden_states: bool | None = None,
-                logits_to_keep: int = 0, trace: Trace = NO_TRACE) -> CausalLMOutputWithCrossAttentions:
+                logits_to_keep: int = 0, trace: Trace = NO_TRACE,
+                params: dict[str, np.ndarray] | None = None) -> CausalLMOutputWithCrossAttentions:
         """labels [B, T]: usually input_ids; shifted inside (position t predicts token t+1), -100 ignored.
         logits_to_keep > 0: compute logits for the last that many positions only (generation needs
         one; a 128-token prompt's full logits take 128 MB at BLOOM's vocab). 0 keeps all, as transformers'
-        BloomForCausalLM, which has no such argument, always does."""
-        out = self.transformer(input_ids=input_ids, past_key_values=past_key_values,
-                               attention_mask=attention_mask, head_mask=head_mask, inputs_embeds=inputs_embeds, use_cache=use_cache,
-                               output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                               trace=trace)
+        BloomForCausalLM, which has no such argument, always does.
+        params: other tensors to compute with (as Flax's `model(ids, params=...)`); tied, the LM head
+        is their word embeddings."""
         if not isinstance(logits_to_keep, (int, np.integer)) or logits_to_keep < 0:
             raise InputError(f"logits_to_keep must be a non-negative integer, got {logits_to_keep!r}")
         if logits_to_keep and labels is not None:
             raise InputError("logits_to_keep needs labels=None: the loss needs every position's logits")
+        p, out = self.run_transformer(params, input_ids, past_key_values, attention_mask, head_mask, inputs_embeds,
+                                      use_cache, output_attentions, output_hidden_states, trace)
         hidden = out.last_hidden_state[:, -logits_to_keep:] if logits_to_keep else out.last_hidden_state
-        logits = self.ops.linear(hidden, self.lm_head_weight)  # [B, T, H] -> [B, T, V]
+        logits = self.ops.linear(hidden, self.lm_head_of(p))  # [B, T, H] -> [B, T, V]
         loss = None if labels is None else causal_lm_loss(logits, labels)
         return CausalLMOutputWithCrossAttentions(loss=loss, logits=logits, past_key_values=out.past_key_values,
                                                  hidden_states=out.hidden_states,
@@ -187,13 +206,12 @@ class BloomForSequenceClassification(BloomWithHead):
     def forward(self, input_ids: Any = None, past_key_values: KVCache | None = None, attention_mask: Any = None,
                 head_mask: Any = None, inputs_embeds: Any = None, labels: Any = None, use_cache: bool | None = None,
                 output_attentions: bool | None = None, output_hidden_states: bool | None = None,
-                trace: Trace = NO_TRACE) -> SequenceClassifierOutputWithPast:
-        """labels: int [B] (single-label), float [B] or [B, C] (regression), float [B, C] (multi-label)."""
-        out = self.transformer(input_ids=input_ids, past_key_values=past_key_values,
-                               attention_mask=attention_mask, head_mask=head_mask, inputs_embeds=inputs_embeds, use_cache=use_cache,
-                               output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                               trace=trace)
-        logits = self.ops.linear(out.last_hidden_state, self.params["score.weight"])  # [B, T, C]
+                trace: Trace = NO_TRACE, params: dict[str, np.ndarray] | None = None) -> SequenceClassifierOutputWithPast:
+        """labels: int [B] (single-label), float [B] or [B, C] (regression), float [B, C] (multi-label).
+        params: other tensors to compute with (as Flax's `model(ids, params=...)`)."""
+        p, out = self.run_transformer(params, input_ids, past_key_values, attention_mask, head_mask, inputs_embeds,
+                                      use_cache, output_attentions, output_hidden_states, trace)
+        logits = self.ops.linear(out.last_hidden_state, p["score.weight"])  # [B, T, H] -> [B, T, C]
         B = logits.shape[0]
         rows = last_non_pad_index(None if input_ids is None else check_ids(input_ids, self.config.vocab_size),
                                   self.config.pad_token_id, B)  # [B]
@@ -282,13 +300,12 @@ class BloomForTokenClassification(BloomWithHead):
     def forward(self, input_ids: Any = None, past_key_values: KVCache | None = None, attention_mask: Any = None,
                 head_mask: Any = None, inputs_embeds: Any = None, labels: Any = None, use_cache: bool | None = None,
                 output_attentions: bool | None = None, output_hidden_states: bool | None = None,
-                trace: Trace = NO_TRACE) -> TokenClassifierOutput:
-        """labels [B, T] of class ids, -100 for positions that do not count."""
-        out = self.transformer(input_ids=input_ids, past_key_values=past_key_values,
-                               attention_mask=attention_mask, head_mask=head_mask, inputs_embeds=inputs_embeds, use_cache=use_cache,
-                               output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                               trace=trace)
-        logits = self.ops.linear(out.last_hidden_state, self.params["classifier.weight"], self.params["classifier.bias"])
+                trace: Trace = NO_TRACE, params: dict[str, np.ndarray] | None = None) -> TokenClassifierOutput:
+        """labels [B, T] of class ids, -100 for positions that do not count.
+        params: other tensors to compute with (as Flax's `model(ids, params=...)`)."""
+        p, out = self.run_transformer(params, input_ids, past_key_values, attention_mask, head_mask, inputs_embeds,
+                                      use_cache, output_attentions, output_hidden_states, trace)
+        logits = self.ops.linear(out.last_hidden_state, p["classifier.weight"], p["classifier.bias"])  # [B, T, C]
         loss = None
         if labels is not None:
             B, T, C = logits.shape
@@ -321,15 +338,16 @@ class BloomForQuestionAnswering(BloomWithHead):
     def forward(self, input_ids: Any = None, attention_mask: Any = None, head_mask: Any = None,
                 inputs_embeds: Any = None, start_positions: Any = None, end_positions: Any = None,
                 output_attentions: bool | None = None,
-                output_hidden_states: bool | None = None, trace: Trace = NO_TRACE) -> QuestionAnsweringModelOutput:
+                output_hidden_states: bool | None = None, trace: Trace = NO_TRACE,
+                params: dict[str, np.ndarray] | None = None) -> QuestionAnsweringModelOutput:
         """start_positions, end_positions [B]: token indices of the answer span (loss needs both).
+        params: other tensors to compute with (as Flax's `model(ids, params=...)`).
 
         Like transformers' QA head, it takes no cache: it always runs the whole sequence.
         """
-        out = self.transformer(input_ids=input_ids, attention_mask=attention_mask, head_mask=head_mask,
-                               inputs_embeds=inputs_embeds, use_cache=False, output_attentions=output_attentions,
-                               output_hidden_states=output_hidden_states, trace=trace)
-        logits = self.ops.linear(out.last_hidden_state, self.params["qa_outputs.weight"], self.params["qa_outputs.bias"])
+        p, out = self.run_transformer(params, input_ids, None, attention_mask, head_mask, inputs_embeds,
+                                      False, output_attentions, output_hidden_states, trace)  # no cache
+        logits = self.ops.linear(out.last_hidden_state, p["qa_outputs.weight"], p["qa_outputs.bias"])  # [B, T, 2]
         start_logits, end_logits = logits[..., 0], logits[..., 1]  # [B, T] each
         loss = None
         if start_positions is not None and end_positions is not None:
@@ -376,21 +394,3 @@ def span_loss(logits: np.ndarray, positions: Any, name: str) -> np.float32:
         positions = positions.squeeze(-1)
     positions = check_int_labels(positions, (B,), name)
     return cross_entropy(logits, np.clip(positions, 0, T), ignore_index=T, name=name)
-
-
-def check_int_labels(labels: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
-    """Integer labels of exactly `shape`, as int64."""
-    arr = as_array(labels, name)
-    if arr.dtype.kind not in "iu":
-        raise InputError(f"{name} must hold integers (class ids), got dtype {arr.dtype}")
-    if arr.shape != shape:
-        raise InputError(f"{name} has shape {arr.shape}, expected {shape}")
-    return arr.astype(np.int64)
-
-
-def check_float_labels(labels: np.ndarray, shapes: list[tuple[int, ...]], name: str) -> None:
-    """Real-valued labels (regression, multi-label) of one of `shapes`."""
-    if labels.dtype.kind not in "biuf":
-        raise InputError(f"{name} must be numeric, got dtype {labels.dtype}")
-    if labels.shape not in shapes:
-        raise InputError(f"{name} has shape {labels.shape}, expected {' or '.join(map(str, shapes))}")

@@ -7,18 +7,26 @@
 
 The ALiBi bias and the mask are computed once per forward and shared by every layer.
 
+`bloom_forward(params, config, input_ids, attention_mask)` is that math, a pure function of the
+parameters; `BloomModel.forward` checks the arguments at the edge and calls it, with the model's
+own tensors or, as Flax's models do, with `params=` given to the call.
+
 Shape legend: B batch, T query length, S key length, H hidden, N heads, V vocab, L layers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from .alibi import alibi_bias
 from .attention import AttentionSpec, split_heads
-from .block import BlockSpec, bloom_block, bloom_block_backward, sub_params
+from .backends import numpy_backend
+from .block import BlockSpec, bloom_block, bloom_block_backward, layer_norm, sub_params
 from .cache import CacheSlot, KVCache
 from .config import BloomConfig
 from .errors import InputError
@@ -26,6 +34,7 @@ from .explain.hooks import HookedRun
 from .masking import causal_padding_bias
 from .outputs import BaseModelOutputWithPast
 from .pretrained import PreTrainedBloom
+from .storage import BF16, STORAGE_DTYPES, as_array, store
 from .trace import NO_TRACE, Trace
 from .validation import check_allocation, check_attention_mask, check_embeds, check_head_mask, check_ids
 
@@ -36,18 +45,91 @@ def block_spec(config: BloomConfig) -> BlockSpec:
     return BlockSpec(attention, config.layer_norm_epsilon, config.apply_residual_connection_post_layernorm)
 
 
+def split_layers(params: dict[str, np.ndarray], n_layer: int) -> list[dict[str, np.ndarray]]:
+    """The tensors of each block without their `h.{i}.` prefix, in one pass over the names:
+    {'h.1.mlp.x': a} -> [{}, {'mlp.x': a}]."""
+    layers: list[dict[str, np.ndarray]] = [{} for _ in range(n_layer)]
+    for name, value in params.items():
+        if name.startswith("h."):
+            i, rest = name[2:].split(".", 1)
+            layers[int(i)][rest] = value
+    return layers
+
+
+def bloom_forward(params: dict[str, np.ndarray], config: BloomConfig, input_ids: np.ndarray | None,
+                  attention_mask: np.ndarray | None = None, *, inputs_embeds: np.ndarray | None = None,
+                  head_mask: np.ndarray | None = None, cache: KVCache | None = None,
+                  ops: ModuleType = numpy_backend, trace: Trace = NO_TRACE) -> BaseModelOutputWithPast:
+    """The bare model as a pure function of its parameters: input_ids [B, T] -> last_hidden_state [B, T, H].
+
+    params: every base tensor by checkpoint name (`h.0.mlp.dense_h_to_4h.weight`, ...). The inputs
+    are trusted (BloomModel.forward checks them): input_ids int [B, T], or inputs_embeds [B, T, H]
+    with input_ids None; attention_mask [B, P + T] (None: all ones); head_mask [L, N] or None;
+    cache: a KVCache holding P earlier tokens, written in place. The output holds every hidden
+    state and attention map; the caller keeps what was asked for.
+    """
+    rec, eps = trace.record, config.layer_norm_epsilon
+    x = rec("embeddings", inputs_embeds if input_ids is None else
+            ops.embed(params["word_embeddings.weight"], input_ids))  # [V, H][B, T] -> [B, T, H]
+    B, T, _ = x.shape
+    P = 0 if cache is None else cache.length
+    mask = np.ones((B, P + T), np.int64) if attention_mask is None else attention_mask  # [B, S]
+    alibi = alibi_bias(mask, config.n_head)  # [B, N, 1, S]: shared by every layer
+    mask_bias = causal_padding_bias(mask, T, P)  # [B, 1, T, S]
+    h = rec("embeddings_layernorm", layer_norm(x, params, "word_embeddings_layernorm", eps, ops))  # [B, T, H]
+    spec, hidden, attentions = block_spec(config), [], []
+    for i, p in enumerate(split_layers(params, config.n_layer)):
+        hidden.append(h)
+        slot = None if cache is None else CacheSlot(cache, i, P)
+        h, probs = bloom_block(h, p, alibi, mask_bias, spec, ops,
+                               None if head_mask is None else head_mask[i], slot,
+                               trace.scope(f"h.{i}"))  # [B, T, H], [B, N, T, S]
+        attentions.append(probs)
+    if cache is not None:
+        cache.length = P + T
+    h = rec("ln_f", layer_norm(h, params, "ln_f", eps, ops))  # [B, T, H]
+    hidden.append(h)  # subtle: the last entry is ln_f(h); the raw last block output is never returned
+    return BaseModelOutputWithPast(last_hidden_state=h, past_key_values=cache, hidden_states=tuple(hidden),
+                                   attentions=tuple(attentions))
+
+
+def call_params(params: Any, shapes: dict[str, tuple[int, ...]], storage: str, where: str) -> dict[str, np.ndarray]:
+    """The `params=` of a call, checked: exactly the tensors `shapes` names, each of its shape and
+    numeric, held as the model holds its own (a float32 tensor of a float32 model is used as is)."""
+    if not isinstance(params, Mapping):
+        raise InputError(f"{where}: params must be a dict of tensors by checkpoint name, got {type(params).__name__}")
+    missing = sorted(set(shapes) - set(params))
+    extra = sorted(set(params) - set(shapes), key=str)
+    if missing or extra:
+        raise InputError(f"{where}: params " + "; ".join(
+            ([f"lacks {missing[:5]}" + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")] if missing else [])
+            + ([f"has unexpected {extra[:5]}"] if extra else [])))
+    out = {}
+    for name, shape in shapes.items():
+        value = as_array(params[name])
+        if value.dtype.kind != "f" and value.dtype not in (BF16, np.int8):
+            raise InputError(f"{where}: params[{name!r}] must hold floats, got dtype {value.dtype}")
+        if value.shape != tuple(shape):
+            raise InputError(f"{where}: params[{name!r}] has shape {value.shape}, the config needs {tuple(shape)}")
+        out[name] = store(name, value, STORAGE_DTYPES[storage])
+    return out
+
+
 class BloomModel(HookedRun, PreTrainedBloom):
     """The bare BLOOM transformer (transformers' `BloomModel`), in NumPy.
 
     >>> model = BloomModel(BloomConfig(vocab_size=32, hidden_size=16, n_head=4))  # random weights
     >>> model(np.array([[1, 2, 3]])).last_hidden_state.shape
     (1, 3, 16)
+    >>> other = {name: w * 2 for name, w in model.params.items()}
+    >>> model(np.array([[1, 2, 3]]), params=other).last_hidden_state.shape  # as Flax: other weights, same model
+    (1, 3, 16)
     """
 
     def forward(self, input_ids: Any = None, past_key_values: KVCache | None = None, attention_mask: Any = None,
                 head_mask: Any = None, inputs_embeds: Any = None, use_cache: bool | None = None,
-                output_attentions: bool | None = None,
-                output_hidden_states: bool | None = None, trace: Trace = NO_TRACE) -> BaseModelOutputWithPast:
+                output_attentions: bool | None = None, output_hidden_states: bool | None = None,
+                trace: Trace = NO_TRACE, params: dict[str, np.ndarray] | None = None) -> BaseModelOutputWithPast:
         """Run the model on T new tokens. Exactly one of `input_ids` [B, T] and `inputs_embeds` [B, T, H].
 
         past_key_values: a `KVCache` holding P earlier tokens; it is updated in place (as transformers
@@ -56,54 +138,40 @@ class BloomModel(HookedRun, PreTrainedBloom):
         is fine: ALiBi positions come from the mask, so real tokens see the same positions.
         head_mask [N] or [L, N]: multiplies each head's attention probabilities.
         trace: a `Trace` to record every intermediate under its golden-file name (`golden.py`).
+        params: other tensors to compute with, by checkpoint name (as Flax's `model(ids, params=...)`);
+        the model's own stay as they are. The arguments are checked here; the math is `bloom_forward`.
         """
         cfg = self.config
-        output_attentions = cfg.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = cfg.output_hidden_states if output_hidden_states is None else output_hidden_states
-        use_cache = cfg.use_cache if use_cache is None else use_cache
-        x = trace.record("embeddings", self.embed(input_ids, inputs_embeds))  # [B, T, H]
-        B, T, _ = x.shape
+        ids, embeds = self.check_inputs(input_ids, inputs_embeds)
+        B, T = (ids if embeds is None else embeds).shape[:2]
         past = past_key_values.length if isinstance(past_key_values, KVCache) else 0
         check_allocation(4 * B * cfg.n_head * T * (past + T), f"a forward of {T} tokens after {past} cached "
                          f"(attention scores [B={B}, N={cfg.n_head}, T, S])")
-        cache = self.prepare_cache(past_key_values, use_cache, B, T)
+        params = self.params if params is None else call_params(params, self.param_shapes(cfg), self.storage,
+                                                                type(self).__name__)
+        cache = self.prepare_cache(past_key_values, cfg.use_cache if use_cache is None else use_cache, B, T)
         P = 0 if cache is None else cache.length
-        mask = np.ones((B, P + T), np.int64) if attention_mask is None else check_attention_mask(attention_mask, B, P + T)
+        mask = None if attention_mask is None else check_attention_mask(attention_mask, B, P + T)  # [B, S]
         heads = check_head_mask(head_mask, cfg.n_layer, cfg.n_head)  # [L, N] or None
-
-        alibi = alibi_bias(mask, cfg.n_head)  # [B, N, 1, S]
-        mask_bias = causal_padding_bias(mask, T, P)  # [B, 1, T, S]
-        spec = block_spec(cfg)
-        h = trace.record("embeddings_layernorm", self.ops.layer_norm(
-            x, self.params["word_embeddings_layernorm.weight"], self.params["word_embeddings_layernorm.bias"],
-            cfg.layer_norm_epsilon))  # [B, T, H]
-        all_hidden, all_attn = [], []
-        for i in range(cfg.n_layer):
-            all_hidden.append(h)
-            slot = None if cache is None else CacheSlot(cache, i, P)
-            h, probs = bloom_block(h, self.layer_params(i), alibi, mask_bias, spec, self.ops,
-                                   None if heads is None else heads[i], slot,
-                                   trace.scope(f"h.{i}"))  # [B, T, H], [B, N, T, S]
-            all_attn.append(probs)
-        if cache is not None:
-            cache.length = P + T
-        h = trace.record("ln_f", self.ops.layer_norm(h, self.params["ln_f.weight"], self.params["ln_f.bias"],
-                                                     cfg.layer_norm_epsilon))  # [B, T, H]
-        all_hidden.append(h)  # subtle: the last entry is ln_f(h); the raw last block output is never returned
-        return BaseModelOutputWithPast(
-            last_hidden_state=h,
-            past_key_values=cache,
-            hidden_states=tuple(all_hidden) if output_hidden_states else None,
-            attentions=tuple(all_attn) if output_attentions else None,
-        )
+        out = bloom_forward(params, cfg, ids, mask, inputs_embeds=embeds, head_mask=heads, cache=cache,
+                            ops=self.ops, trace=trace)
+        keep_hidden = cfg.output_hidden_states if output_hidden_states is None else output_hidden_states
+        keep_attentions = cfg.output_attentions if output_attentions is None else output_attentions
+        return replace(out, hidden_states=out.hidden_states if keep_hidden else None,
+                       attentions=out.attentions if keep_attentions else None)
 
     def layer_params(self, i: int) -> dict[str, np.ndarray]:
-        """Layer i's tensors without the `h.{i}.` prefix, made once (decoding asks every step).
-        subtle: so rebinding `model.params[name]` after the first forward is not seen; edit the
-        array in place or build a new model."""
-        if getattr(self, "_layers", None) is None:
-            self._layers = [sub_params(self.params, f"h.{j}.") for j in range(self.config.n_layer)]
-        return self._layers[i]
+        """Layer i's tensors without the `h.{i}.` prefix (the model's own; a forward with `params=`
+        splits those it is given)."""
+        return sub_params(self.params, f"h.{i}.")
+
+    def check_inputs(self, input_ids: Any, inputs_embeds: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(ids int64 [B, T], None) or (None, embeds float32 [B, T, H]): exactly one is given."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise InputError("pass exactly one of input_ids and inputs_embeds")
+        if inputs_embeds is not None:
+            return None, check_embeds(inputs_embeds, self.config.hidden_size)
+        return check_ids(input_ids, self.config.vocab_size), None
 
     def prepare_cache(self, past_key_values: KVCache | None, use_cache: bool, batch: int,
                       new_tokens: int) -> KVCache | None:
@@ -122,15 +190,6 @@ class BloomModel(HookedRun, PreTrainedBloom):
 
     __call__ = forward
 
-    def embed(self, input_ids: Any = None, inputs_embeds: Any = None) -> np.ndarray:
-        """Token ids [B, T] -> embeddings [B, T, H] (or checked `inputs_embeds`), before the embedding LN."""
-        if (input_ids is None) == (inputs_embeds is None):
-            raise InputError("pass exactly one of input_ids and inputs_embeds")
-        if inputs_embeds is not None:
-            return check_embeds(inputs_embeds, self.config.hidden_size)
-        ids = check_ids(input_ids, self.config.vocab_size)
-        return self.ops.embed(self.params["word_embeddings.weight"], ids)  # [V, H][B, T] -> [B, T, H]
-
 
 def bloom_model_backward(model: BloomModel, d_last_hidden: np.ndarray, layers: list[dict[str, np.ndarray]],
                          embeddings: np.ndarray, input_ids: np.ndarray | None, attention_mask: np.ndarray,
@@ -145,7 +204,7 @@ def bloom_model_backward(model: BloomModel, d_last_hidden: np.ndarray, layers: l
     each intermediate under its golden name (a training golden's `d.*`, `golden_train.py`).
     """
     cfg, spec, params = model.config, block_spec(model.config), model.params
-    eps = cfg.layer_norm_epsilon
+    eps, layer_params = cfg.layer_norm_epsilon, split_layers(params, cfg.n_layer)
     grads = {}
     trace.record("ln_f", d_last_hidden)
     d_h, grads["ln_f.weight"], grads["ln_f.bias"] = bops.layer_norm_backward(
@@ -158,7 +217,7 @@ def bloom_model_backward(model: BloomModel, d_last_hidden: np.ndarray, layers: l
         if head_mask is not None:
             q, k, _ = split_heads(rec["qkv"], cfg.n_head)  # [B, N, T, D] each
             rec = {**rec, "raw_probs": model.ops.attention_probs(q, k, alibi, mask_bias)}  # [B, N, T, S]
-        d_h, layer_grads = bloom_block_backward(d_h, rec, model.layer_params(i), spec, bops,
+        d_h, layer_grads = bloom_block_backward(d_h, rec, layer_params[i], spec, bops,
                                                 None if head_mask is None else head_mask[i], trace.scope(f"h.{i}"))
         grads.update({f"h.{i}.{k}": v for k, v in layer_grads.items()})
     trace.record("embeddings_layernorm", d_h)

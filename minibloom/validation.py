@@ -141,3 +141,24 @@ def _human(nbytes: int) -> str:
             return f"{nbytes:,.0f} {unit}" if unit == "bytes" else f"{nbytes:,.1f} {unit}"
         nbytes /= 1024
     return f"{nbytes} bytes"
+
+
+# --- checks moved from heads.py ---
+
+
+def check_int_labels(labels: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """Integer labels of exactly `shape`, as int64."""
+    arr = as_array(labels, name)
+    if arr.dtype.kind not in "iu":
+        raise InputError(f"{name} must hold integers (class ids), got dtype {arr.dtype}")
+    if arr.shape != shape:
+        raise InputError(f"{name} has shape {arr.shape}, expected {shape}")
+    return arr.astype(np.int64)
+
+
+def check_float_labels(labels: np.ndarray, shapes: list[tuple[int, ...]], name: str) -> None:
+    """Real-valued labels (regression, multi-label) of one of `shapes`."""
+    if labels.dtype.kind not in "biuf":
+        raise InputError(f"{name} must be numeric, got dtype {labels.dtype}")
+    if labels.shape not in shapes:
+        raise InputError(f"{name} has shape {labels.shape}, expected {' or '.join(map(str, shapes))}")

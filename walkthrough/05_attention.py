@@ -34,8 +34,8 @@ assert np.allclose(np.triu(probs[0, 0], 1), 0)  # causal: nothing above the diag
 context = (probs @ v).transpose(0, 2, 1, 3).reshape(1, 6, cfg.hidden_size)  # [1, 6, H]
 out = context @ p["dense.weight"].T + p["dense.bias"]
 
-lib, lib_probs = self_attention(x, np.zeros_like(x), p, alibi_bias(mask, N), causal_padding_bias(mask, 6, 0),
-                                AttentionSpec(N), numpy_backend)
+lib, lib_probs = self_attention(x, p, alibi_bias(mask, N), causal_padding_bias(mask, 6, 0), AttentionSpec(N),
+                                numpy_backend)  # the attention output; the block adds the residual
 np.testing.assert_allclose(out, lib, atol=1e-5)
 np.testing.assert_allclose(probs, lib_probs, atol=1e-6)
 print("by hand == minibloom.attention.self_attention")

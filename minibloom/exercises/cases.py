@@ -468,8 +468,7 @@ def embedded_sublayers(layer: int, text: str) -> tuple:
         return lambda h: model.ops.layer_norm(h, p[f"{name}.weight"], p[f"{name}.bias"], spec.layer_norm_epsilon)
 
     def attention(h):
-        return self_attention(h, np.zeros_like(h), sub_params(p, "self_attention."), alibi, bias, spec.attention,
-                              model.ops)[0]
+        return self_attention(h, sub_params(p, "self_attention."), alibi, bias, spec.attention, model.ops)[0]
 
     def feed_forward(h):
         return mlp(h, sub_params(p, "mlp."), spec.attention, model.ops)

@@ -11,7 +11,7 @@ from queue import Queue
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 
 class BaseStreamer:

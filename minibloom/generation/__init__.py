@@ -26,13 +26,13 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .cache import KVCache
-from .errors import CheckpointError, InputError, NonFiniteScoresError, warn_at_caller
-from .functional import softmax
-from .logits_process import process_scores
-from .losses import log_softmax
-from .outputs import GenerateDecoderOnlyOutput
-from .validation import as_array, check_attention_mask, check_ids
+from ..cache import KVCache
+from ..errors import CheckpointError, InputError, NonFiniteScoresError, warn_at_caller
+from ..functional import softmax
+from ..logits_process import process_scores
+from ..losses import log_softmax
+from ..outputs import GenerateDecoderOnlyOutput
+from ..validation import as_array, check_attention_mask, check_ids
 
 
 GENERATION_CONFIG_NAME = "generation_config.json"
@@ -185,9 +185,9 @@ class GenerationConfig:
     def from_pretrained(cls, directory: str | os.PathLike,
                         config_file_name: str = GENERATION_CONFIG_NAME) -> "GenerationConfig":
         """Read generation_config.json from a checkpoint directory (or a hub name)."""
-        from .hub import resolve
+        from ..hub import resolve
 
-        from .safe_read import read_json
+        from ..safe_read import read_json
 
         path = os.path.join(resolve(directory, (config_file_name,)), config_file_name)
         data = read_json(path)  # a regular file, size and nesting capped; errors name the file
@@ -214,7 +214,7 @@ class GenerationConfig:
                         config_file_name: str = GENERATION_CONFIG_NAME) -> str:
         """Write generation_config.json (the non-default settings) in a transaction (`atomic`), as
         every save into a checkpoint directory; returns its path."""
-        from .atomic import transaction
+        from ..atomic import transaction
 
         with transaction(directory) as txn:
             txn.write_bytes(config_file_name, self.to_json_string().encode("utf-8"))
@@ -567,7 +567,7 @@ def plan(model, input_ids: Any, attention_mask: Any = None, generation_config: G
     generating (the CLI) runs it first, so a bad setting or a length beyond the memory budget is
     reported before anything is shown."""
     from .beam_search import check_budget
-    from .cache import _check_size
+    from ..cache import _check_size
 
     gen = make_config(model, generation_config, **kwargs)
     gen.validate(model.config.vocab_size)

@@ -141,3 +141,77 @@ def _human(nbytes: int) -> str:
             return f"{nbytes:,.0f} {unit}" if unit == "bytes" else f"{nbytes:,.1f} {unit}"
         nbytes /= 1024
     return f"{nbytes} bytes"
+
+
+# --- checks moved from generation.py and cli.py ---
+# Checks of single Python arguments (generate's settings, a seed, a count), each returning the value
+# as a plain Python object or raising `InputError` naming the argument.
+
+
+def is_int(value: Any) -> bool:
+    """A Python or NumPy integer (bool is not one)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(name: str, value: Any, minimum: int, optional: bool = False) -> int | None:
+    """An integer >= minimum (NumPy integer scalars accepted), as a Python int; None if optional."""
+    if value is None and optional:
+        return None
+    if not is_int(value) or value < minimum:
+        kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
+        raise InputError(f"{name} must be {kind}{' or None' if optional else ''}, got {value!r} "
+                         f"({type(value).__name__})")
+    return int(value)
+
+
+def check_float(name: str, value: Any) -> float:
+    """A finite real number (int, float or NumPy scalar), as a Python float."""
+    if not (is_int(value) or isinstance(value, (float, np.floating))) or not np.isfinite(value):
+        raise InputError(f"{name} must be a finite number, got {value!r} ({type(value).__name__})")
+    return float(value)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """True or False (a NumPy bool accepted), as a Python bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def check_id(name: str, value: Any, vocab_size: int) -> int:
+    """A token id: an integer in [0, vocab_size), as a Python int."""
+    if not is_int(value):
+        raise InputError(f"{name} must be a token id (an integer), got {value!r} ({type(value).__name__})")
+    if not 0 <= value < vocab_size:
+        raise InputError(f"{name} {value!r} is outside the vocabulary [0, {vocab_size})")
+    return int(value)
+
+
+def check_bad_words(words: Any, vocab_size: int) -> list[list[int]] | None:
+    """None, or a non-empty list of non-empty lists of token ids."""
+    if words is None:
+        return None
+    if not isinstance(words, (list, tuple)) or not words or \
+            any(not isinstance(w, (list, tuple, np.ndarray)) or len(w) == 0 for w in words):
+        raise InputError(f"bad_words_ids must be a non-empty list of non-empty lists of token ids, got {words!r}")
+    return [[check_id("bad_words_ids", i, vocab_size) for i in w] for w in words]
+
+
+def check_stop_strings(stop: Any) -> list[str] | None:
+    """None, or a non-empty string or list of them, as a list."""
+    if stop is None:
+        return None
+    stop = [stop] if isinstance(stop, str) else stop
+    if not isinstance(stop, (list, tuple)) or not stop or any(not isinstance(s, str) or not s for s in stop):
+        raise InputError(f"stop_strings must be a non-empty string or a list of them, got {stop!r}")
+    return list(stop)
+
+
+def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """The random generator of a `seed` argument: None (fresh entropy), an integer >= 0, or a Generator."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None and not (is_int(seed) and seed >= 0):
+        raise InputError(f"seed must be None, an integer >= 0 or a numpy.random.Generator, got {seed!r} "
+                         f"({type(seed).__name__})")
+    return np.random.default_rng(None if seed is None else int(seed))

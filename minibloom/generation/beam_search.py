@@ -26,6 +26,7 @@ from ..logits_process import repetition_penalty
 from ..losses import log_softmax
 from ..outputs import GenerateBeamDecoderOnlyOutput
 from ..validation import check_allocation
+from .step_outputs import output_flags, step_outputs
 
 NEG = np.float32(-1.0e9)
 
@@ -99,8 +100,6 @@ def beam_search(model, ids: np.ndarray, mask: np.ndarray, max_length: int, gen) 
     and the cache; with output_scores the sequences_scores [B * n] (sum of log-probs / length **
     length_penalty) and scores (each step's processed log-probs [B * num_beams, V]); with
     output_logits the raw logits; hidden_states / attentions per step when asked."""
-    from . import output_flags, step_outputs
-
     B, L0 = ids.shape
     nb, V = gen.num_beams, model.config.vocab_size
     eos = np.array(gen.eos_token_id, np.int64)

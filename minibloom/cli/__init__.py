@@ -37,13 +37,13 @@ import warnings
 
 import numpy as np
 
-from . import __version__
-from .backends import BACKEND_CHOICES, BACKENDS
-from .config import BLOOM_FAMILY, BloomConfig
-from .embedded import EMBEDDED_CHECKPOINT
-from .errors import MinibloomError
-from .storage import STORAGES
-from .weights import check_sizes_against_tensors, checkpoint_files, param_count
+from .. import __version__
+from ..backends import BACKEND_CHOICES, BACKENDS
+from ..config import BLOOM_FAMILY, BloomConfig
+from ..embedded import EMBEDDED_CHECKPOINT
+from ..errors import MinibloomError
+from ..storage import STORAGES
+from ..weights import check_sizes_against_tensors, checkpoint_files, param_count
 
 TINY = dict(vocab_size=1024, hidden_size=64, n_layer=2, n_head=8)
 
@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("text")
     tok.add_argument("--checkpoint", default=EMBEDDED_CHECKPOINT, metavar="DIR")
     tok.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    from .explain.cli import add_parser as add_explain_parser, add_tokenize_options
+    from ..explain.cli import add_parser as add_explain_parser, add_tokenize_options
 
     add_tokenize_options(tok)
     add_explain_parser(sub)
@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "config, tokenizer and generation_config.json; other files stay)")
     init.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
                       help="storage dtype of the weights (compute is always float32)")
-    from .training.cli import add_parser as add_train_parser
+    from ..training.cli import add_parser as add_train_parser
 
     add_train_parser(sub)
     return parser
@@ -238,7 +238,7 @@ def _checkpoint_args(p: argparse.ArgumentParser) -> None:
 
 def check_checkpoint(directory: str, flag: str = "--checkpoint", need_config: bool = True) -> str:
     """A checkpoint directory that exists and holds config.json (or a hub name), checked before any work."""
-    from .hub import looks_like_repo_id
+    from ..hub import looks_like_repo_id
 
     if os.path.isdir(directory):
         if need_config and not os.path.isfile(os.path.join(directory, "config.json")):
@@ -252,7 +252,7 @@ def check_checkpoint(directory: str, flag: str = "--checkpoint", need_config: bo
 
 
 def _tokenizer(directory: str):
-    from .tokenizer import BloomTokenizer
+    from ..tokenizer import BloomTokenizer
 
     if os.path.isdir(directory) and not os.path.isfile(os.path.join(directory, "tokenizer.json")):
         raise UsageError(f"--checkpoint {directory} has no tokenizer.json: give the prompt as token ids with --ids")
@@ -283,7 +283,7 @@ MAX_PROMPT_BYTES = 16 * 2**20
 def read_prompt_file(path: str) -> str:
     """The prompt from a regular file (never a FIFO, a device or a directory) or stdin ('-'), of at
     most MAX_PROMPT_BYTES, as UTF-8."""
-    from .safe_read import open_regular
+    from ..safe_read import open_regular
 
     flag = "- (stdin)" if path == "-" else f"-f {path}"
     try:
@@ -386,7 +386,7 @@ class Timer:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
-    from .heads import BloomForCausalLM
+    from ..heads import BloomForCausalLM
 
     settings = sampling_settings(args)
     text = read_prompt(args)
@@ -435,7 +435,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 def setup_line(model) -> str:
     """What the speed depends on, for the timing line: "numba, bfloat16 weights, 2 threads"."""
-    from .threads import get_num_threads
+    from ..threads import get_num_threads
 
     threads = get_num_threads()
     return f"{model.backend}, {model.storage} weights, {threads} thread{'s' if threads > 1 else ''}"
@@ -451,7 +451,7 @@ def warm_up(model) -> None:
     import copy
     import threading
 
-    from .backends.numba_backend import GEMV_MAX_ROWS
+    from ..backends.numba_backend import GEMV_MAX_ROWS
 
     config = copy.deepcopy(model.config)
     config.vocab_size, config.hidden_size, config.n_head, config.n_layer = 16, 16, 2, 1
@@ -476,8 +476,8 @@ def check_generation(model, directory: str, prompt: np.ndarray, seed: int | None
     """Before anything is printed: every check generate makes (settings, lengths, memory), with the
     flags over the checkpoint's generation_config.json; a setting of that file minibloom does not
     implement, or one the flags cannot be combined with, is named as the file's."""
-    from .errors import InputError
-    from .generation import GENERATION_CONFIG_NAME, plan
+    from ..errors import InputError
+    from ..generation import GENERATION_CONFIG_NAME, plan
 
     path = os.path.join(directory, GENERATION_CONFIG_NAME)
     where = path if os.path.isfile(path) else "the checkpoint's generation_config.json"
@@ -526,7 +526,7 @@ class TokenPrinter:
 def cmd_tokenize(args: argparse.Namespace) -> None:
     tok = _tokenizer(check_checkpoint(args.checkpoint, need_config=False))
     if args.explain:
-        from .explain.cli import tokenize_explain
+        from ..explain.cli import tokenize_explain
 
         print(tokenize_explain(tok, args.text, args.json))
         return
@@ -561,10 +561,10 @@ def model_files(directory: str) -> list[str]:
 
 
 def cmd_init(args: argparse.Namespace) -> None:
-    from .atomic import transaction
-    from .config import CONFIG_NAME
-    from .model import BloomModel
-    from .weights import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, SHARD_NAME, write_random_weights
+    from ..atomic import transaction
+    from ..config import CONFIG_NAME
+    from ..model import BloomModel
+    from ..weights import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, SHARD_NAME, write_random_weights
 
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
@@ -618,13 +618,13 @@ def checkpoint_of(args: argparse.Namespace) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> None:
-    from .int8_io import is_int8_checkpoint
-    from .model import BloomModel
-    from .pretrained import HEAD_TENSORS
-    from .safetensors_io import read_header
-    from .weights import check_state_dict, strip_base_prefix
+    from ..int8_io import is_int8_checkpoint
+    from ..model import BloomModel
+    from ..pretrained import HEAD_TENSORS
+    from ..safetensors_io import read_header
+    from ..weights import check_state_dict, strip_base_prefix
 
-    from .hub import resolve
+    from ..hub import resolve
 
     directory = resolve(checkpoint_of(args))  # a hub name -> its snapshot in the HF cache
     config = BloomConfig.from_pretrained(directory)
@@ -676,7 +676,7 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def cmd_forward(args: argparse.Namespace) -> None:
-    from .model import BloomModel
+    from ..model import BloomModel
 
     model = BloomModel.from_pretrained(checkpoint_of(args), backend=args.backend, storage=args.storage,
                                        threads=args.threads)
@@ -691,8 +691,8 @@ def cmd_forward(args: argparse.Namespace) -> None:
 
 
 def cmd_golden(args: argparse.Namespace) -> int:
-    from . import golden
-    from .heads import BloomForCausalLM
+    from .. import golden
+    from ..heads import BloomForCausalLM
 
     if args.golden_command == "tokenize":
         return _golden_tokenize(args)
@@ -742,8 +742,8 @@ _TRAIN_OPTIONS = ("steps", "lr", "betas", "eps", "weight_decay")
 
 def _golden_dump_generate(args: argparse.Namespace, directory: str, ids: np.ndarray, mask: np.ndarray,
                           text: str | None) -> int:
-    from . import golden_generate
-    from .heads import BloomForCausalLM
+    from .. import golden_generate
+    from ..heads import BloomForCausalLM
 
     if args.train or args.dtype != "float32":
         raise UsageError("--generate writes a float32 generation golden: leave out --train and --dtype")
@@ -766,8 +766,8 @@ def _golden_dump_generate(args: argparse.Namespace, directory: str, ids: np.ndar
 
 def _golden_dump_train(args: argparse.Namespace, directory: str, ids: np.ndarray, mask: np.ndarray,
                        text: str | None) -> int:
-    from . import golden_train
-    from .heads import BloomForCausalLM
+    from .. import golden_train
+    from ..heads import BloomForCausalLM
 
     given = [o for o in _TRAIN_OPTIONS if getattr(args, o) is not None]
     if not args.train:
@@ -785,7 +785,7 @@ def _golden_dump_train(args: argparse.Namespace, directory: str, ids: np.ndarray
 
 
 def _golden_tokenize(args: argparse.Namespace) -> int:
-    from . import golden_tokens
+    from .. import golden_tokens
 
     if not args.output.endswith(".jsonl"):
         raise UsageError(f"-o {args.output}: a tokenizer golden is named *.jsonl (compare tells it by the suffix)")
@@ -802,7 +802,7 @@ _TENSOR_FLAGS = ("only", "logits_only", "allow_unknown", "ignore_padding", "scor
 
 
 def _golden_compare_tokens(args: argparse.Namespace) -> int:
-    from . import golden_tokens
+    from .. import golden_tokens
 
     if not (args.expected.endswith(".jsonl") and args.actual.endswith(".jsonl")):
         raise UsageError(f"a tokenizer golden is compared with a port's records: both files *.jsonl, got "
@@ -839,7 +839,7 @@ def _golden_inputs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, st
 
 
 def _read_inputs_json(path: str) -> tuple[np.ndarray, np.ndarray]:
-    from .errors import InputError
+    from ..errors import InputError
 
     try:
         with open(path, encoding="utf-8") as f:
@@ -863,13 +863,13 @@ COMMANDS = {"generate": cmd_generate, "tokenize": cmd_tokenize, "info": cmd_info
 
 
 def _explain(args: argparse.Namespace) -> None:
-    from .explain.cli import cmd_explain
+    from ..explain.cli import cmd_explain
 
     cmd_explain(args)
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .training.cli import cmd_train
+    from ..training.cli import cmd_train
 
     return cmd_train(args)
 

@@ -215,3 +215,29 @@ def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
         raise InputError(f"seed must be None, an integer >= 0 or a numpy.random.Generator, got {seed!r} "
                          f"({type(seed).__name__})")
     return np.random.default_rng(None if seed is None else int(seed))
+
+
+def check_transition_inputs(sequences: Any, scores: Any, beam_indices: Any, normalize_logits: Any,
+                            vocab_size: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`compute_transition_scores`'s arguments: (scores stacked [steps, rows, V] float32, sequences
+    [B, L] integers, beam_indices [B, <= steps] below rows; by default row b is its own beam)."""
+    if not isinstance(scores, (tuple, list)) or not scores:
+        raise InputError("scores must be generate's non-empty tuple of per-step [rows, V] arrays "
+                         "(output_scores=True, return_dict_in_generate=True)")
+    stacked = np.stack([np.asarray(x, np.float32) for x in scores])  # [steps, rows, V]
+    if stacked.ndim != 3 or (vocab_size is not None and stacked.shape[2] != vocab_size):
+        raise InputError(f"scores: expected arrays [rows, {vocab_size or 'V'}], got {stacked.shape[1:]}")
+    steps, rows, _ = stacked.shape
+    sequences = as_array(sequences, "sequences")
+    if sequences.ndim != 2 or sequences.dtype.kind not in "iu":
+        raise InputError(f"sequences must be integer token ids [B, L], got {sequences.dtype} {sequences.shape}")
+    if not isinstance(normalize_logits, bool):
+        raise InputError(f"normalize_logits must be True or False, got {normalize_logits!r}")
+    if beam_indices is None:
+        beam_indices = np.broadcast_to(np.arange(rows)[:, None], (rows, steps))
+    beam_indices = np.asarray(beam_indices)
+    if beam_indices.ndim != 2 or beam_indices.dtype.kind not in "iu" or beam_indices.shape[0] != sequences.shape[0] \
+            or beam_indices.shape[1] > steps or (beam_indices >= rows).any():
+        raise InputError(f"beam_indices: expected integers [{sequences.shape[0]}, <= {steps}] below {rows}, "
+                         f"got {beam_indices.dtype} {beam_indices.shape}")
+    return stacked, sequences, beam_indices

@@ -22,6 +22,7 @@ class OneLineParser(argparse.ArgumentParser):
     user error; `--help` still shows the usage."""
 
     def error(self, message: str):
+        """Print the one line and exit 2 (argparse's default prints the whole usage first)."""
         print(f"minibloom: error: {self.prog.removeprefix('minibloom ')}: {message} (see --help)", file=sys.stderr)
         sys.exit(2)
 

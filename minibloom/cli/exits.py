@@ -88,6 +88,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def _run_command(command: Callable[[], int]) -> int:
+    """The exit status of `command`, or of what it raised."""
     try:
         status = command()
         sys.stdout.flush()  # a full disk is reported here, not as noise at interpreter exit

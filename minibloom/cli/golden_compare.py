@@ -53,12 +53,7 @@ def run(args: argparse.Namespace) -> int:
         return compare_tokens(args)
     from .. import golden
 
-    for flag in ("atol", "rtol"):
-        if getattr(args, flag) is not None:
-            golden.check_tolerance(getattr(args, flag), "--" + flag)
-    layers = golden.parse_layers(args.layers) if args.layers is not None else None
-    golden.compile_globs(args.only, "--only")  # length and count bounded, before any file is read
-    tolerances = golden.read_tolerances(args.tolerances) if args.tolerances is not None else None
+    layers, tolerances = read_options(args)
     expected = golden.load(args.expected)
     actual = golden.live_run(expected, args.actual, args.backend) if os.path.isdir(args.actual) and not any(
         f.endswith(".npy") for f in os.listdir(args.actual)) else golden.load(args.actual)
@@ -74,6 +69,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(golden.format_report(report, failures_only=args.failures_only))
     return 0 if report.ok else 1
+
+
+def read_options(args: argparse.Namespace) -> tuple:
+    """The tolerances, --layers and --only, checked before any file is read: (layers, tolerances)."""
+    from .. import golden
+
+    for flag in ("atol", "rtol"):
+        if getattr(args, flag) is not None:
+            golden.check_tolerance(getattr(args, flag), "--" + flag)
+    layers = golden.parse_layers(args.layers) if args.layers is not None else None
+    golden.compile_globs(args.only, "--only")  # length and count bounded, before any file is read
+    tolerances = golden.read_tolerances(args.tolerances) if args.tolerances is not None else None
+    return layers, tolerances
 
 
 # the tensor compare's options, which mean nothing for a tokenizer golden

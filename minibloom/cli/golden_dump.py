@@ -75,10 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
     directory = check_checkpoint(args.checkpoint)  # a mistyped path says so, before any work
     ids, mask, text = golden_inputs(args)
-    given = [f for f in ("temperature", "top_k", "top_p", "seed") if getattr(args, f) is not None]
-    if (args.sample or given) and (args.generate is None or not args.sample):
-        raise UsageError(f"--{(given or ['sample'])[0].replace('_', '-')} is a sampling golden's: give "
-                         "--generate N --sample")
+    check_sampling_flags(args)
     if args.generate is not None:
         return dump_generate(args, directory, ids, mask, text)
     if args.train or any(getattr(args, o) is not None for o in TRAIN_OPTIONS):
@@ -88,6 +85,14 @@ def run(args: argparse.Namespace) -> int:
     record = golden.dump(model, args.output, ids, mask, text=text, dtype=args.dtype)
     print(f"wrote {len(record)} tensors for {ids.shape[0]} x {ids.shape[1]} tokens to {args.output}")
     return 0
+
+
+def check_sampling_flags(args: argparse.Namespace) -> None:
+    """--sample, --temperature, --top-k, --top-p and --seed belong to a sampling golden only."""
+    given = [f for f in ("temperature", "top_k", "top_p", "seed") if getattr(args, f) is not None]
+    if (args.sample or given) and (args.generate is None or not args.sample):
+        raise UsageError(f"--{(given or ['sample'])[0].replace('_', '-')} is a sampling golden's: give "
+                         "--generate N --sample")
 
 
 def dump_generate(args: argparse.Namespace, directory: str, ids: np.ndarray, mask: np.ndarray,

@@ -11,6 +11,7 @@ from ..config import BLOOM_FAMILY, BloomConfig
 from ..weights import param_count
 from .common import UsageError
 
+# The default sizes: a model that writes and runs in a blink, for trying a port or a pipeline.
 TINY = dict(vocab_size=1024, hidden_size=64, n_layer=2, n_head=8)
 
 

@@ -12,6 +12,7 @@ class TokenPrinter:
         self.tok, self.pending, self.shown = tok, [], ""
 
     def add(self, token: int) -> None:
+        """Print what `token` completes (nothing while a character is still split)."""
         if self.tok is None:
             print(f" {token}", end="", flush=True)
             return
@@ -26,6 +27,7 @@ class TokenPrinter:
             self.shown = text
 
     def flush(self) -> None:
+        """Print whatever is still pending (a character left incomplete prints as U+FFFD)."""
         if self.tok is not None and self.pending:
             text = self.tok.decode(self.pending, skip_special_tokens=True)
             print(text[len(self.shown):], end="", flush=True)

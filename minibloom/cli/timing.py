@@ -17,6 +17,7 @@ class Timer:
         self.steps: list[float] = []
 
     def mark(self, name: str) -> None:
+        """Record the time of a phase's end: "loaded", "ready", "done"."""
         self.marks[name] = time.perf_counter()
 
     def summary(self, prompt_tokens: int, new_tokens: int, setup: str = "") -> str:

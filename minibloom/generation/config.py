@@ -36,6 +36,7 @@ UNSUPPORTED_FIELDS: dict[str, Any] = {
     "num_beam_groups": 1, "constraints": None, "force_words_ids": None,
 }
 
+
 @dataclass
 class GenerationConfig:
     """Decoding settings, with transformers' names and defaults (greedy, max_length 20, top_k 50
@@ -203,6 +204,7 @@ class GenerationConfig:
         return {k: v for k, v in self.to_dict().items() if v != default[k]}
 
     def to_json_string(self) -> str:
+        """The non-default settings as generation_config.json holds them (sorted keys, indented)."""
         return json.dumps(self.to_diff_dict(), indent=2, sort_keys=True) + "\n"
 
     def save_pretrained(self, directory: str | os.PathLike,
@@ -224,6 +226,7 @@ class GenerationConfig:
         for name, value in kwargs.items():
             setattr(new, name, value)
         return new
+
 
 def eos_list(eos: Any) -> list[int]:
     """One EOS id or several -> a list (type-checked later, by `GenerationConfig.validate`)."""

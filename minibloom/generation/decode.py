@@ -34,6 +34,7 @@ from .plan import continue_cache, plan
 from .step_outputs import output_flags, step_outputs
 from .stop_strings import StopStrings
 
+
 def sample(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One token per row from probs [B, V], by inverting the cumulative distribution."""
     cumulative = np.cumsum(probs.astype(np.float64), axis=-1)  # [B, V]
@@ -44,6 +45,7 @@ def sample(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     u = rng.random(probs.shape[0]) * cumulative[:, -1]  # [B]
     picked = (cumulative <= u[:, None]).sum(axis=-1)
     return np.minimum(picked, probs.shape[-1] - 1)
+
 
 def decode_steps(model, ids: np.ndarray, mask: np.ndarray, max_length: int, gen: GenerationConfig,
                  rng: np.random.Generator, cache: KVCache | None = None, stop: StopStrings | None = None,
@@ -93,12 +95,14 @@ def decode_steps(model, ids: np.ndarray, mask: np.ndarray, max_length: int, gen:
         out = model(next_tokens[:, None], attention_mask=full_mask[:, :L], past_key_values=cache, **extra)
         logits = out.logits[:, -1]
 
+
 def progress_bar(total: int, show: bool | None):
     """A tqdm bar on stderr for generations that run past 2 seconds (None: only on a terminal)."""
     from tqdm.auto import tqdm
 
     disable = (not sys.stderr.isatty()) if show is None else not show
     return tqdm(total=total, unit="tok", desc="generating", delay=2.0, disable=disable, leave=False)
+
 
 def generate(model, input_ids: Any, attention_mask: Any = None, generation_config: GenerationConfig | None = None,
              streamer: Any = None, seed: int | np.random.Generator | None = None, progress: bool | None = None,
@@ -131,12 +135,23 @@ def generate(model, input_ids: Any, attention_mask: Any = None, generation_confi
         ids, mask = (np.repeat(a, gen.num_return_sequences, axis=0) for a in (ids, mask))
     cache = continue_cache(model, past_key_values, ids, max_length) or \
         KVCache.for_config(model.config, ids.shape[0], max_length)
+    steps = decode_steps(model, ids, mask, max_length, gen, as_generator(seed), cache, stop)
+    tokens, kept = run_steps(steps, gen, ids, streamer, progress_bar(max_length - ids.shape[1], progress))
+    if not gen.return_dict_in_generate:
+        return tokens.copy()
+    return GenerateDecoderOnlyOutput(sequences=tokens.copy(), **kept, past_key_values=cache)
+
+
+def run_steps(steps: Iterator, gen: GenerationConfig, ids: np.ndarray, streamer: Any,
+              bar: Any) -> tuple[np.ndarray, dict[str, tuple | None]]:
+    """Run `decode_steps`, streaming each step's tokens and keeping what the settings ask for:
+    (every token [B, L], {scores, logits, hidden_states, attentions}: one entry per step, or None
+    where not asked for)."""
     put = streamer.put if hasattr(streamer, "put") else streamer
     if hasattr(streamer, "put"):
         streamer.put(ids.copy())
     tokens, scores, logits, hidden, attentions = ids, [], [], [], []
-    steps = decode_steps(model, ids, mask, max_length, gen, as_generator(seed), cache, stop)
-    with progress_bar(max_length - ids.shape[1], progress) as bar:
+    with bar:
         for next_tokens, tokens, step_scores, step_logits, out in steps:
             bar.update(1)
             if gen.output_scores:
@@ -150,13 +165,11 @@ def generate(model, input_ids: Any, attention_mask: Any = None, generation_confi
                 put(next_tokens.copy())
     if hasattr(streamer, "end"):
         streamer.end()
-    if not gen.return_dict_in_generate:
-        return tokens.copy()
-    return GenerateDecoderOnlyOutput(sequences=tokens.copy(), scores=tuple(scores) if gen.output_scores else None,
-                                     logits=tuple(logits) if gen.output_logits else None,
-                                     hidden_states=tuple(hidden) if gen.output_hidden_states else None,
-                                     attentions=tuple(attentions) if gen.output_attentions else None,
-                                     past_key_values=cache)
+    return tokens, {"scores": tuple(scores) if gen.output_scores else None,
+                    "logits": tuple(logits) if gen.output_logits else None,
+                    "hidden_states": tuple(hidden) if gen.output_hidden_states else None,
+                    "attentions": tuple(attentions) if gen.output_attentions else None}
+
 
 def stream(model, input_ids: Any, attention_mask: Any = None, seed: int | np.random.Generator | None = None,
            generation_config: GenerationConfig | None = None, tokenizer: Any = None,

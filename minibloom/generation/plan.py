@@ -22,6 +22,7 @@ from .config import GenerationConfig
 from .settings import make_config
 from .stop_strings import StopStrings
 
+
 def plan(model, input_ids: Any, attention_mask: Any = None, generation_config: GenerationConfig | None = None,
          streamer: Any = None, seed: Any = None, past_key_values: Any = None, tokenizer: Any = None,
          **kwargs: Any) -> tuple[GenerationConfig, StopStrings | None, np.ndarray, np.ndarray, int]:
@@ -59,6 +60,7 @@ def check_beam_search(gen: GenerationConfig, batch: int, vocab_size: int, max_le
         raise InputError(f"{', '.join(unsupported)}: not supported with beam search (num_beams > 1) yet")
     check_budget(batch, gen.num_beams, max(2, 1 + len(gen.eos_token_id)) * gen.num_beams, vocab_size, max_length)
 
+
 def prepare_inputs(input_ids: Any, attention_mask: Any, gen: GenerationConfig,
                    vocab_size: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Checked ids [B, L0], mask [B, L0] and the final length.
@@ -85,6 +87,7 @@ def prepare_inputs(input_ids: Any, attention_mask: Any, gen: GenerationConfig,
         raise InputError(f"the prompt has {L0} tokens but max_length is {max_length}: set max_new_tokens "
                          "to the number of tokens to generate")
     return ids, mask, max_length
+
 
 def continue_cache(model, past_key_values: Any, ids: np.ndarray, max_length: int) -> KVCache | None:
     """The caller's cache (a KVCache or transformers' legacy per-layer (key, value) pairs), checked

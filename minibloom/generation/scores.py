@@ -11,7 +11,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..losses import log_softmax
-from ..validation import as_array
+from ..validation import check_transition_inputs
+
 
 def compute_transition_scores(sequences: Any, scores: Any, beam_indices: Any = None, normalize_logits: bool = False,
                               vocab_size: int | None = None) -> np.ndarray:
@@ -24,25 +25,9 @@ def compute_transition_scores(sequences: Any, scores: Any, beam_indices: Any = N
     normalize_logits: log-softmax the scores over the vocabulary first (sampling's processed
     scores are not log-probabilities).
     """
-    if not isinstance(scores, (tuple, list)) or not scores:
-        raise InputError("scores must be generate's non-empty tuple of per-step [rows, V] arrays "
-                         "(output_scores=True, return_dict_in_generate=True)")
-    stacked = np.stack([np.asarray(x, np.float32) for x in scores])  # [steps, rows, V]
-    if stacked.ndim != 3 or (vocab_size is not None and stacked.shape[2] != vocab_size):
-        raise InputError(f"scores: expected arrays [rows, {vocab_size or 'V'}], got {stacked.shape[1:]}")
-    steps, rows, V = stacked.shape
-    sequences = as_array(sequences, "sequences")
-    if sequences.ndim != 2 or sequences.dtype.kind not in "iu":
-        raise InputError(f"sequences must be integer token ids [B, L], got {sequences.dtype} {sequences.shape}")
-    if not isinstance(normalize_logits, bool):
-        raise InputError(f"normalize_logits must be True or False, got {normalize_logits!r}")
-    if beam_indices is None:
-        beam_indices = np.broadcast_to(np.arange(rows)[:, None], (rows, steps))
-    beam_indices = np.asarray(beam_indices)
-    if beam_indices.ndim != 2 or beam_indices.dtype.kind not in "iu" or beam_indices.shape[0] != sequences.shape[0] \
-            or beam_indices.shape[1] > steps or (beam_indices >= rows).any():
-        raise InputError(f"beam_indices: expected integers [{sequences.shape[0]}, <= {steps}] below {rows}, "
-                         f"got {beam_indices.dtype} {beam_indices.shape}")
+    stacked, sequences, beam_indices = check_transition_inputs(sequences, scores, beam_indices, normalize_logits,
+                                                               vocab_size)  # [steps, rows, V], [B, L], [B, steps]
+    V = stacked.shape[2]
     if normalize_logits:
         stacked = log_softmax(stacked)
     finished = beam_indices < 0  # [B, steps]: the beam had ended

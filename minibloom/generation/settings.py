@@ -67,6 +67,7 @@ def with_model_defaults(passed: GenerationConfig, model_gen: GenerationConfig) -
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
+    """(major, minor) of a version string ("4.49.0.dev0" -> (4, 49)); junk reads as 0."""
     parts = []
     for part in version.split(".")[:2]:
         digits = "".join(c for c in part if c.isdigit()) or "0"

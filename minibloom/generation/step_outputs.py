@@ -9,6 +9,7 @@ import numpy as np
 
 from .config import GenerationConfig
 
+
 def output_flags(gen: GenerationConfig) -> dict[str, bool]:
     """The forward's output_hidden_states / output_attentions arguments a generate call asks for
     (only those set: a model without them, the GPU one, is called as before)."""

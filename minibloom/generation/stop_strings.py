@@ -6,6 +6,7 @@ import numpy as np
 
 from ..errors import InputError
 
+
 class StopStrings:
     """transformers' StopStringCriteria: a row stops once a stop string ends inside its last token.
 
@@ -24,6 +25,7 @@ class StopStrings:
         self.texts: dict[int, str | None] = {}
 
     def text(self, token: int) -> str | None:
+        """The text `token` decodes to on its own (cached); None for an id the tokenizer does not know."""
         if token not in self.texts:
             known = token in self.tokenizer.id_to_token
             self.texts[token] = self.tokenizer.decode([token]) if known else None
@@ -34,6 +36,7 @@ class StopStrings:
         return np.array([self.row_matches(row[-self.window:].tolist()) for row in tokens], bool)
 
     def row_matches(self, row: list[int]) -> bool:
+        """Does a stop string end within the last token of `row` (the text of its last known tokens)?"""
         pieces = []
         for token in reversed(row):
             piece = self.text(token)

@@ -42,7 +42,8 @@ class TextStreamer(BaseStreamer):
         self.next_tokens_are_prompt = True
 
     def put(self, value) -> None:
-        """Skip the prompt with skip_prompt=True; print the new text up to the last complete word."""
+        """Skip the prompt (skip_prompt=True), then pass the new text up to the last complete word to
+        `on_finalized_text`."""
         value = np.asarray(value)
         if value.ndim > 1 and value.shape[0] > 1:
             raise InputError("TextStreamer only supports batch size 1")

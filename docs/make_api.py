@@ -19,7 +19,7 @@ MODULES = ("minibloom", "minibloom.tokenizer", "minibloom.golden", "minibloom.ba
            "minibloom.cuda", "minibloom.training")
 # Functions the classes delegate to, whose arguments the reader needs (generate's full keyword list).
 EXTRA = ("minibloom.generation.generate", "minibloom.generation.stream", "minibloom.tokenizer.train.train_bpe",
-         "minibloom.hub.resolve", "minibloom.streamers.BaseStreamer")
+         "minibloom.hub.resolve", "minibloom.generation.streamers.BaseStreamer")
 
 
 def public_names() -> list[tuple[str, object]]:

@@ -2,8 +2,8 @@
 
 Start at `model.py` (the forward pass) and follow the imports: `block.py`, `attention.py`,
 `alibi.py`, `masking.py`, `functional.py`. Checkpoints: `config.py`, `weights.py`. Heads and
-losses: `heads.py`, `losses.py`. Generation: `cache.py`, `generation.py`, `logits_process.py`,
-`beam_search.py`. Tokenizer: `tokenizer/`.
+losses: `heads.py`, `losses.py`. Generation: `cache.py`, `logits_process.py`, `generation/`
+(the settings, the decoding loop, beam search, streamers). Tokenizer: `tokenizer/`.
 """
 
 __version__ = "0.1.0"
@@ -26,7 +26,8 @@ _EXPORTS = {
                      "SafetensorsFormatError", "TokenizerFileError", "WeightsMismatchError"), "errors"),
     **dict.fromkeys(("BloomForCausalLM", "BloomForQuestionAnswering", "BloomForSequenceClassification",
                      "BloomForTokenClassification"), "heads"),
-    "GenerationConfig": "generation", "TextStreamer": "streamers", "TextIteratorStreamer": "streamers",
+    "GenerationConfig": "generation", "TextStreamer": "generation.streamers",
+    "TextIteratorStreamer": "generation.streamers",
     **dict.fromkeys(("AutoConfig", "AutoModel", "AutoModelForCausalLM", "AutoModelForQuestionAnswering",
                      "AutoModelForSequenceClassification", "AutoModelForTokenClassification", "AutoTokenizer"),
                     "auto"), "BloomModel": "model",
@@ -68,7 +69,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .model import BloomModel
     from .outputs import (BaseModelOutputWithPast, CausalLMOutputWithCrossAttentions, QuestionAnsweringModelOutput,
                           SequenceClassifierOutputWithPast, TokenClassifierOutput)
-    from .streamers import TextIteratorStreamer, TextStreamer
+    from .generation.streamers import TextIteratorStreamer, TextStreamer
     from .threads import get_num_threads, set_num_threads
     from .tokenizer import BloomTokenizer
 

@@ -322,7 +322,7 @@ class PreTrainedBloom:
         start as an average token: transformers samples them close to that mean) or N(0,
         initializer_range) draws. An untied lm_head is resized the same way.
         """
-        from .generation import check_int
+        from .validation import check_int
 
         old = to_float32(self.get_input_embeddings())  # [V, H]
         V = old.shape[0] if new_num_tokens is None else check_int("new_num_tokens", new_num_tokens, 1)

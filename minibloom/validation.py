@@ -162,3 +162,103 @@ def check_float_labels(labels: np.ndarray, shapes: list[tuple[int, ...]], name: 
         raise InputError(f"{name} must be numeric, got dtype {labels.dtype}")
     if labels.shape not in shapes:
         raise InputError(f"{name} has shape {labels.shape}, expected {' or '.join(map(str, shapes))}")
+
+
+# --- checks moved from generation.py and cli.py ---
+# Checks of single Python arguments (generate's settings, a seed, a count), each returning the value
+# as a plain Python object or raising `InputError` naming the argument.
+
+
+def is_int(value: Any) -> bool:
+    """A Python or NumPy integer (bool is not one)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(name: str, value: Any, minimum: int, optional: bool = False) -> int | None:
+    """An integer >= minimum (NumPy integer scalars accepted), as a Python int; None if optional."""
+    if value is None and optional:
+        return None
+    if not is_int(value) or value < minimum:
+        kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
+        raise InputError(f"{name} must be {kind}{' or None' if optional else ''}, got {value!r} "
+                         f"({type(value).__name__})")
+    return int(value)
+
+
+def check_float(name: str, value: Any) -> float:
+    """A finite real number (int, float or NumPy scalar), as a Python float."""
+    if not (is_int(value) or isinstance(value, (float, np.floating))) or not np.isfinite(value):
+        raise InputError(f"{name} must be a finite number, got {value!r} ({type(value).__name__})")
+    return float(value)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """True or False (a NumPy bool accepted), as a Python bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def check_id(name: str, value: Any, vocab_size: int) -> int:
+    """A token id: an integer in [0, vocab_size), as a Python int."""
+    if not is_int(value):
+        raise InputError(f"{name} must be a token id (an integer), got {value!r} ({type(value).__name__})")
+    if not 0 <= value < vocab_size:
+        raise InputError(f"{name} {value!r} is outside the vocabulary [0, {vocab_size})")
+    return int(value)
+
+
+def check_bad_words(words: Any, vocab_size: int) -> list[list[int]] | None:
+    """None, or a non-empty list of non-empty lists of token ids."""
+    if words is None:
+        return None
+    if not isinstance(words, (list, tuple)) or not words or \
+            any(not isinstance(w, (list, tuple, np.ndarray)) or len(w) == 0 for w in words):
+        raise InputError(f"bad_words_ids must be a non-empty list of non-empty lists of token ids, got {words!r}")
+    return [[check_id("bad_words_ids", i, vocab_size) for i in w] for w in words]
+
+
+def check_stop_strings(stop: Any) -> list[str] | None:
+    """None, or a non-empty string or list of them, as a list."""
+    if stop is None:
+        return None
+    stop = [stop] if isinstance(stop, str) else stop
+    if not isinstance(stop, (list, tuple)) or not stop or any(not isinstance(s, str) or not s for s in stop):
+        raise InputError(f"stop_strings must be a non-empty string or a list of them, got {stop!r}")
+    return list(stop)
+
+
+def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """The random generator of a `seed` argument: None (fresh entropy), an integer >= 0, or a Generator."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None and not (is_int(seed) and seed >= 0):
+        raise InputError(f"seed must be None, an integer >= 0 or a numpy.random.Generator, got {seed!r} "
+                         f"({type(seed).__name__})")
+    return np.random.default_rng(None if seed is None else int(seed))
+
+
+def check_transition_inputs(sequences: Any, scores: Any, beam_indices: Any, normalize_logits: Any,
+                            vocab_size: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`compute_transition_scores`'s arguments: (scores stacked [steps, rows, V] float32, sequences
+    [B, L] integers, beam_indices [B, <= steps] below rows; by default row b is its own beam)."""
+    if not isinstance(scores, (tuple, list)) or not scores:
+        raise InputError("scores must be generate's non-empty tuple of per-step [rows, V] arrays "
+                         "(output_scores=True, return_dict_in_generate=True)")
+    stacked = np.stack([np.asarray(x, np.float32) for x in scores])  # [steps, rows, V]
+    if stacked.ndim != 3 or (vocab_size is not None and stacked.shape[2] != vocab_size):
+        raise InputError(f"scores: expected arrays [rows, {vocab_size or 'V'}], got {stacked.shape[1:]}")
+    steps, rows, _ = stacked.shape
+    sequences = as_array(sequences, "sequences")
+    if sequences.ndim != 2 or sequences.dtype.kind not in "iu":
+        raise InputError(f"sequences must be integer token ids [B, L], got {sequences.dtype} {sequences.shape}")
+    if not isinstance(normalize_logits, bool):
+        raise InputError(f"normalize_logits must be True or False, got {normalize_logits!r}")
+    if beam_indices is None:
+        beam_indices = np.broadcast_to(np.arange(rows)[:, None], (rows, steps))
+    beam_indices = np.asarray(beam_indices)
+    if beam_indices.ndim != 2 or beam_indices.dtype.kind not in "iu" or beam_indices.shape[0] != sequences.shape[0] \
+            or beam_indices.shape[1] > steps or (beam_indices >= rows).any():
+        raise InputError(f"beam_indices: expected integers [{sequences.shape[0]}, <= {steps}] below {rows}, "
+                         f"got {beam_indices.dtype} {beam_indices.shape}")
+    return stacked, sequences, beam_indices

@@ -171,7 +171,7 @@ def test_prompt_from_a_device_a_fifo_or_a_directory_is_refused(tmp_path):
 
 
 def test_a_prompt_past_the_limit_is_refused():
-    from minibloom.cli import MAX_PROMPT_BYTES
+    from minibloom.cli.prompt import MAX_PROMPT_BYTES
 
     with open("/dev/zero", "rb") as endless:  # stdin that never ends
         result = subprocess.run([sys.executable, "-m", "minibloom", "generate", "-"], stdin=endless,

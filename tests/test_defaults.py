@@ -11,7 +11,8 @@ import pytest
 
 from minibloom import BloomConfig, BloomForCausalLM, BloomModel, backends
 from minibloom.backends import numpy_backend, resolve_backend
-from minibloom.cli import EMBEDDED_CHECKPOINT, Timer
+from minibloom.cli.timing import Timer
+from minibloom.embedded import EMBEDDED_CHECKPOINT
 from minibloom.storage import BF16, convert, quantize_int8
 
 CONFIG = dict(vocab_size=40, hidden_size=24, n_head=3, n_layer=2)

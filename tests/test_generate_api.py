@@ -14,7 +14,7 @@ import pytest
 
 from minibloom import (EMBEDDED_CHECKPOINT, BloomConfig, BloomForCausalLM, BloomModel, BloomTokenizer,
                        GenerationConfig, InputError)
-from minibloom.streamers import TextStreamer
+from minibloom.generation.streamers import TextStreamer
 from tests.conftest import assert_close
 
 MODEL = BloomForCausalLM.from_pretrained(EMBEDDED_CHECKPOINT)

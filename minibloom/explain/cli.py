@@ -1,4 +1,4 @@
-"""The command-line side of the microscope, wired into `minibloom` by cli.py:
+"""The command-line side of the microscope, wired into `minibloom` by minibloom/cli/:
 
     minibloom explain TEXT [--checkpoint DIR] --out DIR [--top-k K] [--force]
     minibloom tokenize --explain TEXT        (each piece's bytes and merges, with their ranks)
@@ -48,14 +48,15 @@ def tokenize_explain(tokenizer, text: str, as_json: bool = False) -> str:
 
 def cmd_explain(args: argparse.Namespace) -> None:
     from .. import BloomForCausalLM
-    from ..cli import _tokenizer, check_checkpoint, unescape
+    from ..cli.common import check_checkpoint, load_tokenizer
+    from ..cli.prompt import unescape
     from .report import MAX_TOKENS, check_directory, explain, write_report
 
     if args.top_k < 1:
         raise InputError(f"--top-k must be at least 1, got {args.top_k}")
     check_directory(args.out, args.force)  # before the model loads: a wrong --out fails at once
     directory = check_checkpoint(args.checkpoint)
-    tok = _tokenizer(directory)
+    tok = load_tokenizer(directory)
     model = BloomForCausalLM.from_pretrained(directory)
     text = args.text if args.no_escape else unescape(args.text)
     data = explain(model, tok, text, k=min(args.top_k, model.config.vocab_size))

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..functional import softmax
-from ..generation import is_int
+from ..validation import is_int
 
 
 @dataclass

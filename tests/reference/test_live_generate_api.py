@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import minibloom
 from minibloom import EMBEDDED_CHECKPOINT, BloomTokenizer
 from minibloom.generation import GenerationConfig
-from minibloom.streamers import TextStreamer
+from minibloom.generation.streamers import TextStreamer
 from tests.reference.reference_utils import embedded_pair, mirror, torch, torch_bloom, transformers
 
 PAD = 3

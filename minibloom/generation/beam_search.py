@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cache import KVCache
-from .logits_process import repetition_penalty
-from .losses import log_softmax
-from .outputs import GenerateBeamDecoderOnlyOutput
-from .validation import check_allocation
+from ..cache import KVCache
+from ..logits_process import repetition_penalty
+from ..losses import log_softmax
+from ..outputs import GenerateBeamDecoderOnlyOutput
+from ..validation import check_allocation
+from .step_outputs import output_flags, step_outputs
 
 NEG = np.float32(-1.0e9)
 
@@ -98,24 +99,13 @@ def beam_search(model, ids: np.ndarray, mask: np.ndarray, max_length: int, gen) 
     generated] (the flat row, b * num_beams + beam, each token came from; -1 after the beam ended)
     and the cache; with output_scores the sequences_scores [B * n] (sum of log-probs / length **
     length_penalty) and scores (each step's processed log-probs [B * num_beams, V]); with
-    output_logits the raw logits; hidden_states / attentions per step when asked."""
-    from .generation import output_flags, step_outputs
-
+    output_logits the raw logits; hidden_states / attentions per step when asked.
+    The arguments are checked by `plan.plan` (the memory budget included)."""
     B, L0 = ids.shape
     nb, V = gen.num_beams, model.config.vocab_size
     eos = np.array(gen.eos_token_id, np.int64)
     K = max(2, 1 + eos.size) * nb
-    check_budget(B, nb, K, V, max_length)
-    fill = (gen.pad_token_id or gen.eos_token_id[0]) if eos.size else -1  # transformers' output fill value
-    running_sequences = np.full((B, nb, max_length), fill, np.int64)
-    running_sequences[:, :, :L0] = ids[:, None, :]
-    running_scores = np.zeros((B, nb), np.float32)
-    running_scores[:, 1:] = NEG  # all beams start equal: only beam 0 may propose at the first step
-    running_beam_indices = np.full((B, nb, max_length - L0), -1, np.int64)
-    state = {"sequences": running_sequences.copy(), "beam_scores": np.full((B, nb), NEG, np.float32),
-             "beam_indices": running_beam_indices.copy(), "is_sent_finished": np.zeros((B, nb), bool),
-             "improvable": np.ones((B, 1), bool)}
-
+    running, state = start(ids, gen, max_length)
     flat_mask = np.ones((B * nb, max_length), mask.dtype)
     flat_mask[:, :L0] = np.repeat(mask, nb, axis=0)
     cache = KVCache.for_config(model.config, B * nb, max_length)
@@ -125,48 +115,90 @@ def beam_search(model, ids: np.ndarray, mask: np.ndarray, max_length: int, gen) 
     cur_len = L0
     kept = {"scores": [], "logits": [], "hidden_states": [], "attentions": []}
     while True:
+        # 1. every running beam proposes every token
         logits = out.logits[:, -1].astype(np.float32)  # [B * nb, V]
         log_probs = log_softmax(logits)  # [B * nb, V]
         if gen.repetition_penalty != 1.0:
-            log_probs = repetition_penalty(running_sequences[:, :, :cur_len].reshape(B * nb, cur_len), log_probs,
+            log_probs = repetition_penalty(running["sequences"][:, :, :cur_len].reshape(B * nb, cur_len), log_probs,
                                            gen.repetition_penalty)
-        if gen.return_dict_in_generate:  # each kept only when asked: a step's scores are [B * nb, V]
-            kept["scores"].append(log_probs.copy() if gen.output_scores else None)
-            kept["logits"].append(logits.copy() if gen.output_logits else None)
-            for name, value in step_outputs(out, cur_len).items():
-                kept[name].append(value)
-        log_probs = (log_probs.reshape(B, nb, V) + running_scores[:, :, None]).reshape(B, nb * V)
+        if gen.return_dict_in_generate:
+            keep_step(kept, gen, log_probs, logits, out, cur_len)
+        log_probs = (log_probs.reshape(B, nb, V) + running["scores"][:, :, None]).reshape(B, nb * V)
 
         # 2. top-K continuations over all beams
-        top = topk_indices(log_probs, K)  # [B, K]
-        topk_log_probs = np.take_along_axis(log_probs, top, axis=-1)
-        parent, topk_ids = top // V, top % V
-        topk_sequences = gather_beams(running_sequences, parent)  # [B, K, L] (a copy)
-        topk_sequences[:, :, cur_len] = topk_ids
-        topk_beam_indices = gather_beams(running_beam_indices, parent)
-        topk_beam_indices[:, :, cur_len - L0] = parent + np.arange(B)[:, None] * nb  # flat row of the parent
+        top = top_candidates(log_probs, running, K, V, cur_len, L0)
 
         # 3. which candidates stop; the best `nb` others keep running
-        hits = np.isin(topk_ids, eos) | (cur_len + 1 >= max_length)  # [B, K]
-        running_log_probs = topk_log_probs + hits.astype(np.float32) * NEG
-        keep = topk_indices(running_log_probs, nb)
-        running_sequences = gather_beams(topk_sequences, keep)
-        running_scores = gather_beams(running_log_probs, keep)
-        running_beam_indices = gather_beams(topk_beam_indices, keep)
+        hits = np.isin(top["ids"], eos) | (cur_len + 1 >= max_length)  # [B, K]
+        running = best_running(top, hits, nb)
 
         # 4. finished hypotheses
-        update_finished(state, topk_log_probs, topk_sequences, topk_beam_indices, hits, cur_len, L0, gen)
+        update_finished(state, top["log_probs"], top["sequences"], top["beam_indices"], hits, cur_len, L0, gen)
 
         # 5. each surviving beam continues from its parent's cache rows
-        cache.reorder(running_beam_indices[:, :, cur_len - L0].reshape(-1))
+        cache.reorder(running["beam_indices"][:, :, cur_len - L0].reshape(-1))
         cur_len += 1
-        state["improvable"] = still_improvable(state, running_scores, cur_len, max_length, L0, gen)
+        state["improvable"] = still_improvable(state, running["scores"], cur_len, max_length, L0, gen)
         all_done = state["is_sent_finished"].all() and gen.early_stopping is True
         if not (state["improvable"].any() and not all_done and not hits.all()):
             break
-        step_ids = running_sequences[:, :, cur_len - 1].reshape(B * nb, 1)  # [B * nb, 1]
+        step_ids = running["sequences"][:, :, cur_len - 1].reshape(B * nb, 1)  # [B * nb, 1]
         out = model(step_ids, attention_mask=flat_mask[:, :cur_len], past_key_values=cache, **extra)
+    return beam_output(state, kept, gen, cache, L0)
 
+
+def start(ids: np.ndarray, gen, max_length: int) -> tuple[dict, dict]:
+    """The running beams (every beam the prompt; only beam 0 may propose at the first step, as all
+    start equal) and the empty finished set: sequences [B, nb, L], scores [B, nb], beam_indices
+    [B, nb, L - L0]."""
+    B, L0 = ids.shape
+    nb = gen.num_beams
+    fill = (gen.pad_token_id or gen.eos_token_id[0]) if gen.eos_token_id else -1  # transformers' output fill value
+    sequences = np.full((B, nb, max_length), fill, np.int64)
+    sequences[:, :, :L0] = ids[:, None, :]
+    scores = np.zeros((B, nb), np.float32)
+    scores[:, 1:] = NEG  # all beams start equal: only beam 0 may propose at the first step
+    beam_indices = np.full((B, nb, max_length - L0), -1, np.int64)
+    state = {"sequences": sequences.copy(), "beam_scores": np.full((B, nb), NEG, np.float32),
+             "beam_indices": beam_indices.copy(), "is_sent_finished": np.zeros((B, nb), bool),
+             "improvable": np.ones((B, 1), bool)}
+    return {"sequences": sequences, "scores": scores, "beam_indices": beam_indices}, state
+
+
+def keep_step(kept: dict, gen, log_probs: np.ndarray, logits: np.ndarray, out, cur_len: int) -> None:
+    """Keep what return_dict_in_generate asks for of this step (each only when asked: a step's
+    scores are [B * nb, V])."""
+    kept["scores"].append(log_probs.copy() if gen.output_scores else None)
+    kept["logits"].append(logits.copy() if gen.output_logits else None)
+    for name, value in step_outputs(out, cur_len).items():
+        kept[name].append(value)
+
+
+def top_candidates(log_probs: np.ndarray, running: dict, K: int, V: int, cur_len: int, L0: int) -> dict:
+    """Step 2: the K best (beam, token) pairs of log_probs [B, nb * V], each with its sequence
+    [B, K, L] (the parent's, plus the token) and beam indices [B, K, L - L0]."""
+    B, nb = running["scores"].shape
+    top = topk_indices(log_probs, K)  # [B, K]
+    parent, ids = top // V, top % V
+    sequences = gather_beams(running["sequences"], parent)  # [B, K, L] (a copy)
+    sequences[:, :, cur_len] = ids
+    beam_indices = gather_beams(running["beam_indices"], parent)
+    beam_indices[:, :, cur_len - L0] = parent + np.arange(B)[:, None] * nb  # flat row of the parent
+    return {"log_probs": np.take_along_axis(log_probs, top, axis=-1), "ids": ids, "sequences": sequences,
+            "beam_indices": beam_indices}
+
+
+def best_running(top: dict, hits: np.ndarray, nb: int) -> dict:
+    """Step 3: the `nb` best candidates that did not stop (those that did score -1e9) run on."""
+    running_log_probs = top["log_probs"] + hits.astype(np.float32) * NEG
+    keep = topk_indices(running_log_probs, nb)
+    return {"sequences": gather_beams(top["sequences"], keep), "scores": gather_beams(running_log_probs, keep),
+            "beam_indices": gather_beams(top["beam_indices"], keep)}
+
+
+def beam_output(state: dict, kept: dict, gen, cache: KVCache, L0: int) -> GenerateBeamDecoderOnlyOutput:
+    """The best `num_return_sequences` finished beams per prompt, cut to the longest one generated."""
+    B, _, max_length = state["sequences"].shape
     n = gen.num_return_sequences
     sequences = state["sequences"][:, :n].reshape(B * n, max_length)
     beam_indices = state["beam_indices"][:, :n].reshape(B * n, -1)

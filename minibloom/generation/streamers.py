@@ -11,16 +11,18 @@ from queue import Queue
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 
 class BaseStreamer:
     """The protocol `generate` drives: put(value) for the prompt and then each step, end() once."""
 
     def put(self, value: np.ndarray) -> None:
+        """Receive the prompt [1, L0] (first call), then each step's new tokens [1]."""
         raise NotImplementedError
 
     def end(self) -> None:
+        """The generation is over."""
         raise NotImplementedError
 
 
@@ -40,6 +42,8 @@ class TextStreamer(BaseStreamer):
         self.next_tokens_are_prompt = True
 
     def put(self, value) -> None:
+        """Skip the prompt (skip_prompt=True), then pass the new text up to the last complete word to
+        `on_finalized_text`."""
         value = np.asarray(value)
         if value.ndim > 1 and value.shape[0] > 1:
             raise InputError("TextStreamer only supports batch size 1")

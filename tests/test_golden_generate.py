@@ -16,7 +16,7 @@ import pytest
 from minibloom import BloomForCausalLM, golden
 from minibloom.errors import InputError
 from minibloom.generation import sample
-from minibloom.golden_generate import dump_generate, replay
+from minibloom.golden.generate import dump_generate, replay
 from tests.conftest import GOLDEN_DIR
 from tests.gen_port import GenPort
 

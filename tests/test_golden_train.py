@@ -15,9 +15,9 @@ import pytest
 from safetensors.numpy import save_file
 
 from minibloom import BloomForCausalLM, golden
-from minibloom.golden_format import is_documented, split_phase
+from minibloom.golden.format import is_documented, split_phase
 from minibloom.errors import InputError
-from minibloom.golden_train import backward_order, dump_train
+from minibloom.golden.train import backward_order, dump_train
 from tests.conftest import GOLDEN_DIR
 from tests.train_port import TRAIN_BUGS, TrainPort, first_op
 

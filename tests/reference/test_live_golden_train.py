@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from minibloom import BloomForCausalLM, golden
-from minibloom.golden_train import dump_train
+from minibloom.golden.train import dump_train
 from tests.conftest import assert_close
 from tests.reference.reference_utils import torch, torch_bloom, transformers
 from tests.reference.torch_grads import torch_value_and_grad

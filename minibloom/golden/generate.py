@@ -35,14 +35,14 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
-from .functional import softmax
-from .generation import as_generator, is_int
-from .golden import metadata_of
-from .heads import BloomForCausalLM
-from .logits_process import process_scores
-from .safetensors_io import save_file
-from .validation import check_attention_mask, check_ids
+from ..errors import InputError
+from ..functional import softmax
+from ..generation import as_generator, is_int
+from ..heads import BloomForCausalLM
+from ..logits_process import process_scores
+from ..safetensors_io import save_file
+from ..validation import check_attention_mask, check_ids
+from .diff import metadata_of
 
 __all__ = ["dump_generate", "generate_record", "replay"]
 

@@ -27,13 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from .backends import numpy_backward
-from .errors import InputError
-from .golden import capture, metadata_of
-from .golden_format import LAYER_OPS
-from .heads import BloomForCausalLM, causal_lm_loss_with_grad
-from .safetensors_io import save_file
-from .trace import Trace
+from ..backends import numpy_backward
+from ..errors import InputError
+from ..heads import BloomForCausalLM, causal_lm_loss_with_grad
+from ..safetensors_io import save_file
+from ..trace import Trace
+from .diff import capture, metadata_of
+from .format import LAYER_OPS
 
 __all__ = ["IGNORE", "backward_order", "check_options", "dump_train", "train_record"]
 
@@ -75,7 +75,7 @@ def default_labels(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndar
 def check_options(steps: int = 2, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                   weight_decay: float = 0.01) -> None:
     """Refuse, before any work, what the optimizer would refuse (or a golden of no step)."""
-    from .training import AdamW
+    from ..training import AdamW
 
     if not isinstance(steps, int) or not 1 <= steps <= 100:
         raise InputError(f"steps must be an integer from 1 to 100, got {steps!r}")
@@ -90,7 +90,7 @@ def train_record(model: BloomForCausalLM, input_ids: Any, attention_mask: Any = 
     """(the training golden's tensors in order, its `train` metadata) for one batch.
 
     The model's parameters are moved by the optimizer steps and restored afterwards (in place)."""
-    from .training import AdamW, value_and_grad
+    from ..training import AdamW, value_and_grad
 
     if not isinstance(model, BloomForCausalLM):
         raise InputError(f"a training golden needs a BloomForCausalLM, got {type(model).__name__}")

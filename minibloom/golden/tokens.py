@@ -22,9 +22,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .atomic import atomic_write_bytes
-from .errors import CheckpointError, InputError
-from .safe_read import loads, open_regular
+from ..atomic import atomic_write_bytes
+from ..errors import CheckpointError, InputError
+from ..safe_read import loads, open_regular
 
 MAX_FILE_BYTES = 256 << 20  # a corpus of a million short texts fits; a hostile size is refused before reading
 MAX_ID = 2 ** 63 - 1

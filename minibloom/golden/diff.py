@@ -9,7 +9,7 @@ A golden file minibloom writes is one .safetensors file:
                                                its sha256, dtype, the names in forward order, the
                                                axes of each tensor, the text if one was given
 
-A port's file needs only the names (docs/golden-format.md; the reader is `golden_format.py`).
+A port's file needs only the names (docs/golden-format.md; the reader is `format.py`).
 
 `compare` walks the names in forward order. An element passes when |actual - expected| <= allowed,
 allowed = atol + rtol * |expected| (NaN equals NaN); the first tensor with a failing element is the
@@ -28,14 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .errors import CheckpointError, InputError
-from .golden_format import (ALL_INPUTS, FORMAT, FORMAT_VERSION, HEAD_OUTPUTS, MODEL_CLASSES, GoldenFile, axes_of,
-                            compile_globs, conform, is_documented, layer_of, read, select, split_phase,
-                            step_of)
-from .safe_read import read_json
-from .safetensors_io import save_file
-from .trace import Trace
+from .. import __version__
+from ..errors import CheckpointError, InputError
+from ..safe_read import read_json
+from ..safetensors_io import save_file
+from ..trace import Trace
+from .format import (ALL_INPUTS, FORMAT, FORMAT_VERSION, HEAD_OUTPUTS, MODEL_CLASSES, GoldenFile, axes_of,
+                     compile_globs, conform, is_documented, layer_of, read, select, split_phase, step_of)
 
 __all__ = ["BASE_TOLERANCE", "C_WRITER_HEADER", "DEPTH_SCALE", "FORMAT", "FORMAT_VERSION", "MODEL_CLASSES", "GoldenFile", "Report",
            "TensorDiff", "axes_of", "capture", "check_tolerance", "checkpoint_storage", "compare", "compile_globs",
@@ -46,7 +45,7 @@ __all__ = ["BASE_TOLERANCE", "C_WRITER_HEADER", "DEPTH_SCALE", "FORMAT", "FORMAT
 
 # The single-file C99 header a port includes to write its tensors as one safetensors file
 # (docs/golden-format.md, "Writing from C"); shipped with the package.
-C_WRITER_HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "golden_writer.h")
+C_WRITER_HEADER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "golden_writer.h")
 
 
 def config_sha256(config) -> str:
@@ -71,12 +70,12 @@ def dump(model, path: str | os.PathLike, input_ids: Any, attention_mask: Any = N
          dtype: str = "float32") -> dict:
     """Write a golden file of `model` on these inputs (atomically); returns the recorded tensors.
 
-    dtype "bfloat16" / "float16": computed as transformers computes in that dtype (`golden_lowp.py`)
+    dtype "bfloat16" / "float16": computed as transformers computes in that dtype (`lowp.py`)
     and stored in it; "float32" (default): minibloom's own forward pass."""
     if dtype == "float32":
         record = capture(model, input_ids, attention_mask)
     else:
-        from .golden_lowp import capture_lowp
+        from .lowp import capture_lowp
 
         ids = np.asarray(input_ids)
         record = capture_lowp(model, ids, np.ones_like(ids) if attention_mask is None else attention_mask, dtype)
@@ -102,8 +101,8 @@ def checkpoint_storage(directory: str | os.PathLike) -> str:
     every matrix is stored so, else "float32". With it `from_pretrained` memory-maps the weights
     instead of converting them, so a dump reads each layer from the page cache when it gets to it:
     a checkpoint larger than the free RAM streams through (RAM ~ one layer plus the activations)."""
-    from .safetensors_io import read_header
-    from .weights import checkpoint_files
+    from ..safetensors_io import read_header
+    from ..weights import checkpoint_files
 
     codes = set()
     for path in sorted(set(checkpoint_files(directory).values())):
@@ -114,7 +113,7 @@ def checkpoint_storage(directory: str | os.PathLike) -> str:
 
 def load(path: str | os.PathLike) -> GoldenFile:
     """Read a golden file: minibloom's own or a port's plain safetensors / .npz / .npy directory
-    (`golden_format.read`); a file that is not one is a CheckpointError naming it."""
+    (`format.read`); a file that is not one is a CheckpointError naming it."""
     return read(path)
 
 
@@ -598,8 +597,8 @@ def parse_layers(text: str) -> tuple[int | None, int | None]:
 
 def live_run(expected: GoldenFile, checkpoint: str | os.PathLike, backend: str = "numpy") -> dict[str, np.ndarray]:
     """Run a checkpoint directory on a golden file's inputs and capture its intermediates."""
-    from . import heads
-    from .model import BloomModel
+    from .. import heads
+    from ..model import BloomModel
 
     cls_name = expected.model_class
     if cls_name not in MODEL_CLASSES:

@@ -42,7 +42,7 @@ from ..heads import BloomForCausalLM
 from ..logits_process import process_scores
 from ..safetensors_io import save_file
 from ..validation import check_attention_mask, check_ids
-from .diff import metadata_of
+from .record import metadata_of
 
 __all__ = ["dump_generate", "generate_record", "replay"]
 

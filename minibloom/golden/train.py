@@ -4,7 +4,7 @@ port of *training* can be checked op by op as a port of the forward pass is (doc
 One .safetensors file, in this order (the metadata's `order`):
 
     input_ids, attention_mask, labels        int64 [B, T]: labels = input_ids, -100 on padding
-    embeddings ... logits                    the forward golden (golden.py)
+    embeddings ... logits                    the forward golden (record.py)
     loss                                     float32 [1]: mean cross-entropy of the shifted labels
     d.logits, d.ln_f, d.h.{L-1}.output ...   the gradient of the loss arriving at each intermediate,
       d.embeddings                           in backward order (layers in reverse), each parameter's
@@ -32,7 +32,7 @@ from ..errors import InputError
 from ..heads import BloomForCausalLM, causal_lm_loss_with_grad
 from ..safetensors_io import save_file
 from ..trace import Trace
-from .diff import capture, metadata_of
+from .record import capture, metadata_of
 from .format import LAYER_OPS
 
 __all__ = ["IGNORE", "backward_order", "check_options", "dump_train", "train_record"]

@@ -1,5 +1,5 @@
 """Live: a training golden against torch. Its loss and every `grad.*` equal torch autograd's on
-transformers' BLOOM within tests/test_golden_grads.py's bound, the `d.*` of the hidden states and
+transformers' BLOOM within tests/test_hf_grads.py's bound, the `d.*` of the hidden states and
 logits equal the gradients torch retains there, and its AdamW steps (parameters and moments) equal
 torch.optim.AdamW's fed the golden's own gradients."""
 

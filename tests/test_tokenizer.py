@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from minibloom import InputError, MinibloomError
 from minibloom.errors import TokenizerFileError
 from minibloom.tokenizer import BloomTokenizer
-from minibloom.tokenizer.bpe import bpe_merge, bpe_merge_ids
+from minibloom.tokenizer.bpe import bpe_merge, bpe_merge_ids, bpe_merge_naive
 from minibloom.tokenizer.bytes_unicode import BYTE_TO_CHAR, from_byte_level, to_byte_level
 from minibloom.tokenizer.pretokenizer import WORD, split_pieces, split_with_offsets
 from tests.tokenizer_utils import (REGENERATE, TOKENIZER_DIR, VARIANTS, load_json, texts,
@@ -62,11 +62,24 @@ def test_pieces_cover_the_text_exactly(text):
 
 # ------------------------------------------------------------------------------------ BPE merges
 
-def test_merge_loop_by_hand():
+@pytest.mark.parametrize("merge", [bpe_merge_naive, bpe_merge], ids=["naive", "heap"])
+def test_merge_loop_by_hand(merge):
     ranks = {("l", "l"): 0, ("e", "ll"): 1, ("h", "ell"): 2}
-    assert bpe_merge(list("hello"), ranks) == ["hell", "o"]
-    assert bpe_merge(list("lll"), ranks) == ["ll", "l"]  # leftmost first on a tie
-    assert bpe_merge(list("ab"), ranks) == ["a", "b"]
+    assert merge(list("hello"), ranks) == ["hell", "o"]
+    assert merge(list("lll"), ranks) == ["ll", "l"]  # leftmost first on a tie
+    assert merge(list("ab"), ranks) == ["a", "b"]
+    assert merge(list("ba"), {("a", "b"): 0}) == ["b", "a"]  # a pair is ordered
+
+
+@given(texts)
+def test_naive_and_heap_merges_give_identical_ids(text):
+    """The rescan (`bpe_merge_naive`, the rule as written) and the heap (`bpe_merge`) on the real
+    merges: the same tokens for every piece."""
+    bpe = TOK.bpe
+    for piece in split_pieces(text):
+        symbols = list(to_byte_level(piece))
+        naive = [bpe.vocab[s] for s in bpe_merge_naive(symbols, bpe.ranks)]
+        assert [bpe.vocab[s] for s in bpe_merge(symbols, bpe.ranks)] == naive, piece
 
 
 @given(texts)

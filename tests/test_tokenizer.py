@@ -1,6 +1,6 @@
 """BloomTokenizer against HF tokenizers' committed outputs, hand examples and properties (no torch).
 
-The golden file holds HF tokenizers' ids, offsets and decodes for fixed texts with the committed
+tests/data/tokenizer/hf-encodings.json holds HF tokenizers' ids, offsets and decodes for fixed texts with the committed
 BLOOM-format tokenizer in three variants; tests/reference/test_live_tokenizer.py compares live.
 """
 
@@ -92,12 +92,12 @@ def test_numba_merge_equals_readable_merge(text):
         assert bpe_merge_ids(start, bpe.pair_keys, bpe.pair_values, bpe.n_ids).tolist() == readable
 
 
-# ------------------------------------------------------------------------- parity with HF (golden)
+# ---------------------------------------------------------------- parity with HF (hf-encodings.json)
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_ids_offsets_and_decode_equal_hf_tokenizers(variant):
     tok = variant_tokenizer(variant)
-    for case in load_json("golden-encodings.json")[variant]:
+    for case in load_json("hf-encodings.json")[variant]:
         text = case["text"]
         ids, offsets = tok.encode_with_offsets(text)
         assert ids == case["ids"], f"{variant} ids of {text[:40]!r} (regenerate: {REGENERATE})"

@@ -143,7 +143,7 @@ def _human(nbytes: int) -> str:
     return f"{nbytes} bytes"
 
 
-# --- checks moved from heads.py ---
+# --- the heads' labels ---
 
 
 def check_int_labels(labels: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
@@ -164,7 +164,7 @@ def check_float_labels(labels: np.ndarray, shapes: list[tuple[int, ...]], name: 
         raise InputError(f"{name} has shape {labels.shape}, expected {' or '.join(map(str, shapes))}")
 
 
-# --- checks moved from generation.py and cli.py ---
+# --- generate's settings ---
 # Checks of single Python arguments (generate's settings, a seed, a count), each returning the value
 # as a plain Python object or raising `InputError` naming the argument.
 
@@ -262,3 +262,74 @@ def check_transition_inputs(sequences: Any, scores: Any, beam_indices: Any, norm
         raise InputError(f"beam_indices: expected integers [{sequences.shape[0]}, <= {steps}] below {rows}, "
                          f"got {beam_indices.dtype} {beam_indices.shape}")
     return stacked, sequences, beam_indices
+
+
+# --- the tokenizer's call arguments ---
+# The arguments of BloomTokenizer's transformers-style calls (tokenizer/batching.py): the texts, and
+# transformers' padding / truncation / side / return_tensors values, refused as transformers refuses them.
+
+def check_texts(text: Any) -> list[str]:
+    """A str or a non-empty list/tuple of str -> list of str; anything else is an InputError."""
+    if isinstance(text, str):
+        return [check_unicode(text)]
+    if isinstance(text, (list, tuple)) and text and all(isinstance(t, str) for t in text):
+        return [check_unicode(t, f"text[{k}]") for k, t in enumerate(text)]
+    if isinstance(text, (list, tuple)):
+        bad = next((k for k, t in enumerate(text) if not isinstance(t, str)), None)
+        raise InputError("text must be a str or a non-empty list of str" +
+                         ("" if bad is None else f"; text[{bad}] is a {type(text[bad]).__name__}"))
+    raise InputError(f"text must be a str or a list of str, got {type(text).__name__}")
+
+
+def check_text(text: Any) -> str:
+    """One str (`encode`'s argument); anything else, a list included, is an InputError."""
+    if not isinstance(text, str):
+        raise InputError(f"text must be a str or a list of str, got {type(text).__name__}")
+    return check_unicode(text)
+
+
+# transformers 4.57.1's TruncationStrategy and PaddingStrategy values (True/False are also accepted)
+TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "do_not_truncate")
+PADDING_STRATEGIES = ("longest", "max_length", "do_not_pad")
+
+
+def check_truncation(truncation: Any) -> bool | None:
+    """transformers' truncation argument -> True (cut to max_length), False, or None (the default:
+    cut when max_length is given without padding). A single text has only a first sequence, so
+    'longest_first' and 'only_first' cut it and 'only_second' is the error transformers raises."""
+    if truncation is None or truncation is True or truncation is False:
+        return truncation
+    if isinstance(truncation, str) and truncation in TRUNCATION_STRATEGIES:
+        if truncation == "only_second":
+            raise InputError("truncation='only_second' needs a second sequence (a text pair), which minibloom's "
+                             "tokenizer does not take")
+        return truncation != "do_not_truncate"
+    raise InputError(f"truncation must be True, False, None or one of {list(TRUNCATION_STRATEGIES)}, "
+                     f"got {truncation!r}")
+
+
+def check_padding(padding: Any, max_length: int | None) -> str | None:
+    """transformers' padding argument -> None (no padding), "longest" or "max_length"."""
+    if max_length is not None and (not isinstance(max_length, (int, np.integer)) or max_length < 0):
+        raise InputError(f"max_length must be a non-negative integer, got {max_length!r}")
+    if not (padding is True or padding is False or isinstance(padding, str) and padding in PADDING_STRATEGIES):
+        raise InputError(f"padding must be True, False or one of {list(PADDING_STRATEGIES)}, got {padding!r}")
+    if padding is False or padding == "do_not_pad":
+        return None
+    if padding == "max_length":
+        if max_length is None:
+            raise InputError("padding='max_length' needs max_length")
+        return "max_length"
+    return "longest"
+
+
+def check_side(side: Any, name: str) -> str:
+    if side not in ("left", "right"):
+        raise InputError(f"{name} must be 'left' or 'right', got {side!r}")
+    return side
+
+
+def check_return_tensors(return_tensors: Any) -> None:
+    if return_tensors not in (None, "np"):
+        raise InputError(f"return_tensors must be None (lists) or 'np' (NumPy arrays): minibloom has no torch, "
+                         f"got {return_tensors!r}")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from minibloom import BloomModel
-from tests.conftest import GOLDEN_DIR
+from tests.conftest import HF_EXPECTED_DIR
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -34,21 +34,21 @@ def test_init_info_forward_round_trip(tmp_path):
 
 
 def test_forward_prints_the_model_output():
-    case = os.path.join(GOLDEN_DIR, "heads8")
+    case = os.path.join(HF_EXPECTED_DIR, "heads8")
     out = run("forward", case, "--ids", "4", "5")
     hidden = BloomModel.from_pretrained(case)(np.array([[4, 5]])).last_hidden_state[0]
     assert f"mean {hidden.mean():.6f}" in out.stdout and f"std {hidden.std():.6f}" in out.stdout
 
 
 def test_forward_on_the_numba_backend_with_2_byte_storage():
-    case = os.path.join(GOLDEN_DIR, "bf16")
+    case = os.path.join(HF_EXPECTED_DIR, "bf16")
     out = run("forward", case, "--ids", "4", "5", "--backend", "numba", "--storage", "bfloat16")
     hidden = BloomModel.from_pretrained(case)(np.array([[4, 5]])).last_hidden_state[0]
     assert f"std {hidden.std():.6f}" in out.stdout
 
 
 def test_output_into_a_closed_pipe_is_not_a_traceback():
-    case = os.path.join(GOLDEN_DIR, "heads8")
+    case = os.path.join(HF_EXPECTED_DIR, "heads8")
     ids = " ".join(["7"] * 3000)  # ~200 kB of output: more than a pipe buffer holds
     done = subprocess.run(f"{sys.executable} -m minibloom forward {case} --ids {ids} | head -1",
                           shell=True, capture_output=True, text=True)
@@ -57,7 +57,7 @@ def test_output_into_a_closed_pipe_is_not_a_traceback():
 
 @pytest.mark.parametrize("args,message", [
     (("info", "/nonexistent/checkpoint"), "checkpoint directory not found: /nonexistent/checkpoint"),
-    (("forward", os.path.join(GOLDEN_DIR, "heads8"), "--ids", "1", "64"), "input_ids[0, 1] = 64 is outside"),
+    (("forward", os.path.join(HF_EXPECTED_DIR, "heads8"), "--ids", "1", "64"), "input_ids[0, 1] = 64 is outside"),
 ])
 def test_user_errors_print_one_line_and_exit_2(args, message):
     result = run(*args)
@@ -67,7 +67,7 @@ def test_user_errors_print_one_line_and_exit_2(args, message):
 
 
 def test_corrupt_weights_file_is_a_one_line_error(tmp_path):
-    shutil.copytree(os.path.join(GOLDEN_DIR, "heads8"), tmp_path / "ck")
+    shutil.copytree(os.path.join(HF_EXPECTED_DIR, "heads8"), tmp_path / "ck")
     (tmp_path / "ck" / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{oops")
     result = run("info", str(tmp_path / "ck"))
     assert result.returncode == 2 and "model.safetensors" in result.stderr and "Traceback" not in result.stderr
@@ -128,12 +128,12 @@ def test_golden_dump_and_compare_exit_codes(tmp_path):
 
 
 def test_text_commands_need_a_tokenizer():
-    out = run("generate", "hello", "--checkpoint", os.path.join(GOLDEN_DIR, "heads8"))
+    out = run("generate", "hello", "--checkpoint", os.path.join(HF_EXPECTED_DIR, "heads8"))
     assert out.returncode == 2 and "no tokenizer.json" in out.stderr
 
 
 def test_forward_says_when_it_converts_and_takes_threads():
-    case = os.path.join(GOLDEN_DIR, "bf16")
+    case = os.path.join(HF_EXPECTED_DIR, "bf16")
     kept = run("forward", case, "--ids", "4", "5", "--threads", "1")  # auto: stays bfloat16, silently
     assert kept.returncode == 0 and "converting" not in kept.stderr
     converted = run("forward", case, "--ids", "4", "5", "--storage", "int8", "--threads", "2")
@@ -209,7 +209,7 @@ def test_info_refuses_a_config_that_disagrees_with_the_tensors(tmp_path):
     (target / "config.json").write_text(json.dumps({**config, "hidden_size": 128}))
     one_line_exit_2(run("info", str(target)), "word_embeddings.weight")
     for case in ("heads8", "heads12_prefixed", "causal_lm_untied", "bf16"):  # consistent checkpoints still pass
-        assert run("info", os.path.join(GOLDEN_DIR, case)).returncode == 0, case
+        assert run("info", os.path.join(HF_EXPECTED_DIR, case)).returncode == 0, case
 
 
 def test_explain_and_tokenize_explain_are_commands(tmp_path):

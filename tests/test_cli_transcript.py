@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from minibloom import EMBEDDED_CHECKPOINT, BloomForCausalLM, BloomTokenizer
-from tests.conftest import GOLDEN_DIR
+from tests.conftest import HF_EXPECTED_DIR
 
 TOK = BloomTokenizer.from_pretrained(EMBEDDED_CHECKPOINT)
 LM = BloomForCausalLM.from_pretrained(EMBEDDED_CHECKPOINT)
-NO_TOKENIZER = os.path.join(GOLDEN_DIR, "heads8")
+NO_TOKENIZER = os.path.join(HF_EXPECTED_DIR, "heads8")
 
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -127,7 +127,7 @@ def test_info_shows_weight_dtypes_and_accepts_checkpoint_option():
     (("generate", "x", "-f", "p.txt"), "-f"),
     (("generate", "-f", "/no/such/prompt.txt"), "-f /no/such/prompt.txt"),
     (("generate", "x", "--checkpoint", "/no/such/ckpt"), "--checkpoint: checkpoint directory not found: /no/such/ckpt"),
-    (("generate", "x", "--checkpoint", "tests/golden/nope"), "--checkpoint: checkpoint directory not found: tests/golden/nope"),
+    (("generate", "x", "--checkpoint", "tests/hf_expected/nope"), "--checkpoint: checkpoint directory not found: tests/hf_expected/nope"),
     (("generate", "x", "--checkpoint", "tests"), "no config.json"),
     (("generate", "x", "--checkpoint", NO_TOKENIZER), "--ids"),
     (("generate", "--ids", "1", "99999", "--checkpoint", NO_TOKENIZER), "--ids"),
@@ -150,7 +150,7 @@ def test_every_error_is_one_line_naming_the_flag_with_exit_2(args, flag):
 def test_the_readme_showcase_is_what_the_command_prints():
     import shlex
 
-    readme = open(os.path.join(os.path.dirname(GOLDEN_DIR), "..", "README.md"), encoding="utf-8").read()
+    readme = open(os.path.join(os.path.dirname(HF_EXPECTED_DIR), "..", "README.md"), encoding="utf-8").read()
     command = re.search(r"&& (minibloom generate [^\n]+)\n```", readme)[1]
     shown = re.search(re.escape(command) + r"\n```\n.*?```text\n(.*?)```", readme, flags=re.S)[1]
     out = run(*shlex.split(command)[1:])

@@ -12,9 +12,9 @@ from minibloom import BloomConfig, BloomForCausalLM, InputError
 from minibloom.cache import KVCache
 from minibloom.logits_process import repetition_penalty, temperature, top_k, top_p
 from minibloom.safetensors_io import load_file, read_header
-from tests.conftest import GOLDEN_DIR
+from tests.conftest import HF_EXPECTED_DIR
 
-CASE = os.path.join(GOLDEN_DIR, "generation")
+CASE = os.path.join(HF_EXPECTED_DIR, "generation")
 EXPECTED = load_file(os.path.join(CASE, "expected.safetensors"))
 SETTINGS = json.loads(read_header(os.path.join(CASE, "expected.safetensors"))[1]["settings"])
 MODEL = BloomForCausalLM.from_pretrained(CASE)

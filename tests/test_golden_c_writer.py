@@ -94,7 +94,7 @@ def header_check(tmp_path_factory):
 
 
 def bf16_round(x):
-    from minibloom.golden_lowp import rounder
+    from minibloom.golden.lowp import rounder
     return rounder("bfloat16")(x)
 
 

@@ -12,9 +12,9 @@ import pytest
 from minibloom import BloomForCausalLM, BloomForSequenceClassification, BloomModel, CheckpointError
 from minibloom import golden
 from minibloom.safetensors_io import save_file
-from tests.conftest import GOLDEN_DIR
+from tests.conftest import HF_EXPECTED_DIR
 
-CASE = os.path.join(GOLDEN_DIR, "heads12_prefixed")
+CASE = os.path.join(HF_EXPECTED_DIR, "heads12_prefixed")
 IDS = np.array([[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]])
 MASK = np.array([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]])
 DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "golden.md")
@@ -95,9 +95,9 @@ def test_shape_mismatch_missing_tensor_and_nan(dumped):
 
 
 def test_bare_model_and_classification_heads_record_their_outputs(tmp_path):
-    base = golden.dump(BloomModel.from_pretrained(os.path.join(GOLDEN_DIR, "heads8")), tmp_path / "a", IDS[:, :3] % 64)
+    base = golden.dump(BloomModel.from_pretrained(os.path.join(HF_EXPECTED_DIR, "heads8")), tmp_path / "a", IDS[:, :3] % 64)
     assert "last_hidden_state" in base and "logits" not in base
-    cls = BloomForSequenceClassification.from_pretrained(os.path.join(GOLDEN_DIR, "seq_cls_single_label"))
+    cls = BloomForSequenceClassification.from_pretrained(os.path.join(HF_EXPECTED_DIR, "seq_cls_single_label"))
     g = golden.dump(cls, tmp_path / "b", IDS % cls.config.vocab_size)
     assert g["logits"].shape == (2, cls.config.num_labels)
     assert golden.load(tmp_path / "b").axes["logits"] == ["batch", "label"]

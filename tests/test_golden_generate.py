@@ -16,11 +16,11 @@ import pytest
 from minibloom import BloomForCausalLM, golden
 from minibloom.errors import InputError
 from minibloom.generation import sample
-from minibloom.golden_generate import dump_generate, replay
-from tests.conftest import GOLDEN_DIR
+from minibloom.golden.generate import dump_generate, replay
+from tests.conftest import HF_EXPECTED_DIR
 from tests.gen_port import GenPort
 
-CHECKPOINT = os.path.join(GOLDEN_DIR, "heads12_prefixed")
+CHECKPOINT = os.path.join(HF_EXPECTED_DIR, "heads12_prefixed")
 IDS = np.array([[1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]])
 MASK = np.array([[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]])
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

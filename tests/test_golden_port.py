@@ -16,7 +16,7 @@ from safetensors.numpy import load_file, save_file
 from minibloom import BloomForCausalLM, golden
 from minibloom.errors import CheckpointError, InputError
 from minibloom.storage import bfloat16_bits
-from tests.conftest import GOLDEN_DIR
+from tests.conftest import HF_EXPECTED_DIR
 from tests.golden_port import BUGS, FIRST_OP, Port
 
 IDS = np.array([[1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]])
@@ -28,7 +28,7 @@ BF16_BUGS = ("slopes", "positions", "qkv_split", "no_embedding_layernorm")
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """12 heads (not a power of two) and BLOOM-sized embeddings (std 0.02, so the LN eps matters)."""
-    src = os.path.join(GOLDEN_DIR, "heads12_prefixed")
+    src = os.path.join(HF_EXPECTED_DIR, "heads12_prefixed")
     d = tmp_path_factory.mktemp("port_ckpt")
     shutil.copy(os.path.join(src, "config.json"), d / "config.json")
     weights = load_file(os.path.join(src, "model.safetensors"))
@@ -276,7 +276,7 @@ def test_half_precision_goldens_hold_values_of_their_dtype_and_pass_a_correct_po
 def test_half_precision_goldens_are_for_the_bare_model_and_the_causal_lm(tmp_path):
     from minibloom import BloomForSequenceClassification
 
-    cls = BloomForSequenceClassification.from_pretrained(os.path.join(GOLDEN_DIR, "seq_cls_single_label"))
+    cls = BloomForSequenceClassification.from_pretrained(os.path.join(HF_EXPECTED_DIR, "seq_cls_single_label"))
     with pytest.raises(InputError, match="BloomForSequenceClassification"):
         golden.dump(cls, tmp_path / "x.safetensors", IDS % cls.config.vocab_size, dtype="bfloat16")
     with pytest.raises(InputError, match="dtype"):

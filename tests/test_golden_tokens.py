@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from minibloom import golden_tokens
+from minibloom.golden import tokens as golden_tokens
 from minibloom.embedded import EMBEDDED_CHECKPOINT
 from minibloom.errors import CheckpointError
 from minibloom.tokenizer import BloomTokenizer

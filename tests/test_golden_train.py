@@ -15,13 +15,13 @@ import pytest
 from safetensors.numpy import save_file
 
 from minibloom import BloomForCausalLM, golden
-from minibloom.golden_format import is_documented, split_phase
+from minibloom.golden.format import is_documented, split_phase
 from minibloom.errors import InputError
-from minibloom.golden_train import backward_order, dump_train
-from tests.conftest import GOLDEN_DIR
+from minibloom.golden.train import backward_order, dump_train
+from tests.conftest import HF_EXPECTED_DIR
 from tests.train_port import TRAIN_BUGS, TrainPort, first_op
 
-CHECKPOINT = os.path.join(GOLDEN_DIR, "heads12_prefixed")  # 2 layers, 12 heads, tied embeddings
+CHECKPOINT = os.path.join(HF_EXPECTED_DIR, "heads12_prefixed")  # 2 layers, 12 heads, tied embeddings
 IDS = np.array([[1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]])
 MASK = np.array([[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]])  # left padding on the second row
 HYPER = {"steps": 2, "lr": 1e-2, "betas": (0.8, 0.95), "eps": 1e-6, "weight_decay": 0.1}

@@ -14,7 +14,7 @@ from minibloom import (BloomConfig, BloomForCausalLM, BloomForQuestionAnswering,
                        BloomForTokenClassification, BloomModel, InputError, WeightsMismatchError)
 from minibloom.heads import last_non_pad_index
 from minibloom.safetensors_io import load_file, read_header, save_file
-from tests.conftest import GOLDEN_DIR
+from tests.conftest import HF_EXPECTED_DIR
 
 TINY = dict(vocab_size=30, hidden_size=16, n_head=4, n_layer=2, pad_token_id=3)
 
@@ -72,7 +72,7 @@ def test_loss_with_labels_equals_hand_shifted_cross_entropy():
 
 
 def test_base_checkpoint_loads_into_a_head_with_a_fresh_head_and_a_warning():
-    case = os.path.join(GOLDEN_DIR, "heads8")
+    case = os.path.join(HF_EXPECTED_DIR, "heads8")
     with pytest.warns(UserWarning, match=r"\['score.weight'\] not in .*newly initialised"):
         model = BloomForSequenceClassification.from_pretrained(case, num_labels=5, pad_token_id=0)
     assert model.params["score.weight"].shape == (5, 32)
@@ -82,7 +82,7 @@ def test_base_checkpoint_loads_into_a_head_with_a_fresh_head_and_a_warning():
 
 
 def test_num_labels_mismatching_the_checkpoint_head_is_named(tmp_path):
-    shutil.copytree(os.path.join(GOLDEN_DIR, "seq_cls_single_label"), tmp_path / "ck")
+    shutil.copytree(os.path.join(HF_EXPECTED_DIR, "seq_cls_single_label"), tmp_path / "ck")
     with pytest.raises(WeightsMismatchError, match=r"num_labels.*'score.weight' has shape \(3, 24\), the config needs \(5, 24\)"):
         BloomForSequenceClassification.from_pretrained(tmp_path / "ck", num_labels=5)
 

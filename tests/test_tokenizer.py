@@ -1,6 +1,6 @@
 """BloomTokenizer against HF tokenizers' committed outputs, hand examples and properties (no torch).
 
-The golden file holds HF tokenizers' ids, offsets and decodes for fixed texts with the committed
+tests/data/tokenizer/hf-encodings.json holds HF tokenizers' ids, offsets and decodes for fixed texts with the committed
 BLOOM-format tokenizer in three variants; tests/reference/test_live_tokenizer.py compares live.
 """
 
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from minibloom import InputError, MinibloomError
 from minibloom.errors import TokenizerFileError
 from minibloom.tokenizer import BloomTokenizer
-from minibloom.tokenizer.bpe import bpe_merge, bpe_merge_ids
+from minibloom.tokenizer.bpe import bpe_merge, bpe_merge_ids, bpe_merge_naive
 from minibloom.tokenizer.bytes_unicode import BYTE_TO_CHAR, from_byte_level, to_byte_level
 from minibloom.tokenizer.pretokenizer import WORD, split_pieces, split_with_offsets
 from tests.tokenizer_utils import (REGENERATE, TOKENIZER_DIR, VARIANTS, load_json, texts,
@@ -62,11 +62,24 @@ def test_pieces_cover_the_text_exactly(text):
 
 # ------------------------------------------------------------------------------------ BPE merges
 
-def test_merge_loop_by_hand():
+@pytest.mark.parametrize("merge", [bpe_merge_naive, bpe_merge], ids=["naive", "heap"])
+def test_merge_loop_by_hand(merge):
     ranks = {("l", "l"): 0, ("e", "ll"): 1, ("h", "ell"): 2}
-    assert bpe_merge(list("hello"), ranks) == ["hell", "o"]
-    assert bpe_merge(list("lll"), ranks) == ["ll", "l"]  # leftmost first on a tie
-    assert bpe_merge(list("ab"), ranks) == ["a", "b"]
+    assert merge(list("hello"), ranks) == ["hell", "o"]
+    assert merge(list("lll"), ranks) == ["ll", "l"]  # leftmost first on a tie
+    assert merge(list("ab"), ranks) == ["a", "b"]
+    assert merge(list("ba"), {("a", "b"): 0}) == ["b", "a"]  # a pair is ordered
+
+
+@given(texts)
+def test_naive_and_heap_merges_give_identical_ids(text):
+    """The rescan (`bpe_merge_naive`, the rule as written) and the heap (`bpe_merge`) on the real
+    merges: the same tokens for every piece."""
+    bpe = TOK.bpe
+    for piece in split_pieces(text):
+        symbols = list(to_byte_level(piece))
+        naive = [bpe.vocab[s] for s in bpe_merge_naive(symbols, bpe.ranks)]
+        assert [bpe.vocab[s] for s in bpe_merge(symbols, bpe.ranks)] == naive, piece
 
 
 @given(texts)
@@ -79,12 +92,12 @@ def test_numba_merge_equals_readable_merge(text):
         assert bpe_merge_ids(start, bpe.pair_keys, bpe.pair_values, bpe.n_ids).tolist() == readable
 
 
-# ------------------------------------------------------------------------- parity with HF (golden)
+# ---------------------------------------------------------------- parity with HF (hf-encodings.json)
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_ids_offsets_and_decode_equal_hf_tokenizers(variant):
     tok = variant_tokenizer(variant)
-    for case in load_json("golden-encodings.json")[variant]:
+    for case in load_json("hf-encodings.json")[variant]:
         text = case["text"]
         ids, offsets = tok.encode_with_offsets(text)
         assert ids == case["ids"], f"{variant} ids of {text[:40]!r} (regenerate: {REGENERATE})"

@@ -16,12 +16,12 @@ def glibc_strings() -> list[str]:
 
 
 def test_trainer_reproduces_hf_merges_and_vocab():
-    golden = load_json("trainer-golden.json")
-    vocab, merges = train_bpe(glibc_strings(), golden["vocab_size"], progress=False)
-    assert vocab == golden["vocab"], f"vocab differs from HF's BpeTrainer (regenerate: {REGENERATE})"
-    for k, (ours, theirs) in enumerate(zip(merges, golden["merges"])):
+    hf = load_json("hf-trainer.json")
+    vocab, merges = train_bpe(glibc_strings(), hf["vocab_size"], progress=False)
+    assert vocab == hf["vocab"], f"vocab differs from HF's BpeTrainer (regenerate: {REGENERATE})"
+    for k, (ours, theirs) in enumerate(zip(merges, hf["merges"])):
         assert list(ours) == theirs, f"merge {k}: {ours} != HF's {theirs}"
-    assert len(merges) == len(golden["merges"])
+    assert len(merges) == len(hf["merges"])
 
 
 def test_merge_word_reports_pair_count_changes():

@@ -212,10 +212,10 @@ def test_value_and_grad_refuses_what_it_cannot_differentiate():
 def test_a_memory_mapped_float32_checkpoint_trains_in_place_and_its_file_never_changes(tmp_path):
     import shutil
 
-    from tests.conftest import GOLDEN_DIR
+    from tests.conftest import HF_EXPECTED_DIR
 
     directory = tmp_path / "ckpt"
-    shutil.copytree(f"{GOLDEN_DIR}/causal_lm_tied", directory)
+    shutil.copytree(f"{HF_EXPECTED_DIR}/causal_lm_tied", directory)
     before = (directory / "model.safetensors").read_bytes()
     model = minibloom.BloomForCausalLM.from_pretrained(directory)  # float32 on disk: memory-mapped as it is
     ids = np.arange(12).reshape(2, 6) % model.config.vocab_size

@@ -9,7 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
-from tests.conftest import GOLDEN_DIR
+from tests.conftest import HF_EXPECTED_DIR
 
 from minibloom import BloomConfig, BloomModel, CheckpointError, WeightsMismatchError
 from minibloom.safetensors_io import load_file, read_header, save_file
@@ -108,7 +108,7 @@ def test_directory_problems_are_checkpoint_errors(tmp_path):
 
 
 def test_index_pointing_at_a_missing_shard_names_tensor_and_shard(tmp_path):
-    shutil.copytree(os.path.join(GOLDEN_DIR, "sharded"), tmp_path / "ck")
+    shutil.copytree(os.path.join(HF_EXPECTED_DIR, "sharded"), tmp_path / "ck")
     index = json.loads((tmp_path / "ck" / "model.safetensors.index.json").read_text())
     name, shard = sorted(index["weight_map"].items())[0]
     os.remove(tmp_path / "ck" / shard)

@@ -4,7 +4,8 @@ Byte-level BPE starts from UTF-8 bytes, each shown as one printable character, a
 pairs in the order a trainer learnt them. We learn merges from a few lines, then encode by hand.
 """
 
-from minibloom.tokenizer.bpe import bpe_merge
+from minibloom.explain.tokens import naive_merge
+from minibloom.tokenizer.bpe import bpe_merge, bpe_merge_naive
 from minibloom.tokenizer.bytes_unicode import BYTE_TO_CHAR, from_byte_level, to_byte_level
 from minibloom.tokenizer.train import train_bpe
 
@@ -32,12 +33,8 @@ assert merges[0] == min((p for p, n in pairs.items() if n == top), key=lambda p:
 ranks = {pair: rank for rank, pair in enumerate(merges)}
 symbols = list(to_byte_level(" the cat"))
 print("start:", symbols)
-while True:  # the merge loop, one step at a time: the lowest-ranked adjacent pair wins
-    pairs = [(ranks.get(p, 10**9), i) for i, p in enumerate(zip(symbols, symbols[1:]))]
-    rank, i = min(pairs, default=(10**9, -1))
-    if rank == 10**9:
-        break
-    symbols[i:i + 2] = [symbols[i] + symbols[i + 1]]
-    print(f"merge rank {rank:2d} -> {symbols}")
-assert symbols == bpe_merge(list(to_byte_level(" the cat")), ranks)
-print("ids:", [vocab[s] for s in symbols])
+merged, steps = naive_merge(symbols, ranks)  # the merge loop, one step at a time: the lowest-ranked pair wins
+for step in steps:
+    print(f"merge rank {step.rank:2d}: {step.left} + {step.right}")
+assert merged == bpe_merge_naive(symbols, ranks) == bpe_merge(symbols, ranks)  # the rule as written, and the heap
+print("ids:", [vocab[s] for s in merged])

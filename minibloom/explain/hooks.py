@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..errors import InputError
-from ..golden_format import BEFORE_LAYERS, HEAD_OUTPUTS, INPUTS, LAYER_OPS
+from ..golden.format import BEFORE_LAYERS, HEAD_OUTPUTS, INPUTS, LAYER_OPS
 from ..trace import Trace
 
 Hook = Callable[[np.ndarray, str], Any]  # (a copy of the value, its name) -> a replacement, or None to keep it

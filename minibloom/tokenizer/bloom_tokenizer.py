@@ -11,6 +11,9 @@ Nothing is added around the ids: BLOOM's post-processor adds no `<s>` or `</s>`.
 character offsets into the text, as transformers returns them; a token holding only part of a
 multi-byte character (byte-level BPE can split one) gets the offsets of the whole character.
 Decoding maps each token back to bytes and decodes UTF-8 with errors="replace".
+
+What transformers adds around this (a list of texts, truncation, padding, `return_tensors="np"`,
+`pad`) is `batching.py`; the class inherits it, so `tokenizer(texts, padding=True)` works as there.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import regex
 
 from ..atomic import reading, transaction
 from ..errors import InputError, TokenizerFileError
-from ..validation import as_array, check_allocation, check_unicode
+from ..validation import as_array, check_side, check_text, check_unicode
+from .batching import Batching
 from .bytes_unicode import from_byte_level
 from .pretokenizer import PIECE_RE, SCAN_MIN_CHARS, split_byte_starts, split_pieces
 from .tokenizer_json import Pipeline, config_settings, max_length_setting, parse_pipeline, read_json
@@ -35,28 +39,7 @@ SPACE = "Ġ"  # the byte-level stand-in of " "
 SPECIAL_NAMES = ("unk_token", "bos_token", "eos_token", "pad_token")
 
 
-class BatchEncoding(dict):
-    """What the tokenizer returns: a dict (`enc["input_ids"]`) whose keys are also attributes
-    (`enc.input_ids`), as transformers' BatchEncoding."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(f"'BatchEncoding' object has no attribute {name!r} "
-                                 f"(its keys: {sorted(self)})") from None
-
-    def to(self, device: Any, non_blocking: bool = False) -> "BatchEncoding":
-        """transformers' `enc.to(device)`: returns self for "cpu", where NumPy arrays and lists live.
-        Another device is an `InputError`: the GPU model (`minibloom.cuda`) takes host arrays."""
-        if str(device).split(":")[0] != "cpu":
-            raise InputError(f"BatchEncoding.to({device!r}): minibloom's encodings are NumPy arrays or lists on "
-                             "the CPU; pass them as they are (minibloom.cuda.CudaBloomForCausalLM copies them "
-                             "to the GPU itself)")
-        return self
-
-
-class BloomTokenizer:
+class BloomTokenizer(Batching):
     """Load with `from_file("tokenizer.json")` or `from_pretrained(directory)`; call it on text."""
 
     model_input_names = ["input_ids", "attention_mask"]
@@ -310,136 +293,9 @@ class BloomTokenizer:
             trimmed.append((start, end))
         return trimmed
 
-    def __call__(self, text: str | Sequence[str], padding: bool | str = False, truncation: bool | str | None = None,
-                 max_length: int | None = None, return_offsets_mapping: bool = False,
-                 add_special_tokens: bool = True, padding_side: str | None = None,
-                 return_attention_mask: bool = True, return_tensors: str | None = None,
-                 pad_to_multiple_of: int | None = None, return_special_tokens_mask: bool = False) -> "BatchEncoding":
-        """Encode one text or a list of texts, as transformers' tokenizers do: a `BatchEncoding` (a dict
-        with attribute access) of input_ids, attention_mask and, if asked, offset_mapping and
-        special_tokens_mask.
-
-        return_tensors=None (the default): Python lists, `[T]` for one text and `[[...], ...]` for a
-        list (rows may differ in length when not padded). return_tensors="np": NumPy int64 arrays
-        [B, T] (one text gives [1, T]); rows must then have one length (pad them).
-        padding: False / "do_not_pad", True / "longest" (to the longest in the batch) or "max_length"
-        (each row to max_length); pad_to_multiple_of rounds the padded length up. truncation: True /
-        "longest_first" / "only_first" cut each text to max_length tokens, from the right or, with
-        truncation_side "left", the left; False / "do_not_truncate" do not; None (the default)
-        truncates when max_length is given without padding, as transformers does. Other values are
-        refused, as transformers' PaddingStrategy and TruncationStrategy refuse them.
-        add_special_tokens is accepted for compatibility: BLOOM adds none (so special_tokens_mask
-        marks only padding).
-        """
-        batch = check_texts(text)
-        truncation = check_truncation(truncation)
-        pad_mode = check_padding(padding, max_length)
-        side = check_side(padding_side or self.padding_side, "padding_side")
-        check_return_tensors(return_tensors)
-        encoded = [self.encode_with_offsets(t) if return_offsets_mapping else (self.encode_ids(t), None)
-                   for t in batch]
-        if truncation is None:  # transformers: max_length with padding=False (not "do_not_pad") means truncate
-            truncation = max_length is not None and padding is False
-        limit = max_length if max_length is not None else self.model_max_length
-        if truncation and limit is not None:
-            encoded = [self._truncate(ids, offs, limit) for ids, offs in encoded]
-        rows = []
-        for ids, offsets in encoded:
-            row = {"input_ids": ids, "attention_mask": [1] * len(ids)}
-            if return_special_tokens_mask:
-                row["special_tokens_mask"] = [0] * len(ids)
-            if return_offsets_mapping:
-                row["offset_mapping"] = [tuple(o) for o in offsets]
-            rows.append(row)
-        rows = self._pad_rows(rows, pad_mode, max_length, pad_to_multiple_of, side)
-        return self._format(rows, single=isinstance(text, str), return_tensors=return_tensors,
-                            return_attention_mask=return_attention_mask)
-
-    def _truncate(self, ids: list[int], offsets: list | None, limit: int):
-        cut = slice(max(len(ids) - limit, 0), None) if self.truncation_side == "left" else slice(0, limit)
-        return ids[cut], None if offsets is None else offsets[cut]
-
-    # What padding puts in each per-token list. Labels get -100, the ignore index of the losses and of
-    # transformers' collators (DataCollatorForTokenClassification), never 0: that is a real class.
-    PAD_VALUES = {"attention_mask": 0, "special_tokens_mask": 1, "offset_mapping": (0, 0), "token_type_ids": 0,
-                  "labels": -100, "label": -100}
-
-    def _pad_rows(self, rows: list[dict[str, list]], pad_mode: str | None, max_length: int | None,
-                  multiple: int | None, side: str) -> list[dict[str, list]]:
-        """Pad each row (a dict of equal-length lists) to the batch's longest or to max_length, rounded
-        up to `multiple`: pad_token_id, attention 0, special-token mask 1, offsets (0, 0)."""
-        if multiple is not None and (not isinstance(multiple, (int, np.integer)) or isinstance(multiple, bool)
-                                     or multiple < 1):
-            raise InputError(f"pad_to_multiple_of must be a positive integer, got {multiple!r}")
-        if pad_mode is None:
-            return rows
-        if self.pad_token is None:
-            raise InputError("this tokenizer has no pad token, so it cannot pad")
-        longest = max(len(r["input_ids"]) for r in rows)
-        width = longest if pad_mode == "longest" else max(longest, max_length)
-        check_allocation(8 * len(rows) * width * (len(rows[0]) + 1), f"padding to max_length={width} "
-                         f"({', '.join(rows[0])} [B={len(rows)}, T])")
-        padded = []
-        for row in rows:
-            n = len(row["input_ids"])
-            target = longest if pad_mode == "longest" else max(n, max_length)
-            if multiple:
-                target = -(-target // multiple) * multiple
-            fill = {k: [self.pad_token_id if k == "input_ids" else self.PAD_VALUES[k]] * (target - n)
-                    for k in row if k == "input_ids" or k in self.PAD_VALUES and _per_token(row[k])}
-            padded.append({k: (fill[k] + list(v) if side == "left" else list(v) + fill[k]) if k in fill else v
-                           for k, v in row.items()})
-        return padded
-
-    def _format(self, rows: list[dict[str, list]], single: bool, return_tensors: str | None,
-                return_attention_mask: bool | None = True) -> "BatchEncoding":
-        """Rows -> BatchEncoding of lists (one row: unnested) or of [B, T] int64 arrays."""
-        keys = [k for k in rows[0] if not (k == "attention_mask" and return_attention_mask is False)]
-        if return_tensors != "np":
-            out = {k: [r[k] for r in rows] for k in keys}
-            return BatchEncoding({k: v[0] for k, v in out.items()} if single else out)
-        lengths = sorted({len(r["input_ids"]) for r in rows})
-        if len(lengths) > 1:
-            raise InputError(f"texts encode to different lengths {lengths}; pass padding=True (and/or "
-                             "truncation=True with max_length) to get one array, or return_tensors=None for lists")
-        arrays = {}
-        for k in keys:
-            if k not in self.PAD_VALUES and k != "input_ids" or not _per_token(rows[0][k]):
-                arrays[k] = _array_of(k, [r[k] for r in rows])  # a row's label, or a key padding leaves alone
-                continue
-            value = np.array([r[k] for r in rows], np.int64)
-            arrays[k] = value.reshape(len(rows), lengths[0], 2) if k == "offset_mapping" else value  # [B, T(, 2)]
-        return BatchEncoding(arrays)
-
-    def pad(self, encoded_inputs: Any, padding: bool | str = True, max_length: int | None = None,
-            pad_to_multiple_of: int | None = None, padding_side: str | None = None,
-            return_attention_mask: bool | None = None, return_tensors: str | None = None) -> "BatchEncoding":
-        """Pad already-encoded inputs (transformers' `pad`): a dict of lists (one row, or a batch of
-        rows) or a list of such dicts. An attention_mask is made when absent.
-
-        Per-token labels (`labels` or `label`, a list per row) are padded with -100, the ignore index,
-        as transformers' DataCollatorForTokenClassification pads them (transformers' own `pad` leaves
-        them ragged); never with 0, a real class. One label per row passes through, as do keys
-        padding does not know (token_type_ids, special_tokens_mask, offset_mapping are padded)."""
-        rows, single = _rows_of(encoded_inputs)
-        pad_mode = check_padding(padding, max_length)
-        side = check_side(padding_side or self.padding_side, "padding_side")
-        check_return_tensors(return_tensors)
-        rows = [{"input_ids": list(self._check_ids(r["input_ids"], "input_ids")),
-                 "attention_mask": list(r.get("attention_mask", [1] * len(r["input_ids"]))),
-                 **{k: list(v) if _per_token(v) else v for k, v in r.items()
-                    if k not in ("input_ids", "attention_mask")}} for r in rows]
-        for b, r in enumerate(rows):
-            for k, v in r.items():
-                if k in self.PAD_VALUES and _per_token(v) and len(v) != len(r["input_ids"]):
-                    raise InputError(f"encoded_inputs row {b}: {k} has {len(v)} entries for "
-                                     f"{len(r['input_ids'])} input_ids (one per token, or one per row for labels)")
-        rows = self._pad_rows(rows, pad_mode, max_length, pad_to_multiple_of, side)
-        return self._format(rows, single, return_tensors, return_attention_mask)
-
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         """Token ids of one text, as a list."""
-        return self.encode_ids(check_texts(text)[0] if isinstance(text, str) else _not_a_str(text))
+        return self.encode_ids(check_text(text))
 
     def tokenize(self, text: str) -> list[str]:
         """Token strings (byte-level form: 'ĠHello') of one text."""
@@ -541,114 +397,12 @@ def _with_prefix_space(component: Any) -> Any:
     return json.loads(json.dumps(component).replace('"add_prefix_space": false', '"add_prefix_space": true'))
 
 
-def check_texts(text: Any) -> list[str]:
-    """A str or a non-empty list/tuple of str -> list of str; anything else is an InputError."""
-    if isinstance(text, str):
-        return [check_unicode(text)]
-    if isinstance(text, (list, tuple)) and text and all(isinstance(t, str) for t in text):
-        return [check_unicode(t, f"text[{k}]") for k, t in enumerate(text)]
-    if isinstance(text, (list, tuple)):
-        bad = next((k for k, t in enumerate(text) if not isinstance(t, str)), None)
-        raise InputError("text must be a str or a non-empty list of str" +
-                         ("" if bad is None else f"; text[{bad}] is a {type(text[bad]).__name__}"))
-    return _not_a_str(text)
-
-
-def _not_a_str(text: Any):
-    raise InputError(f"text must be a str or a list of str, got {type(text).__name__}")
-
-
 def _where(data: dict[str, Any], token_id: int) -> str:
     """Which part of tokenizer.json defines `token_id`: added_tokens[k] or model.vocab."""
     for k, a in enumerate(data.get("added_tokens") or []):
         if isinstance(a, dict) and a.get("id") == token_id:
             return f"added_tokens[{k}]:"
     return "model.vocab:"
-
-
-def _per_token(value: Any) -> bool:
-    """A list of values, one per token (not one label for the whole row)."""
-    return isinstance(value, (list, tuple, np.ndarray))
-
-
-def _array_of(key: str, values: list) -> np.ndarray:
-    """[B, ...] array of a key padding does not pad (a row's label: int, float or bool, as given)."""
-    try:
-        arr = np.array(values)
-    except ValueError:  # ragged
-        arr = np.array(values, dtype=object)
-    if arr.dtype == object or arr.dtype.kind not in "biuf":
-        raise InputError(f"{key}: its rows cannot make one array (ragged or not numbers); pad them first or use "
-                         "return_tensors=None")
-    return arr.astype(np.int64) if arr.dtype.kind in "iu" else arr
-
-
-# transformers 4.57.1's TruncationStrategy and PaddingStrategy values (True/False are also accepted)
-TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "do_not_truncate")
-PADDING_STRATEGIES = ("longest", "max_length", "do_not_pad")
-
-
-def check_truncation(truncation: Any) -> bool | None:
-    """transformers' truncation argument -> True (cut to max_length), False, or None (the default:
-    cut when max_length is given without padding). A single text has only a first sequence, so
-    'longest_first' and 'only_first' cut it and 'only_second' is the error transformers raises."""
-    if truncation is None or truncation is True or truncation is False:
-        return truncation
-    if isinstance(truncation, str) and truncation in TRUNCATION_STRATEGIES:
-        if truncation == "only_second":
-            raise InputError("truncation='only_second' needs a second sequence (a text pair), which minibloom's "
-                             "tokenizer does not take")
-        return truncation != "do_not_truncate"
-    raise InputError(f"truncation must be True, False, None or one of {list(TRUNCATION_STRATEGIES)}, "
-                     f"got {truncation!r}")
-
-
-def check_padding(padding: Any, max_length: int | None) -> str | None:
-    """transformers' padding argument -> None (no padding), "longest" or "max_length"."""
-    if max_length is not None and (not isinstance(max_length, (int, np.integer)) or max_length < 0):
-        raise InputError(f"max_length must be a non-negative integer, got {max_length!r}")
-    if not (padding is True or padding is False or isinstance(padding, str) and padding in PADDING_STRATEGIES):
-        raise InputError(f"padding must be True, False or one of {list(PADDING_STRATEGIES)}, got {padding!r}")
-    if padding is False or padding == "do_not_pad":
-        return None
-    if padding == "max_length":
-        if max_length is None:
-            raise InputError("padding='max_length' needs max_length")
-        return "max_length"
-    return "longest"
-
-
-def check_side(side: Any, name: str) -> str:
-    if side not in ("left", "right"):
-        raise InputError(f"{name} must be 'left' or 'right', got {side!r}")
-    return side
-
-
-def check_return_tensors(return_tensors: Any) -> None:
-    if return_tensors not in (None, "np"):
-        raise InputError(f"return_tensors must be None (lists) or 'np' (NumPy arrays): minibloom has no torch, "
-                         f"got {return_tensors!r}")
-
-
-def _rows_of(encoded: Any) -> tuple[list[dict[str, Any]], bool]:
-    """pad()'s input -> (rows, was it one unnested row)."""
-    if isinstance(encoded, (list, tuple)) and encoded and all(isinstance(e, dict) for e in encoded):
-        rows = [dict(e) for e in encoded]
-        single = False
-    elif isinstance(encoded, dict) and "input_ids" in encoded:
-        ids = encoded["input_ids"]
-        ids = ids.tolist() if isinstance(ids, np.ndarray) else ids
-        single = not (len(ids) and isinstance(ids[0], (list, tuple, np.ndarray)))
-        if single:
-            rows = [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in encoded.items()}]
-        else:
-            rows = [{k: (np.asarray(encoded[k])[b].tolist() if isinstance(encoded[k], np.ndarray) else encoded[k][b])
-                     for k in encoded} for b in range(len(ids))]
-    else:
-        raise InputError("encoded_inputs must be a dict with input_ids, or a non-empty list of such dicts")
-    if any("input_ids" not in r for r in rows):
-        raise InputError("every row of encoded_inputs needs input_ids")
-    return rows, single
 
 
 CLEANUPS = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),

@@ -10,15 +10,21 @@ merges [("l","l"), ("e","ll"), ("h","ell")]:
 
     h e l l o  ->  h e ll o  ->  h ell o  ->  hell o
 
-This is exactly what HF tokenizers computes, and the way it computes it: `Word::merge_all` keeps a
-min-heap of candidate pairs ordered by (rank, position), so each merge costs O(log n), not a
-rescan. `bpe_merge` is the readable version over strings; `bpe_merge_ids` is the same loop over
-integer ids, compiled by Numba. `bpe_merge_batch` runs it over many pieces in one call (short
-pieces by an allocation-free rescan, `_merge_short`); the tokenizer gives it a long text's pieces
-all at once, or a short text's unseen ones. Pieces repeat a lot in real text, so the batch call
-reuses a piece's tokens within one text, and `BPE` keeps a per-piece cache across short texts.
-"""
+Read `bpe_merge_naive` first: it is that rule written out, rescanning every pair after each merge
+(O(n^2) for a piece of n bytes). The others compute exactly the same tokens, and tests hold them to
+it (tests/test_tokenizer.py, tests/fuzz/test_fuzz_bpe.py):
 
+- `bpe_merge` keeps the candidate pairs in a min-heap ordered by (rank, position), as HF
+  tokenizers' `Word::merge_all` does, so each merge costs O(log n), not a rescan: BLOOM's split
+  makes any run of non-space characters (a base64 blob, minified JSON) one piece.
+- `bpe_merge_ids` is the heap loop over integer ids, compiled by Numba.
+- `bpe_merge_batch` runs it over many pieces in one call (short pieces by an allocation-free
+  rescan, `_merge_short`); the tokenizer gives it a long text's pieces all at once, or a short
+  text's unseen ones. Pieces repeat a lot in real text, so the batch call reuses a piece's tokens
+  within one text, and `BPE` keeps a per-piece cache across short texts.
+
+Measurements of these loops: docs/performance.md.
+"""
 from __future__ import annotations
 
 import heapq
@@ -33,8 +39,25 @@ from .bytes_unicode import BYTE_TO_CHAR, LATIN1_TO_BYTE_LEVEL
 NO_MERGE = np.iinfo(np.int64).max
 
 
-def bpe_merge(symbols: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
+def bpe_merge_naive(symbols: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
     """Merge `symbols` (one per byte at first) by the lowest-ranked adjacent pair until none is left.
+
+    The rule as written: look at every adjacent pair, merge the one with the lowest rank (the
+    leftmost on a tie), look again. O(n) per merge and up to n - 1 merges: O(n^2) per piece,
+    fine for reading and for short pieces. `bpe_merge` gives the same symbols in O(n log n).
+    """
+    symbols = list(symbols)
+    while len(symbols) > 1:
+        candidates = [(ranks[pair], i) for i, pair in enumerate(zip(symbols, symbols[1:])) if pair in ranks]
+        if not candidates:
+            break
+        _, i = min(candidates)  # the lowest rank; on a tie the lowest position, the leftmost pair
+        symbols[i:i + 2] = [symbols[i] + symbols[i + 1]]  # the pair becomes one symbol
+    return symbols
+
+
+def bpe_merge(symbols: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
+    """`bpe_merge_naive` with a heap: the same symbols in O(n log n) for a piece of n bytes.
 
     Rescanning every pair after each merge would cost O(n) per merge, O(n^2) per piece -- and BLOOM's
     split makes any run of non-space characters (a base64 blob, minified JSON) one piece. So, as HF
@@ -42,7 +65,7 @@ def bpe_merge(symbols: list[str], ranks: dict[tuple[str, str], int]) -> list[str
     the leftmost lowest-ranked pair, exactly the pair the scan would pick. Symbols live in a linked
     list (`nxt`, `prv` over the starting positions); a merge changes only the two pairs around it,
     which are pushed anew. Entries made stale by earlier merges are skipped when popped: the symbol
-    is gone, or its pair now has another rank. O(n log n) for a piece of n bytes.
+    is gone, or its pair now has another rank.
     """
     symbols = list(symbols)  # symbols[i]: the symbol starting at byte i, or None once merged leftwards
     n = len(symbols)
@@ -196,7 +219,7 @@ def bpe_merge_batch(ids: np.ndarray, starts: np.ndarray, pair_keys: np.ndarray, 
     Returns (merged ids of every piece, one after another; out_starts [P + 1]) so that piece p's
     tokens are out[out_starts[p]:out_starts[p + 1]].
 
-    One call instead of one per piece (a Python-to-Numba call costs ~10 us). Short pieces (most of
+    One call instead of one per piece (each Python-to-Numba call has a fixed cost). Short pieces (most of
     them) merge by rescanning (`_merge_short`), long ones through the heap. Text repeats its
     pieces, so a piece met earlier in the same call is copied from where its tokens were written:
     a direct-mapped table of the last piece seen per hash slot (FNV-1a over its byte ids), checked

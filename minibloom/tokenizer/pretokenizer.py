@@ -20,8 +20,8 @@ set as Oniguruma's (a test checks all 1,112,064 code points against tokenizers).
 flat and scan for "a match, or else one gap" with one compiled pattern, `PIECE_RE`: the readable
 reference. The hot path, `split_pieces`, is the same scan compiled with Numba over the text's code
 points with the class precomputed as a table of 0x110000 booleans (`word_table`); the `regex`
-scan alone ran at ~23 MB/s, half of a warm encode's time. Tests check the two equal over text
-from every plane, surrogates and U+001C..U+001F included.
+scan alone took about half of a warm encode's time (docs/performance.md). Tests check the two equal
+over text from every plane, surrogates and U+001C..U+001F included.
 
 `ByteLevel` then maps each piece to its UTF-8 bytes shown as printable characters
 (`bytes_unicode.py`). With `add_prefix_space=True` it first prepends a space to *every* piece that
@@ -54,7 +54,7 @@ _WORD_TABLE: np.ndarray | None = None
 
 
 def word_table() -> np.ndarray:
-    """is_word [0x110000] bool: True where `WORD` matches the code point (built once, ~0.1 s)."""
+    """is_word [0x110000] bool: True where `WORD` matches the code point (built once, on first use)."""
     global _WORD_TABLE
     if _WORD_TABLE is None:
         table = np.ones(0x110000, np.bool_)
@@ -114,7 +114,7 @@ def _scan_kernel():
 
 
 _SCAN = None
-SCAN_MIN_CHARS = 256  # below this, one regex call costs less than the scanner's per-call setup (~5 us)
+SCAN_MIN_CHARS = 256  # below this, one regex call costs less than the scanner's per-call setup (docs/performance.md)
 
 
 def _scan(text: str) -> tuple[np.ndarray, np.ndarray]:

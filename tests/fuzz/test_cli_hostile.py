@@ -117,7 +117,7 @@ def test_the_package_imports_nothing_heavy():
 
 
 # issue 23: hostile flags are one line on stderr, exit 2, and nothing on stdout (checked before printing)
-GOLDEN = os.path.join(REPO, "tests", "golden")
+HF_EXPECTED = os.path.join(REPO, "tests", "hf_expected")
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -130,9 +130,9 @@ GOLDEN = os.path.join(REPO, "tests", "golden")
     (["generate", "ROMEO.", "-n", str(10**12)], "memory budget"),
     (["generate", "ROMEO.", "-n", "2", "--num-beams", str(10**7)], "num_beams"),
     (["generate", "", "-n", "2"], "no tokens"),
-    (["generate", "ROMEO.", "--checkpoint", os.path.join(GOLDEN, "MANIFEST.json")], "not a directory"),
-    (["forward", os.path.join(GOLDEN, "heads8"), "--ids", str(10**20)], "--ids"),
-    (["forward", os.path.join(GOLDEN, "heads8"), "--ids", "-1"], "input_ids[0, 0] = -1 is outside"),
+    (["generate", "ROMEO.", "--checkpoint", os.path.join(HF_EXPECTED, "MANIFEST.json")], "not a directory"),
+    (["forward", os.path.join(HF_EXPECTED, "heads8"), "--ids", str(10**20)], "--ids"),
+    (["forward", os.path.join(HF_EXPECTED, "heads8"), "--ids", "-1"], "input_ids[0, 0] = -1 is outside"),
     (["init", "{tmp}/a", "--seed", "-1"], "--seed"),
     (["init", "{tmp}/b", "--hidden-size", str(10**8), "--n-head", "1"], "bytes on disk"),
     (["init", "{tmp}/c", "--n-layer", "0"], "n_layer"),
@@ -145,6 +145,6 @@ def test_hostile_flags_are_one_line_and_exit_2_before_any_output(tmp_path, args,
 
 
 def test_a_warning_is_one_line():
-    proc = run(["forward", os.path.join(GOLDEN, "bf16"), "--ids", "4", "--storage", "float32"])
+    proc = run(["forward", os.path.join(HF_EXPECTED, "bf16"), "--ids", "4", "--storage", "float32"])
     assert proc.returncode == 0
     assert one_line(proc.stderr).startswith("minibloom: warning: ") and b"converting" in proc.stderr

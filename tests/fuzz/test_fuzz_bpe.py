@@ -1,4 +1,4 @@
-"""The heap-based BPE merge loops (readable and Numba) against the plain O(n^2) scan they replace."""
+"""The heap-based BPE merge loops (readable and Numba) against the plain O(n^2) scan, `bpe_merge_naive`."""
 
 from __future__ import annotations
 
@@ -6,20 +6,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minibloom.tokenizer.bpe import BPE, bpe_merge, bpe_merge_batch, bpe_merge_ids
+from minibloom.tokenizer.bpe import BPE, bpe_merge, bpe_merge_batch, bpe_merge_ids, bpe_merge_naive
 from tests.fuzz.fuzz_utils import fuzz_settings
-
-
-def scan_merge(symbols: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
-    """The definition: repeatedly merge the leftmost lowest-ranked adjacent pair (the old loop)."""
-    symbols = list(symbols)
-    while len(symbols) > 1:
-        pair_ranks = [ranks.get(pair, float("inf")) for pair in zip(symbols, symbols[1:])]
-        best = min(range(len(pair_ranks)), key=pair_ranks.__getitem__)
-        if pair_ranks[best] == float("inf"):
-            break
-        symbols[best:best + 2] = [symbols[best] + symbols[best + 1]]
-    return symbols
 
 
 @st.composite
@@ -43,7 +31,7 @@ def merge_tables(draw):
 def test_heap_merge_equals_the_scan_in_both_loops(table, text):
     vocab, merges = table
     ranks = {pair: rank for rank, pair in enumerate(merges)}
-    expected = scan_merge(list(text), ranks)
+    expected = bpe_merge_naive(list(text), ranks)
     assert bpe_merge(list(text), ranks) == expected
     bpe = BPE(vocab, merges)
     ids = np.array([vocab[c] for c in text], np.int64)
@@ -55,7 +43,7 @@ def test_a_long_repetitive_piece_merges_like_the_scan():
     merges = [("t", "h"), ("o", "u"), ("th", "ou"), ("thou", "thou")]
     ranks = {pair: rank for rank, pair in enumerate(merges)}
     text = "thou" * 501 + "th"
-    expected = scan_merge(list(text), ranks)
+    expected = bpe_merge_naive(list(text), ranks)
     assert bpe_merge(list(text), ranks) == expected
     bpe = BPE(vocab, merges)
     ids = np.array([vocab[c] for c in text], np.int64)
@@ -74,7 +62,7 @@ def test_the_batch_kernel_merges_each_piece_like_the_scan(table, texts):
     starts = np.cumsum([0] + [len(t) for t in texts])
     merged, bounds = bpe_merge_batch(ids, starts, bpe.pair_keys, bpe.pair_values, bpe.n_ids)
     got = [merged[bounds[p]:bounds[p + 1]].tolist() for p in range(len(texts))]
-    assert got == [[vocab[s] for s in scan_merge(list(t), ranks)] for t in texts]
+    assert got == [[vocab[s] for s in bpe_merge_naive(list(t), ranks)] for t in texts]
 
 
 @fuzz_settings
@@ -107,4 +95,4 @@ def test_distinct_pieces_sharing_a_hash_slot_are_not_confused():
     starts = np.cumsum([0] + [len(t) for t in texts])
     merged, bounds = bpe_merge_batch(ids, starts, bpe.pair_keys, bpe.pair_values, bpe.n_ids)
     got = [merged[bounds[p]:bounds[p + 1]].tolist() for p in range(len(texts))]
-    assert got == [[vocab[s] for s in scan_merge(list(t), ranks)] for t in texts]
+    assert got == [[vocab[s] for s in bpe_merge_naive(list(t), ranks)] for t in texts]

@@ -1,4 +1,4 @@
-"""The fixed gradient cases shared by the live test and `make_golden_grads.py` (NumPy only, no torch).
+"""The fixed gradient cases shared by the live test and `make_hf_grads.py` (NumPy only, no torch).
 
 Each case: (head class name, config overrides, batch). Between them they cover the four heads,
 tied and untied embeddings, non-power-of-two head counts, left and right padding (with fully padded

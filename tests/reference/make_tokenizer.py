@@ -17,10 +17,10 @@ text found on every machine of this project:
 
 Writes into tests/data/tokenizer/:
     tokenizer.json, tokenizer_config.json   vocab 8192, the tokenizer every tokenizer test uses
-    golden-encodings.json                   HF's ids, offsets and decodes of GOLDEN_TEXTS (and of the
+    hf-encodings.json                       HF's ids, offsets and decodes of FIXED_TEXTS (and of the
                                             first glibc strings) with that tokenizer, in three variants
     separators.json                         the code points HF's BLOOM split regex treats as separators
-    trainer-golden.json                     HF's merges on the committed glibc strings alone
+    hf-trainer.json                         HF's merges on the committed glibc strings alone
                                             (vocab TRAINER_VOCAB), the oracle for minibloom's trainer
 """
 
@@ -98,7 +98,7 @@ def train(lines: list[str], vocab_size: int) -> Tokenizer:
     return tok
 
 
-GOLDEN_TEXTS = [
+FIXED_TEXTS = [
     "", "Hello world", " Hello world", " Hello  world", "a.b,c (x)|y  z", "The quick brown fox</s>",
     "jumps over the lazy dog</s>", "!", "<s>hi</s> <pad>x<unk>", "<s<s>>", "x\x1cy\x1dz\x1e\x1f",
     "tab\there\nnew line\r\n", "  leading and trailing  ", "日本語のテキスト。次の文、そして",
@@ -120,7 +120,7 @@ def variant_json(tokenizer_json: str, variant: str) -> str:
     return json.dumps(data)
 
 
-def golden_encodings(tokenizer_json: str, texts: list[str]) -> dict:
+def hf_encodings(tokenizer_json: str, texts: list[str]) -> dict:
     out = {}
     for variant in VARIANTS:
         tok = Tokenizer.from_str(variant_json(tokenizer_json, variant))
@@ -146,8 +146,8 @@ def main() -> None:
     print(f"corpus: {len(corpus)} lines, {sum(len(s.encode()) for s in corpus) / 1e6:.2f} MB")
     tok = train(corpus, VOCAB)
     tok.save(os.path.join(OUT, "tokenizer.json"), pretty=False)
-    with open(os.path.join(OUT, "golden-encodings.json"), "w") as f:
-        json.dump(golden_encodings(tok.to_str(), GOLDEN_TEXTS + strings[:300]), f, ensure_ascii=False)
+    with open(os.path.join(OUT, "hf-encodings.json"), "w") as f:
+        json.dump(hf_encodings(tok.to_str(), FIXED_TEXTS + strings[:300]), f, ensure_ascii=False)
     with open(os.path.join(OUT, "separators.json"), "w") as f:
         json.dump(separators(), f)
     with open(os.path.join(OUT, "tokenizer_config.json"), "w") as f:
@@ -155,7 +155,7 @@ def main() -> None:
                    "clean_up_tokenization_spaces": False, "unk_token": "<unk>", "bos_token": "<s>",
                    "eos_token": "</s>", "pad_token": "<pad>"}, f, indent=2)
     small = json.loads(train(strings, TRAINER_VOCAB).to_str())
-    with open(os.path.join(OUT, "trainer-golden.json"), "w") as f:
+    with open(os.path.join(OUT, "hf-trainer.json"), "w") as f:
         json.dump({"vocab_size": TRAINER_VOCAB, "corpus": "glibc-locale-strings.txt.xz",
                    "vocab": small["model"]["vocab"], "merges": small["model"]["merges"]}, f, ensure_ascii=False)
 

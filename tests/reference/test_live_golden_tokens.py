@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from minibloom import golden_tokens
+from minibloom.golden import tokens as golden_tokens
 from minibloom.embedded import EMBEDDED_CHECKPOINT
 from minibloom.tokenizer import BloomTokenizer
 

@@ -1,5 +1,5 @@
 """Live: a training golden against torch. Its loss and every `grad.*` equal torch autograd's on
-transformers' BLOOM within tests/test_golden_grads.py's bound, the `d.*` of the hidden states and
+transformers' BLOOM within tests/test_hf_grads.py's bound, the `d.*` of the hidden states and
 logits equal the gradients torch retains there, and its AdamW steps (parameters and moments) equal
 torch.optim.AdamW's fed the golden's own gradients."""
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from minibloom import BloomForCausalLM, golden
-from minibloom.golden_train import dump_train
+from minibloom.golden.train import dump_train
 from tests.conftest import assert_close
 from tests.reference.reference_utils import torch, torch_bloom, transformers
 from tests.reference.torch_grads import torch_value_and_grad

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.lib import format as npy_format
 
-from .errors import CheckpointError, InputError, MinibloomError, SafetensorsFormatError
-from .safe_read import loads, open_regular
-from .safetensors_io import STORAGE_DTYPES, read_header, read_tensor
-from .validation import check_allocation
+from ..errors import CheckpointError, InputError, MinibloomError, SafetensorsFormatError
+from ..safe_read import loads, open_regular
+from ..safetensors_io import STORAGE_DTYPES, read_header, read_tensor
+from ..validation import check_allocation
 
 FORMAT = "minibloom-golden"
 FORMAT_VERSION = "1"
@@ -46,7 +46,7 @@ LAYER_OPS = ("input_layernorm", "self_attention.qkv", "self_attention.q", "self_
 BEFORE_LAYERS = (*INPUTS, "embeddings", "embeddings_layernorm")
 AFTER_LAYERS = ("ln_f", "last_hidden_state", *HEAD_OUTPUTS)
 LAYER_NAME = re.compile(r"h\.(0|[1-9][0-9]*)\.(.+)")  # canonical ASCII indices: h.01.output is no name
-# A training golden (golden_train.py) adds the targets, the loss, `d.<name>` (the gradient arriving at
+# A training golden (train.py) adds the targets, the loss, `d.<name>` (the gradient arriving at
 # an intermediate), `grad.<parameter>` and the optimizer's `step.<s>.<kind>.<parameter>` / `step.<s>.loss`.
 TRAIN_INPUTS = ("labels", "gen.tokens", "gen.draws")
 ALL_INPUTS = (*INPUTS, *TRAIN_INPUTS)
@@ -56,7 +56,7 @@ LAYER_PARAMS = ("input_layernorm.weight", "input_layernorm.bias", "self_attentio
                 "mlp.dense_h_to_4h.bias", "mlp.dense_4h_to_h.weight", "mlp.dense_4h_to_h.bias")
 OUTER_PARAMS = ("word_embeddings.weight", "word_embeddings_layernorm.weight", "word_embeddings_layernorm.bias",
                 "ln_f.weight", "ln_f.bias", "lm_head.weight")
-# a generation golden (golden_generate.py): the chosen tokens, and per decoding step s the cache rows
+# a generation golden (generate.py): the chosen tokens, and per decoding step s the cache rows
 # each layer wrote and the last position's logits; a sampling golden adds the draws, and per step the
 # processed scores, their probabilities and the token the draw chose
 GEN_NAME = re.compile(r"gen\.(0|[1-9][0-9]*)\.(logits|scores|probs|token|h\.(?:0|[1-9][0-9]*)\.[kv])")

@@ -1,4 +1,4 @@
-"""Gradients and AdamW steps against torch's, stored as golden files (tests/golden/grads/)."""
+"""Gradients and AdamW steps against torch's, as torch wrote them (tests/hf_expected/grads/)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from safetensors.numpy import load_file
 
 import minibloom
 from minibloom.training import AdamW, value_and_grad
-from tests.conftest import GOLDEN_DIR, assert_close
+from tests.conftest import HF_EXPECTED_DIR, assert_close
 
-GRADS_DIR = os.path.join(GOLDEN_DIR, "grads")
-REGENERATE = "python tests/reference/make_golden_grads.py"
+GRADS_DIR = os.path.join(HF_EXPECTED_DIR, "grads")
+REGENERATE = "python tests/reference/make_hf_grads.py"
 with open(os.path.join(GRADS_DIR, "MANIFEST.json")) as f:
     MANIFEST = json.load(f)
 
@@ -25,20 +25,20 @@ def split(tensors: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("case", sorted(MANIFEST["cases"]))
-def test_gradients_match_torch_autograd_golden(case, backend):
+def test_gradients_match_torch_autograd(case, backend):
     cls = getattr(minibloom, MANIFEST["cases"][case])
     model = cls.from_pretrained(os.path.join(GRADS_DIR, case), backend=backend)
     expected = load_file(os.path.join(GRADS_DIR, case, "expected.safetensors"))
     loss, grads = value_and_grad(model, **split(expected, "input/"))
     want = float(expected["loss"])
     assert abs(float(loss) - want) <= 1e-5 * max(1.0, abs(want)), f"{case}: loss {loss} != {want} ({REGENERATE})"
-    golden = split(expected, "grad/")
-    assert set(grads) == set(golden) == set(model.params)
-    for name, g in golden.items():
+    want = split(expected, "grad/")
+    assert set(grads) == set(want) == set(model.params)
+    for name, g in want.items():
         assert_close(grads[name], g, f"{case}: d loss / d {name}")
 
 
-def test_golden_cases_cover_every_head_and_option():
+def test_hf_cases_cover_every_head_and_option():
     configs = {c: minibloom.BloomConfig.from_pretrained(os.path.join(GRADS_DIR, c)) for c in MANIFEST["cases"]}
     assert set(MANIFEST["cases"].values()) == {"BloomForCausalLM", "BloomForSequenceClassification",
                                                "BloomForTokenClassification", "BloomForQuestionAnswering"}
@@ -53,7 +53,7 @@ def test_golden_cases_cover_every_head_and_option():
     assert not tp["grad/h.0.self_attention.dense.bias"].any()  # the biases slow_but_exact drops get no gradient
 
 
-def test_adamw_ten_steps_match_torch_golden():
+def test_adamw_ten_steps_match_torch():
     expected = load_file(os.path.join(GRADS_DIR, "adamw", "expected.safetensors"))
     params = {k: v.copy() for k, v in split(expected, "init/").items()}
     kw = MANIFEST["adamw"]

@@ -27,12 +27,12 @@ import math
 
 import numpy as np
 
-from .alibi import alibi_bias
-from .attention import merge_heads, split_heads
-from .errors import InputError
-from .functional import layer_norm, softmax
-from .masking import causal_padding_bias
-from .storage import bfloat16_bits, to_float32
+from ..alibi import alibi_bias
+from ..attention import merge_heads, split_heads
+from ..errors import InputError
+from ..functional import layer_norm, softmax
+from ..masking import causal_padding_bias
+from ..storage import bfloat16_bits, to_float32
 
 LOW_DTYPES = {"bfloat16": np.float32(-3.3895313892515355e38), "float16": np.float32(-65504.0)}  # finfo.min
 

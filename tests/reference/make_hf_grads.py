@@ -1,12 +1,12 @@
-"""Write the golden gradients under tests/golden/grads/ with torch autograd (needs the `reference` extra).
+"""Write the expected gradients under tests/hf_expected/grads/ with torch autograd (needs the `reference` extra).
 
-    python tests/reference/make_golden_grads.py
+    python tests/reference/make_hf_grads.py
 
 For each case of `grad_cases.GRAD_CASES`: a tiny random transformers BLOOM with a head, saved by
 transformers' own `save_pretrained`, and `expected.safetensors` holding the batch (`input/<arg>`), the
 loss and the gradient of every parameter (`grad/<name>`, names without `transformer.`), computed by
 torch in float32. Also `adamw/expected.safetensors`: ten torch.optim.AdamW steps on fixed gradients.
-The plain test run (no torch) checks minibloom against these files: tests/test_golden_grads.py.
+The plain test run (no torch) checks minibloom against these files: tests/test_hf_grads.py.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from safetensors.numpy import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from tests.reference.grad_cases import GRAD_CASES, config_kwargs  # noqa: E402
-from tests.reference.make_golden import randomize  # noqa: E402
+from tests.reference.make_hf_expected import randomize  # noqa: E402
 from tests.reference.torch_grads import torch_value_and_grad  # noqa: E402
 
-GRADS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "golden", "grads")
-REGENERATE = "python tests/reference/make_golden_grads.py"
+GRADS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hf_expected", "grads")
+REGENERATE = "python tests/reference/make_hf_grads.py"
 ADAMW = dict(lr=3e-2, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1)
 METADATA = {"format_version": "1", "transformers": transformers.__version__, "torch": torch.__version__,
             "regenerate": REGENERATE}

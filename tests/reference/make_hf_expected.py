@@ -1,6 +1,6 @@
-"""Write the golden fixtures under tests/golden/ with transformers itself (needs the `reference` extra).
+"""Write the expected outputs under tests/hf_expected/ with transformers itself (needs the `reference` extra).
 
-    python tests/reference/make_golden.py
+    python tests/reference/make_hf_expected.py
 
 Each case is a tiny random BLOOM checkpoint saved by transformers' own `save_pretrained`
 (safetensors), so the file layout is the real one, plus `expected.safetensors`: the inputs and
@@ -23,9 +23,9 @@ from safetensors.numpy import save_file
 from transformers import (BloomConfig, BloomForCausalLM, BloomForQuestionAnswering, BloomForSequenceClassification,
                           BloomForTokenClassification, BloomModel)
 
-GOLDEN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "golden")
+HF_EXPECTED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hf_expected")
 FORMAT_VERSION = "1"
-REGENERATE = "python tests/reference/make_golden.py"
+REGENERATE = "python tests/reference/make_hf_expected.py"
 VOCAB, LAYERS, BATCH, SEQ = 64, 2, 3, 7
 
 # name -> (config overrides, class saved, save dtype, max_shard_size)
@@ -84,7 +84,7 @@ def make_generation_case(seed: int) -> None:
     model = BloomForCausalLM(config).eval()
     # Small embeddings, large matrices: otherwise the tied head keeps repeating the last token and never says EOS.
     randomize(model, seed, embedding_std=0.3, matrix_std=1.0)
-    case_dir = os.path.join(GOLDEN_DIR, "generation")
+    case_dir = os.path.join(HF_EXPECTED_DIR, "generation")
     shutil.rmtree(case_dir, ignore_errors=True)
     model.save_pretrained(case_dir, safe_serialization=True)
     loaded = BloomForCausalLM.from_pretrained(case_dir, dtype=torch.float32).eval()
@@ -150,7 +150,7 @@ def make_case(name: str, seed: int) -> None:
     torch.manual_seed(seed)
     model = cls(config).eval()
     randomize(model, seed)
-    case_dir = os.path.join(GOLDEN_DIR, name)
+    case_dir = os.path.join(HF_EXPECTED_DIR, name)
     shutil.rmtree(case_dir, ignore_errors=True)
     kwargs = {"max_shard_size": shard} if shard else {}
     model.to(dtype).save_pretrained(case_dir, safe_serialization=True, **kwargs)
@@ -174,7 +174,7 @@ def make_head_case(name: str, seed: int) -> None:
     torch.manual_seed(seed)
     model = cls(config).eval()
     randomize(model, seed)
-    case_dir = os.path.join(GOLDEN_DIR, name)
+    case_dir = os.path.join(HF_EXPECTED_DIR, name)
     shutil.rmtree(case_dir, ignore_errors=True)
     model.save_pretrained(case_dir, safe_serialization=True)
     loaded = cls.from_pretrained(case_dir, dtype=torch.float32).eval()
@@ -200,20 +200,20 @@ def make_head_case(name: str, seed: int) -> None:
 
 def main() -> None:
     if transformers.__version__ != "4.57.1":
-        sys.exit(f"golden files must come from transformers 4.57.1, found {transformers.__version__}")
-    os.makedirs(GOLDEN_DIR, exist_ok=True)
+        sys.exit(f"the expected outputs must come from transformers 4.57.1, found {transformers.__version__}")
+    os.makedirs(HF_EXPECTED_DIR, exist_ok=True)
     for seed, name in enumerate(CASES):
         make_case(name, seed)
     for seed, name in enumerate(HEAD_CASES, start=100):
         make_head_case(name, seed)
     make_generation_case(200)
     heads = {name: cls.__name__ for name, (cls, _, _) in HEAD_CASES.items()}
-    with open(os.path.join(GOLDEN_DIR, "MANIFEST.json"), "w") as f:
+    with open(os.path.join(HF_EXPECTED_DIR, "MANIFEST.json"), "w") as f:
         json.dump({"format_version": FORMAT_VERSION, "transformers": transformers.__version__,
                    "torch": torch.__version__, "cases": sorted(CASES), "head_cases": heads,
                    "regenerate": REGENERATE}, f, indent=2)
         f.write("\n")
-    print(f"wrote {len(CASES)} model cases and {len(heads)} head cases to {GOLDEN_DIR}")
+    print(f"wrote {len(CASES)} model cases and {len(heads)} head cases to {HF_EXPECTED_DIR}")
 
 
 if __name__ == "__main__":

@@ -1,120 +1,35 @@
-"""Golden outputs for porters: record every intermediate of a forward pass, compare two records,
-and name the first op where they part.
-
-A golden file minibloom writes is one .safetensors file:
-
-    input_ids, attention_mask                  int64 [B, T]
-    embeddings ... logits                      float32, one tensor per step (names: docs/golden.md)
-    __metadata__                               format, minibloom version, model class, config and
-                                               its sha256, dtype, the names in forward order, the
-                                               axes of each tensor, the text if one was given
-
-A port's file needs only the names (docs/golden-format.md; the reader is `golden_format.py`).
+"""Comparing two golden records and naming the first op where they part.
 
 `compare` walks the names in forward order. An element passes when |actual - expected| <= allowed,
 allowed = atol + rtol * |expected| (NaN equals NaN); the first tensor with a failing element is the
 first divergence, reported with the position of its worst element (the largest |diff| / allowed) as
 named axes (batch, token, head, channel...), since an error in one op spreads to every later one.
 Without explicit atol / rtol the tolerance grows with depth and with the port's precision.
+Writing a golden file is `record.py`; reading one (minibloom's or a port's) is `format.py`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .errors import CheckpointError, InputError
-from .golden_format import (ALL_INPUTS, FORMAT, FORMAT_VERSION, HEAD_OUTPUTS, MODEL_CLASSES, GoldenFile, axes_of,
-                            compile_globs, conform, is_documented, layer_of, read, select, split_phase,
-                            step_of)
-from .safe_read import read_json
-from .safetensors_io import save_file
-from .trace import Trace
+from ..errors import CheckpointError, InputError
+from ..safe_read import read_json
+from .format import (ALL_INPUTS, MODEL_CLASSES, GoldenFile, compile_globs, conform, is_documented, layer_of, read,
+                     select, split_phase, step_of)
+from .record import capture
 
-__all__ = ["BASE_TOLERANCE", "C_WRITER_HEADER", "DEPTH_SCALE", "FORMAT", "FORMAT_VERSION", "MODEL_CLASSES", "GoldenFile", "Report",
-           "TensorDiff", "axes_of", "capture", "check_tolerance", "checkpoint_storage", "compare", "compile_globs",
-           "config_sha256", "default_tolerance", "unknown_names",
-           "diff_tensor", "dump", "format_report", "live_run", "load", "parse_layers", "plot_errors",
-           "read_tolerances"]
-
-
-# The single-file C99 header a port includes to write its tensors as one safetensors file
-# (docs/golden-format.md, "Writing from C"); shipped with the package.
-C_WRITER_HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "golden_writer.h")
-
-
-def config_sha256(config) -> str:
-    return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()
-
-
-def capture(model, input_ids: Any, attention_mask: Any = None) -> dict[str, np.ndarray]:
-    """Run `model` (BloomModel or any head) once; return its inputs and every intermediate, in order."""
-    ids = np.asarray(input_ids)
-    mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask)
-    trace = Trace()
-    out = model(ids, attention_mask=mask, trace=trace)
-    record = {"input_ids": ids.astype(np.int64), "attention_mask": mask.astype(np.int64), **trace.store}
-    for name in (*HEAD_OUTPUTS, "last_hidden_state"):
-        value = getattr(out, name, None)
-        if value is not None:
-            record[name] = np.asarray(value, np.float32)
-    return record
-
-
-def dump(model, path: str | os.PathLike, input_ids: Any, attention_mask: Any = None, text: str | None = None,
-         dtype: str = "float32") -> dict:
-    """Write a golden file of `model` on these inputs (atomically); returns the recorded tensors.
-
-    dtype "bfloat16" / "float16": computed as transformers computes in that dtype (`golden_lowp.py`)
-    and stored in it; "float32" (default): minibloom's own forward pass."""
-    if dtype == "float32":
-        record = capture(model, input_ids, attention_mask)
-    else:
-        from .golden_lowp import capture_lowp
-
-        ids = np.asarray(input_ids)
-        record = capture_lowp(model, ids, np.ones_like(ids) if attention_mask is None else attention_mask, dtype)
-    save_file(record, path, dtype=dtype, metadata=metadata_of(model, record, dtype, text))
-    return record
-
-
-def metadata_of(model, record: dict[str, np.ndarray], dtype: str = "float32", text: str | None = None) -> dict:
-    """A golden file's `__metadata__` (docs/golden.md): the names of `record` in its order, their axes."""
-    cls = type(model).__name__
-    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "minibloom_version": __version__,
-                "model_class": cls, "config": json.dumps(model.config.to_dict(), sort_keys=True),
-                "config_sha256": config_sha256(model.config), "dtype": dtype,
-                "order": json.dumps(list(record)),
-                "axes": json.dumps({k: axes_of(k, np.ndim(v), cls) for k, v in record.items()})}
-    if text is not None:
-        metadata["text"] = text
-    return metadata
-
-
-def checkpoint_storage(directory: str | os.PathLike) -> str:
-    """The storage that keeps a checkpoint's matrices as they are on disk: "bfloat16" / "float16" when
-    every matrix is stored so, else "float32". With it `from_pretrained` memory-maps the weights
-    instead of converting them, so a dump reads each layer from the page cache when it gets to it:
-    a checkpoint larger than the free RAM streams through (RAM ~ one layer plus the activations)."""
-    from .safetensors_io import read_header
-    from .weights import checkpoint_files
-
-    codes = set()
-    for path in sorted(set(checkpoint_files(directory).values())):
-        infos, _ = read_header(path)
-        codes |= {info.dtype for info in infos.values() if len(info.shape) == 2}
-    return {frozenset({"BF16"}): "bfloat16", frozenset({"F16"}): "float16"}.get(frozenset(codes), "float32")
+__all__ = ["BASE_TOLERANCE", "DEPTH_SCALE", "Report", "TensorDiff", "check_tolerance", "compare", "default_tolerance",
+           "diff_tensor", "format_report", "live_run", "load", "parse_layers", "plot_errors", "read_tolerances",
+           "unknown_names"]
 
 
 def load(path: str | os.PathLike) -> GoldenFile:
     """Read a golden file: minibloom's own or a port's plain safetensors / .npz / .npy directory
-    (`golden_format.read`); a file that is not one is a CheckpointError naming it."""
+    (`format.read`); a file that is not one is a CheckpointError naming it."""
     return read(path)
 
 
@@ -598,8 +513,8 @@ def parse_layers(text: str) -> tuple[int | None, int | None]:
 
 def live_run(expected: GoldenFile, checkpoint: str | os.PathLike, backend: str = "numpy") -> dict[str, np.ndarray]:
     """Run a checkpoint directory on a golden file's inputs and capture its intermediates."""
-    from . import heads
-    from .model import BloomModel
+    from .. import heads
+    from ..model import BloomModel
 
     cls_name = expected.model_class
     if cls_name not in MODEL_CLASSES:

@@ -4,8 +4,10 @@ What it changes, op by op (each kernel is tested equal to its NumPy op):
 
 - linear: a few rows of input (decoding, batch <= 8) go through `_gemv` in every weight storage
   (float32, bfloat16, float16, int8): each weight is read once, widened to float32 in a register
-  as it is read, and multiplied into up to four rows at a time, so a decoded token costs about
-  the weights' bytes / the machine's read bandwidth. Many rows (prefill) are compute-bound:
+  as it is read, and multiplied into up to eight rows at a time, so a decoded token costs about
+  the weights' bytes / the machine's read bandwidth (`_gemv_plain` is the same product as three
+  plain loops). int8 weights may instead meet activations quantised to int8 through AVX512-VNNI
+  (`INT8_ACTIVATIONS`, `numba_vnni`). Many rows (prefill) are compute-bound:
   float32 goes to BLAS (NumPy's matmul); compact weights are widened in blocks, each handed to BLAS.
 - linear_gelu: the bias add and BLOOM's GELU fused into one pass over the matmul's output.
 - layer_norm: one pass per row for the mean and variance (float64 sums), one to normalise.
@@ -281,7 +283,7 @@ def _gemv(x, w, out, rows4, ahead):
       input rows, in a register: the bytes read, not the multiplies, set the speed;
     - before a row is multiplied, the row `ahead` rows on (PREFETCH_BYTES of weights) is prefetched:
       a widening loop spends several instructions per cache line, so the out-of-order core alone
-      keeps too few reads in flight (measured on an Intel Xeon: bfloat16 1.6x -> 1.15x the floor);
+      keeps too few reads in flight;
     - with `rows4` (float32 weights) one input row (batch 1) goes into four weight rows at a time,
       four independent sums in flight;
     - otherwise the input rows go eight at once (two weight rows at a time: 16 sums, each x[m, k]

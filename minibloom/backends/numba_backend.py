@@ -470,7 +470,11 @@ def _scale_alibi_mask_softmax(scores, inv_norm, alibi, mask_bias):
 
 
 def attention_probs(q: np.ndarray, k: np.ndarray, alibi: np.ndarray, mask_bias: np.ndarray) -> np.ndarray:
-    scores = np.ascontiguousarray(q @ k.transpose(0, 1, 3, 2), np.float32)  # [B, N, T, S], BLAS
+    # subtle: NumPy's stacked matmul with a transposed *view* as its right operand ran 5x slower than
+    # with a contiguous copy (its per-slice loop skips BLAS); the copy of k^T costs N * S * D floats,
+    # so it is made when several query rows share it (prefill, training), not for decode's one.
+    k_t = k.transpose(0, 1, 3, 2) if q.shape[2] == 1 else np.ascontiguousarray(k.transpose(0, 1, 3, 2))  # [B, N, D, S]
+    scores = np.ascontiguousarray(q @ k_t, np.float32)  # [B, N, T, S], BLAS
     alibi = np.ascontiguousarray(np.broadcast_to(alibi, (*scores.shape[:2], 1, scores.shape[3])), np.float32)
     mask_bias = np.ascontiguousarray(np.broadcast_to(mask_bias, (scores.shape[0], 1, *scores.shape[2:])),
                                      np.float32)

@@ -284,8 +284,8 @@ def _gemv(x, w, out, rows4, ahead):
     - before a row is multiplied, the row `ahead` rows on (PREFETCH_BYTES of weights) is prefetched:
       a widening loop spends several instructions per cache line, so the out-of-order core alone
       keeps too few reads in flight;
-    - with `rows4` (float32 weights) one input row (batch 1) goes into four weight rows at a time,
-      four independent sums in flight;
+    - with `rows4` (float32 and 2-byte weights) one input row (batch 1) goes into four weight rows
+      at a time: four independent sums and four streams of reads in flight;
     - otherwise the input rows go eight at once (two weight rows at a time: 16 sums, each x[m, k]
       loaded once for both rows, so loads no longer outnumber the multiplies), else four, two, one;
     - 512-bit vectors where the CPU has them (`_prefer_512_bit_vectors`); fastmath lets the sums
@@ -384,7 +384,8 @@ def gemv(x2: np.ndarray, weight: np.ndarray, plain: bool = False) -> np.ndarray:
         out = numba_vnni.gemv_int8(x2, codes)  # activations quantised per row, int8 x int8 through VNNI
     else:
         row_bytes = max(1, codes.shape[1] * codes.itemsize)
-        _gemv(x2, codes, out, weight.dtype == np.float32, max(1, PREFETCH_BYTES // row_bytes))
+        rows4 = codes.itemsize >= 2  # float32 and 2-byte weights; int8 measured faster one row at a time
+        _gemv(x2, codes, out, rows4, max(1, PREFETCH_BYTES // row_bytes))
     if isinstance(weight, Int8Matrix):
         out *= weight.row_scales()  # [M, N] * [N]: each output row's absmax / 127, once per product
     return out

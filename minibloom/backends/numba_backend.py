@@ -276,7 +276,7 @@ def _gemv(x, w, out, rows4, ahead):
     """out [M, N] = x [M, K] @ widen(w [N, K])^T for a few rows M (decoding: M = batch size):
     `_gemv_plain`'s product, arranged so that a decoded token costs about the weights' bytes / the
     machine's read bandwidth. What each arrangement is for (measurements: docs/performance.md,
-    "Decode kernels against the bandwidth floor"):
+    "Decode against the streaming-read floor"):
 
     - tasks of GEMV_ROWS weight rows (`prange`, split over `minibloom.set_num_threads`' threads);
     - each weight is read from memory once per call and widened (`_as_float32`) once per group of

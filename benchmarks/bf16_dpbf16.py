@@ -2,10 +2,9 @@
 
     python benchmarks/bf16_dpbf16.py            # needs avx512_bf16 in /proc/cpuinfo's flags
 
-A prototype for issue 24, not used by the backend: measured no faster than `_gemv` on the one
-machine it could run on (docs/performance.md, "bfloat16 GEMV through vdpbf16ps"), so it is kept
-here for a machine where the portable kernel is compute-bound (the Intel Xeon of issue 24: 7.4
-GB/s at one thread). `vdpbf16ps` multiplies bf16 by bf16, so the float32 activations are split
+A prototype for issue 24, not used by the backend: measured no faster than `_gemv` from memory
+on an AMD EPYC and on an Intel Xeon (Emerald Rapids) (docs/performance.md, "bfloat16 GEMV through
+vdpbf16ps" and "Machine A"). `vdpbf16ps` multiplies bf16 by bf16, so the float32 activations are split
 into two bfloat16 parts, x = hi + lo (16 of float32's 24 significant bits), and each weight pair
 goes through two instructions; the intrinsic is reached through `numba.extending.intrinsic` and
 LLVM's `llvm.x86.avx512bf16.dpbf16ps.512` (llvmlite has no bfloat type: a small one is declared).

@@ -23,6 +23,14 @@ from .storage import Int8Matrix, to_float32
 OUTLIER_THRESHOLD = 6.0  # the paper's alpha
 
 
+def quantize_rows(x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x2 [R, K] float32 -> (codes [R, K] int8 in [-127, 127], scale [R] float32): each row's absmax
+    maps to 127, x ~= codes * scale (an all-zero row gets scale 1/127)."""
+    x_absmax = np.abs(x2).max(axis=1, initial=0.0)  # [R]
+    x_scale = (np.where(x_absmax > 0, x_absmax, np.float32(1.0)) / np.float32(127.0)).astype(np.float32)
+    return np.rint(x2 / x_scale[:, None]).astype(np.int8), x_scale
+
+
 def llm_int8_linear(x: np.ndarray, weight: Int8Matrix, bias: np.ndarray | None = None,
                     threshold: float = OUTLIER_THRESHOLD) -> np.ndarray:
     """x [..., K] @ weight [N, K]^T (+ bias) by LLM.int8()'s mixed-precision decomposition."""
@@ -31,10 +39,8 @@ def llm_int8_linear(x: np.ndarray, weight: Int8Matrix, bias: np.ndarray | None =
     w16 = to_float32(weight)[:, outliers].astype(np.float16)  # [N, |O|]
     high = x2[:, outliers].astype(np.float16).astype(np.float32) @ w16.astype(np.float32).T  # [R, N]
     rest = np.where(outliers, np.float32(0.0), x2)  # [R, K], the outlier columns zeroed
-    x_absmax = np.abs(rest).max(axis=1)  # [R]
-    x_scale = np.where(x_absmax > 0, x_absmax, np.float32(1.0)) / np.float32(127.0)
-    x8 = np.rint(rest / x_scale[:, None]).astype(np.int32)  # [R, K] in [-127, 127]
-    acc = x8 @ weight.codes().astype(np.int32).T  # [R, N], exact integer sums
+    x8, x_scale = quantize_rows(rest)  # [R, K] int8, [R]
+    acc = x8.astype(np.int32) @ weight.codes().astype(np.int32).T  # [R, N], exact integer sums
     low = acc.astype(np.float32) * (x_scale[:, None] * weight.row_scales()[None, :])
     y = high + low
     if bias is not None:

@@ -71,6 +71,24 @@ def test_gemv_equals_the_numpy_product(data, batch, fan_in, fan_out, storage, w_
                  atol=1e-6 * np.sqrt(fan_in))
 
 
+@given(st.data(), st.integers(1, 9), st.integers(1, 70), st.integers(1, 90), st.sampled_from(STORAGES))
+def test_fast_gemv_equals_the_plain_one(data, batch, fan_in, fan_out, storage):
+    """`_gemv` (unrolled, blocked, prefetching) computes what `_gemv_plain`'s three loops compute."""
+    weight = from_float32(arrays(data.draw, (fan_out, fan_in)), storage)
+    x = arrays(data.draw, (batch, fan_in))
+    assert_close(numba_backend.gemv(x, weight), numba_backend.gemv(x, weight, plain=True),
+                 f"gemv vs plain {storage} {batch}x{fan_in}x{fan_out}", atol=1e-6 * np.sqrt(fan_in))
+
+
+def test_gemv_prefetch_reaches_past_the_last_row_safely():
+    """The prefetch distance may exceed the matrix (a hint for a row that does not exist is skipped)."""
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((8, 5)).astype(np.float32), rng.standard_normal((3, 5)).astype(np.float32)
+    out = np.empty((8, 3), np.float32)
+    numba_backend._gemv(x, w, out, True, 10**6)
+    assert_close(out, x @ w.T, "gemv, prefetch beyond the end", atol=1e-6)
+
+
 def test_linear_widens_in_blocks_when_many_rows(monkeypatch):
     """Prefill with 2-byte weights: several widened blocks, the last one partial."""
     monkeypatch.setattr(numba_backend, "WIDEN_BLOCK", 7)

@@ -8,9 +8,13 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from minibloom import EMBEDDED_CHECKPOINT, BloomConfig, BloomForCausalLM, BloomTokenizer, CheckpointError
+from minibloom.backends import numba_backend, numba_vnni as vnni
 from minibloom.int8_io import METADATA, is_int8_checkpoint
+from minibloom.llm_int8 import llm_int8_linear
 from minibloom.perplexity import perplexity
 from minibloom.safetensors_io import read_header
 from minibloom.storage import Int8Matrix, quantize_int8
@@ -110,3 +114,33 @@ def test_llm_int8_outlier_columns_keep_the_other_activations_accurate():
     plain = np.abs(llm_int8_linear(x, w, threshold=np.inf) - exact).max()
     assert mixed < plain / 5, (mixed, plain)
     assert mixed <= 0.02 * np.abs(exact).max()
+
+
+needs_vnni = pytest.mark.skipif(not vnni.available(), reason="this CPU has no AVX512-VNNI")
+
+
+@needs_vnni
+@given(st.data(), st.integers(1, 9), st.integers(1, 300), st.integers(1, 40), st.sampled_from([1.0, 100.0]))
+def test_vnni_product_equals_llm_int8_without_outliers(data, batch, fan_in, fan_out, scale):
+    """int8 x int8 through vpdpbusd (whole 64-byte chunks and the columns after them, batch 8 and
+    the one-row path) equals the NumPy reference: LLM.int8()'s product with no outlier column."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    weight = quantize_int8(rng.standard_normal((fan_out, fan_in)).astype(np.float32))
+    x = (rng.standard_normal((batch, fan_in)) * scale).astype(np.float32)
+    got = vnni.gemv_int8(x, weight.codes()) * weight.row_scales()
+    expected = llm_int8_linear(x, weight, threshold=np.inf)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max(initial=1.0))
+
+
+@needs_vnni
+def test_backend_uses_vnni_only_when_asked(monkeypatch):
+    """INT8_ACTIVATIONS="float32" (the default) widens exactly; "int8" gives the quantised product."""
+    rng = np.random.default_rng(3)
+    weight = quantize_int8(rng.standard_normal((70, 130)).astype(np.float32))
+    x = rng.standard_normal((8, 130)).astype(np.float32)
+    exact = x @ (weight.codes().astype(np.float32) * weight.row_scales()[:, None]).T
+    np.testing.assert_allclose(numba_backend.gemv(x, weight), exact, rtol=1e-5, atol=1e-4)
+    monkeypatch.setattr(numba_backend, "INT8_ACTIVATIONS", "int8")
+    quantised = numba_backend.gemv(x, weight)
+    np.testing.assert_allclose(quantised, llm_int8_linear(x, weight, threshold=np.inf), rtol=1e-5, atol=1e-4)
+    assert np.abs(quantised - exact).max() > 1e-4  # it really took the other path

@@ -4,8 +4,10 @@ What it changes, op by op (each kernel is tested equal to its NumPy op):
 
 - linear: a few rows of input (decoding, batch <= 8) go through `_gemv` in every weight storage
   (float32, bfloat16, float16, int8): each weight is read once, widened to float32 in a register
-  as it is read, and multiplied into up to four rows at a time, so a decoded token costs about
-  the weights' bytes / the machine's read bandwidth. Many rows (prefill) are compute-bound:
+  as it is read, and multiplied into up to eight rows at a time, so a decoded token costs about
+  the weights' bytes / the machine's read bandwidth (`_gemv_plain` is the same product as three
+  plain loops). int8 weights may instead meet activations quantised to int8 through AVX512-VNNI
+  (`INT8_ACTIVATIONS`, `numba_vnni`). Many rows (prefill) are compute-bound:
   float32 goes to BLAS (NumPy's matmul); compact weights are widened in blocks, each handed to BLAS.
 - linear_gelu: the bias add and BLOOM's GELU fused into one pass over the matmul's output.
 - layer_norm: one pass per row for the mean and variance (float64 sums), one to normalise.
@@ -25,7 +27,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import prange
-from numba.core import types
+from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from .. import functional
@@ -201,31 +203,105 @@ def _widen(codes, out):
             out[r, k] = _as_float32(codes[r, k])
 
 
+# How decoding multiplies int8 weights: "float32" widens them exactly (activations stay float32);
+# "int8" quantises each input row to int8 too and multiplies int8 x int8 with AVX512-VNNI where the
+# CPU has it (`numba_vnni`; LLM.int8()'s product without outlier columns), else widens. Speed and
+# accuracy of both: docs/performance.md ("int8 through VNNI").
+INT8_ACTIVATIONS = "float32"
 GEMV_ROWS = 16  # weight rows per parallel task: 16-64 KB of weights, a few microseconds of work
+PREFETCH_BYTES = 4096  # how far ahead of the row being multiplied `_gemv` asks for the weights
+CACHE_LINE = 64
+
+
+@intrinsic
+def _prefer_512_bit_vectors(typingctx):
+    """Let LLVM vectorise the calling kernel with 512-bit registers where the CPU has them.
+
+    subtle: LLVM's tuning for Intel's AVX-512 cores (Sapphire/Emerald Rapids, ...) says "prefer 256-bit
+    vectors" (512-bit instructions once lowered the clock of older cores), so the decode loops were
+    compiled to ymm registers: half the weights per instruction. The function attribute
+    "prefer-vector-width"="512" lifts that for this kernel alone (clang's -mprefer-vector-width=512);
+    on a CPU without AVX-512 it changes nothing. llvmlite checks attribute names against a fixed list
+    that lacks this one, hence `set.add`. Emits no instruction.
+    """
+    def codegen(context, builder, signature, args):
+        set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
+@intrinsic
+def _prefetch(typingctx, w, row, col):
+    """Ask the memory system for the cache line holding w[row, col] (LLVM's `llvm.prefetch`: a hint,
+    never a fault, no result)."""
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        pointer = cgutils.get_item_pointer2(context, builder, array.data, cgutils.unpack_tuple(builder, array.shape, 2),
+                                            cgutils.unpack_tuple(builder, array.strides, 2), "A", [args[1], args[2]])
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        hint = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                              "llvm.prefetch.p0")
+        builder.call(hint, [builder.bitcast(pointer, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    if not (isinstance(w, types.Array) and w.ndim == 2):
+        return None
+    return types.none(w, row, col), codegen
+
+
+@numba.njit(inline="always")
+def _prefetch_row(w, row, step):
+    """Prefetch every cache line of weight row `row` (`step` weights per line), if there is such a row."""
+    if row < w.shape[0]:
+        for k in range(0, w.shape[1], step):
+            _prefetch(w, row, k)
+
+
+@numba.njit(**PARALLEL)
+def _gemv_plain(x, w, out):
+    """out [M, N] = x [M, K] @ widen(w [N, K])^T: the plain loops `_gemv` computes faster, to read first
+    (and the reference the tests hold `_gemv` to). Each weight is widened (`_as_float32`) as it is read."""
+    M, K = x.shape
+    for n in prange(w.shape[0]):  # output columns split over the threads
+        for m in range(M):
+            total = np.float32(0.0)
+            for k in range(K):
+                total += x[m, k] * _as_float32(w[n, k])
+            out[m, n] = total
 
 
 @numba.njit(**PARALLEL, fastmath=FAST)
-def _gemv(x, w, out, rows4):
-    """out [M, N] = x [M, K] @ widen(w [N, K])^T for a few rows M (decoding: M = batch size).
+def _gemv(x, w, out, rows4, ahead):
+    """out [M, N] = x [M, K] @ widen(w [N, K])^T for a few rows M (decoding: M = batch size):
+    `_gemv_plain`'s product, arranged so that a decoded token costs about the weights' bytes / the
+    machine's read bandwidth. What each arrangement is for (measurements: docs/performance.md,
+    "Decode against the streaming-read floor"):
 
-    Geometry: tasks of GEMV_ROWS weight rows (`prange`, split over the threads set by
-    `minibloom.set_num_threads`; one by default). With `rows4` (float32 weights), one input row
-    (batch 1) is multiplied into four weight rows at a time, four independent sums in flight
-    (measured 1.15x -> 1.00x of the floor; the widening storages measured slower that way). Otherwise, for each weight row, the input rows go eight
-    at once when there are eight, else four, then two, then one at a time: each weight is loaded
-    and widened (`_as_float32`) once per group and multiplied into that many accumulators, so
-    loads, not multiplies, stay the limit; the row (<= 64 KB) is still in L1/L2 for the next
-    group. Each weight byte is read from memory once per call, which is what bounds the speed of
-    decoding. fastmath lets the dot products vectorise (sums reassociated: results differ from
-    BLAS's in the last bits, as two BLAS builds do).
+    - tasks of GEMV_ROWS weight rows (`prange`, split over `minibloom.set_num_threads`' threads);
+    - each weight is read from memory once per call and widened (`_as_float32`) once per group of
+      input rows, in a register: the bytes read, not the multiplies, set the speed;
+    - before a row is multiplied, the row `ahead` rows on (PREFETCH_BYTES of weights) is prefetched:
+      a widening loop spends several instructions per cache line, so the out-of-order core alone
+      keeps too few reads in flight;
+    - with `rows4` (float32 and 2-byte weights) one input row (batch 1) goes into four weight rows
+      at a time: four independent sums and four streams of reads in flight;
+    - otherwise the input rows go eight at once (two weight rows at a time: 16 sums, each x[m, k]
+      loaded once for both rows, so loads no longer outnumber the multiplies), else four, two, one;
+    - 512-bit vectors where the CPU has them (`_prefer_512_bit_vectors`); fastmath lets the sums
+      vectorise (reassociated: the last bits differ from BLAS's, as two BLAS builds do).
     """
     M, K = x.shape
     N = w.shape[0]
+    step = max(1, CACHE_LINE // w.itemsize)
     for task in prange((N + GEMV_ROWS - 1) // GEMV_ROWS):
+        _prefer_512_bit_vectors()
         lo, hi = task * GEMV_ROWS, min(N, task * GEMV_ROWS + GEMV_ROWS)
         if M == 1 and rows4:  # one input row: four weight rows at a time, four independent sums in flight
             r = lo
             while r + 4 <= hi:
+                for j in range(4):
+                    _prefetch_row(w, r + j + ahead, step)
                 a0 = a1 = a2 = a3 = np.float32(0.0)
                 for k in range(K):
                     xk = x[0, k]
@@ -236,23 +312,42 @@ def _gemv(x, w, out, rows4):
                 out[0, r], out[0, r + 1], out[0, r + 2], out[0, r + 3] = a0, a1, a2, a3
                 r += 4
             lo = r  # the last rows of a matrix whose row count is not a multiple of 4: below
-        for r in range(lo, hi):
-            m = 0
-            if M == 8:  # one pass: each weight widened once for all eight rows (8 accumulators + 1 fit in 16 registers)
+        if M == 8:  # two weight rows x eight input rows: 16 sums, each weight and each x[m, k] loaded once
+            r = lo
+            while r + 2 <= hi:
+                _prefetch_row(w, r + ahead, step)
+                _prefetch_row(w, r + 1 + ahead, step)
                 a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = np.float32(0.0)
+                b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = np.float32(0.0)
                 for k in range(K):
-                    v = _as_float32(w[r, k])
-                    a0 += x[0, k] * v
-                    a1 += x[1, k] * v
-                    a2 += x[2, k] * v
-                    a3 += x[3, k] * v
-                    a4 += x[4, k] * v
-                    a5 += x[5, k] * v
-                    a6 += x[6, k] * v
-                    a7 += x[7, k] * v
+                    v, u = _as_float32(w[r, k]), _as_float32(w[r + 1, k])
+                    x0, x1, x2, x3 = x[0, k], x[1, k], x[2, k], x[3, k]
+                    x4, x5, x6, x7 = x[4, k], x[5, k], x[6, k], x[7, k]
+                    a0 += x0 * v
+                    a1 += x1 * v
+                    a2 += x2 * v
+                    a3 += x3 * v
+                    a4 += x4 * v
+                    a5 += x5 * v
+                    a6 += x6 * v
+                    a7 += x7 * v
+                    b0 += x0 * u
+                    b1 += x1 * u
+                    b2 += x2 * u
+                    b3 += x3 * u
+                    b4 += x4 * u
+                    b5 += x5 * u
+                    b6 += x6 * u
+                    b7 += x7 * u
                 out[0, r], out[1, r], out[2, r], out[3, r] = a0, a1, a2, a3
                 out[4, r], out[5, r], out[6, r], out[7, r] = a4, a5, a6, a7
-                m = 8
+                out[0, r + 1], out[1, r + 1], out[2, r + 1], out[3, r + 1] = b0, b1, b2, b3
+                out[4, r + 1], out[5, r + 1], out[6, r + 1], out[7, r + 1] = b4, b5, b6, b7
+                r += 2
+            lo = r  # an odd last row: below, four input rows at a time
+        for r in range(lo, hi):
+            _prefetch_row(w, r + ahead, step)
+            m = 0
             while m + 4 <= M:
                 a0 = a1 = a2 = a3 = np.float32(0.0)
                 for k in range(K):
@@ -278,11 +373,19 @@ def _gemv(x, w, out, rows4):
                 out[m, r] = a0
 
 
-def gemv(x2: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """x2 [M, K] float32 @ weight [N, K]^T -> [M, N] with `_gemv`, for any stored weight."""
+def gemv(x2: np.ndarray, weight: np.ndarray, plain: bool = False) -> np.ndarray:
+    """x2 [M, K] float32 @ weight [N, K]^T -> [M, N] with `_gemv` (`plain`: `_gemv_plain`), for any stored weight."""
     out = np.empty((x2.shape[0], weight.shape[0]), np.float32)
     numba_threads()
-    _gemv(x2, _codes(weight), out, weight.dtype == np.float32)
+    codes = _codes(weight)
+    if plain:
+        _gemv_plain(x2, codes, out)
+    elif isinstance(weight, Int8Matrix) and INT8_ACTIVATIONS == "int8" and numba_vnni.usable(codes):
+        out = numba_vnni.gemv_int8(x2, codes)  # activations quantised per row, int8 x int8 through VNNI
+    else:
+        row_bytes = max(1, codes.shape[1] * codes.itemsize)
+        rows4 = codes.itemsize >= 2  # float32 and 2-byte weights; int8 measured faster one row at a time
+        _gemv(x2, codes, out, rows4, max(1, PREFETCH_BYTES // row_bytes))
     if isinstance(weight, Int8Matrix):
         out *= weight.row_scales()  # [M, N] * [N]: each output row's absmax / 127, once per product
     return out
@@ -368,7 +471,11 @@ def _scale_alibi_mask_softmax(scores, inv_norm, alibi, mask_bias):
 
 
 def attention_probs(q: np.ndarray, k: np.ndarray, alibi: np.ndarray, mask_bias: np.ndarray) -> np.ndarray:
-    scores = np.ascontiguousarray(q @ k.transpose(0, 1, 3, 2), np.float32)  # [B, N, T, S], BLAS
+    # subtle: NumPy's stacked matmul with a transposed *view* as its right operand ran 5x slower than
+    # with a contiguous copy (its per-slice loop skips BLAS); the copy of k^T costs N * S * D floats,
+    # so it is made when several query rows share it (prefill, training), not for decode's one.
+    k_t = k.transpose(0, 1, 3, 2) if q.shape[2] == 1 else np.ascontiguousarray(k.transpose(0, 1, 3, 2))  # [B, N, D, S]
+    scores = np.ascontiguousarray(q @ k_t, np.float32)  # [B, N, T, S], BLAS
     alibi = np.ascontiguousarray(np.broadcast_to(alibi, (*scores.shape[:2], 1, scores.shape[3])), np.float32)
     mask_bias = np.ascontiguousarray(np.broadcast_to(mask_bias, (scores.shape[0], 1, *scores.shape[2:])),
                                      np.float32)
@@ -407,3 +514,6 @@ def embed(table: np.ndarray, ids: np.ndarray) -> np.ndarray:
     elif table.dtype != np.float32:
         rows = to_float32(rows.view(table.dtype))
     return rows.reshape(*ids.shape, table.shape[1])
+
+
+from . import numba_vnni  # noqa: E402  (it imports this module's GEMV_ROWS, PARALLEL and prefetch)

@@ -280,7 +280,7 @@ def gelu(plt, path: str) -> None:
 def sampling(plt, path: str) -> None:
     """The embedded model's next-token distribution, reshaped by temperature, and the top-p nucleus."""
     from minibloom.functional import softmax
-    from minibloom.logits_process import top_p
+    from minibloom.generation.logits_process import top_p
 
     tok, lm = load_embedded()
     ids = np.array([tok("ROMEO.\nWhat")["input_ids"]])

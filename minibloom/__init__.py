@@ -2,7 +2,7 @@
 
 Start at `model.py` (the forward pass) and follow the imports: `block.py`, `attention.py`,
 `alibi.py`, `masking.py`, `functional.py`. Checkpoints: `config.py`, `weights.py`. Heads and
-losses: `heads.py`, `losses.py`. Generation: `cache.py`, `logits_process.py`, `generation/`
+losses: `heads.py`, `losses.py`. Generation: `cache.py`, `generation/` (with `logits_process.py`)
 (the settings, the decoding loop, beam search, streamers). Tokenizer: `tokenizer/`.
 """
 

@@ -10,7 +10,7 @@ import pytest
 
 from minibloom import BloomConfig, BloomForCausalLM, InputError
 from minibloom.cache import KVCache
-from minibloom.logits_process import repetition_penalty, temperature, top_k, top_p
+from minibloom.generation.logits_process import repetition_penalty, temperature, top_k, top_p
 from minibloom.safetensors_io import load_file, read_header
 from tests.conftest import HF_EXPECTED_DIR
 

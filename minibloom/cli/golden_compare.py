@@ -91,7 +91,7 @@ TENSOR_FLAGS = ("only", "logits_only", "allow_unknown", "ignore_padding", "score
 
 def compare_tokens(args: argparse.Namespace) -> int:
     """A tokenizer golden (.jsonl) with a port's records; the tensor options are refused by name."""
-    from .. import golden_tokens
+    from ..golden import tokens as golden_tokens
 
     if not (args.expected.endswith(".jsonl") and args.actual.endswith(".jsonl")):
         raise UsageError(f"a tokenizer golden is compared with a port's records: both files *.jsonl, got "

@@ -98,7 +98,7 @@ def check_sampling_flags(args: argparse.Namespace) -> None:
 def dump_generate(args: argparse.Namespace, directory: str, ids: np.ndarray, mask: np.ndarray,
                   text: str | None) -> int:
     """--generate N: a generation golden (greedy, or --sample), checked before the model loads."""
-    from .. import golden_generate
+    from ..golden import generate as golden_generate
     from ..heads import BloomForCausalLM
 
     if args.train or args.dtype != "float32":
@@ -123,7 +123,7 @@ def dump_generate(args: argparse.Namespace, directory: str, ids: np.ndarray, mas
 def dump_train(args: argparse.Namespace, directory: str, ids: np.ndarray, mask: np.ndarray,
                text: str | None) -> int:
     """--train: a training golden (loss, gradients, AdamW steps), checked before the model loads."""
-    from .. import golden_train
+    from ..golden import train as golden_train
     from ..heads import BloomForCausalLM
 
     given = [o for o in TRAIN_OPTIONS if getattr(args, o) is not None]
@@ -143,7 +143,7 @@ def dump_train(args: argparse.Namespace, directory: str, ids: np.ndarray, mask: 
 
 def run_tokenize(args: argparse.Namespace) -> int:
     """`golden tokenize`: the built-in corpus and --texts through the tokenizer, as JSON Lines."""
-    from .. import golden_tokens
+    from ..golden import tokens as golden_tokens
 
     if not args.output.endswith(".jsonl"):
         raise UsageError(f"-o {args.output}: a tokenizer golden is named *.jsonl (compare tells it by the suffix)")

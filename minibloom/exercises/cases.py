@@ -218,7 +218,7 @@ def cases_pooling():
 # ---- top-p ------------------------------------------------------------------------------------------
 
 def ref_top_p(scores, p):
-    from ..logits_process import top_p
+    from ..generation.logits_process import top_p
 
     return top_p(scores, p)
 
@@ -553,8 +553,8 @@ Nucleus filtering: scores [B, V] with every token outside the nucleus set to -in
 
 The nucleus is the smallest set of most likely tokens (probabilities softmax(scores)) whose total
 probability reaches p. Chapter 14 of docs/tutorial.md.
-""", ref_top_p, "minibloom.logits_process.top_p", cases_top_p,
-             "see the docstring of minibloom.logits_process.top_p"),
+""", ref_top_p, "minibloom.generation.logits_process.top_p", cases_top_p,
+             "see the docstring of minibloom.generation.logits_process.top_p"),
     Exercise("byte_level", "to_byte_level", "(text: str) -> str", """
 A text's UTF-8 bytes as the byte-level alphabet shows them: one printable character per byte.
 

@@ -11,15 +11,14 @@ Read in this order:
     stop_strings.py  transformers' StopStringCriteria
     step_outputs.py  what each step keeps (hidden states, attentions)
     scores.py        compute_transition_scores
+    logits_process.py  the score processors: repetition penalty, temperature, top-k, top-p, ...
     streamers.py     TextStreamer, TextIteratorStreamer
 
-The score processors (repetition penalty, temperature, top-k, top-p, ...) are `minibloom.logits_process`;
-the checks of single arguments, `minibloom.validation`.
+The checks of single arguments are in `minibloom.validation`.
 """
 
 from __future__ import annotations
 
-from ..validation import as_generator, is_int
 from .config import GENERATION_CONFIG_NAME, UNSUPPORTED_FIELDS, GenerationConfig
 from .decode import decode_steps, generate, sample, stream
 from .plan import plan
@@ -27,6 +26,6 @@ from .scores import compute_transition_scores
 from .settings import make_config
 from .stop_strings import StopStrings
 
-__all__ = ["GENERATION_CONFIG_NAME", "UNSUPPORTED_FIELDS", "GenerationConfig", "StopStrings", "as_generator",
-           "compute_transition_scores", "decode_steps", "generate", "is_int", "make_config", "plan", "sample",
+__all__ = ["GENERATION_CONFIG_NAME", "UNSUPPORTED_FIELDS", "GenerationConfig", "StopStrings",
+           "compute_transition_scores", "decode_steps", "generate", "make_config", "plan", "sample",
            "stream"]

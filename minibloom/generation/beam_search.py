@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..cache import KVCache
-from ..logits_process import repetition_penalty
+from .logits_process import repetition_penalty
 from ..losses import log_softmax
 from ..outputs import GenerateBeamDecoderOnlyOutput
 from ..validation import check_allocation

@@ -25,7 +25,7 @@ import numpy as np
 from ..cache import KVCache
 from ..errors import InputError, NonFiniteScoresError
 from ..functional import softmax
-from ..logits_process import process_scores
+from .logits_process import process_scores
 from ..outputs import GenerateDecoderOnlyOutput
 from ..validation import as_generator
 from .beam_search import beam_search

@@ -37,9 +37,9 @@ import numpy as np
 
 from ..errors import InputError
 from ..functional import softmax
-from ..generation import as_generator, is_int
+from ..validation import as_generator, is_int
 from ..heads import BloomForCausalLM
-from ..logits_process import process_scores
+from ..generation.logits_process import process_scores
 from ..safetensors_io import save_file
 from ..validation import check_attention_mask, check_ids
 from .record import metadata_of

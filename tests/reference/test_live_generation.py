@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import minibloom
 from minibloom.cache import KVCache
-from minibloom.logits_process import process_scores
+from minibloom.generation.logits_process import process_scores
 from tests.conftest import assert_close
 from tests.reference.reference_utils import mirror, torch, torch_bloom, transformers
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .functional import softmax
+from ..functional import softmax
 
 
 def repetition_penalty(input_ids: np.ndarray, scores: np.ndarray, penalty: float) -> np.ndarray:
